@@ -1,0 +1,128 @@
+"""Validating converters shared by the event classes."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timezone
+
+from events._errors import EventValueError
+
+MAX_ID_CHARS = 200
+MAX_TEXT_CHARS = 10_000
+
+
+def identifier(value: object, *, field: str) -> str:
+    """A non-empty identifier, NFC-normalised, without control characters or padding.
+
+    NFC normalisation makes "Résearch" typed with a combining accent and with a precomposed
+    one the same identifier, so look-alike spellings cannot split one account in two.
+    """
+    if not isinstance(value, str):
+        raise EventValueError(f"{field}: expected a string, got {type(value).__name__}")
+    _check_encodable(value, field=field)
+    text = unicodedata.normalize("NFC", value)
+    if not text:
+        raise EventValueError(f"{field}: must not be empty")
+    if text != text.strip():
+        raise EventValueError(f"{field}: {text!r} has leading or trailing white space")
+    if len(text) > MAX_ID_CHARS:
+        raise EventValueError(f"{field}: longer than {MAX_ID_CHARS} characters")
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") or ch in "\t\n\r":
+            raise EventValueError(f"{field}: invalid character {ch!r} in {text!r}")
+    return text
+
+
+def account_ref(value: object, *, field: str) -> str:
+    """An account reference ``entity:account`` (both parts non-empty)."""
+    text = identifier(value, field=field)
+    entity, sep, name = text.partition(":")
+    if not sep or not entity or not name:
+        raise EventValueError(f"{field}: {text!r} is not an account reference 'entity:account'")
+    return text
+
+
+def free_text(value: object, *, field: str) -> str:
+    """Human text (a note, a title): any printable characters, bounded length."""
+    if not isinstance(value, str):
+        raise EventValueError(f"{field}: expected a string, got {type(value).__name__}")
+    _check_encodable(value, field=field)
+    if len(value) > MAX_TEXT_CHARS:
+        raise EventValueError(f"{field}: longer than {MAX_TEXT_CHARS} characters")
+    if "\x00" in value:
+        raise EventValueError(f"{field}: invalid character '\\x00'")
+    return unicodedata.normalize("NFC", value)
+
+
+def _check_encodable(value: str, *, field: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventValueError(
+            f"{field}: invalid character (lone surrogate) cannot be encoded for hashing"
+        ) from None
+
+
+def utc_instant(value: object, *, field: str = "at") -> datetime:
+    """A timezone-aware instant, normalised to UTC. Naive datetimes are refused."""
+    if isinstance(value, str):
+        value = parse_instant(value, field=field)
+    if not isinstance(value, datetime):
+        raise EventValueError(f"{field}: expected a timestamp, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise EventValueError(
+            f"{field}: timestamp must include a UTC offset (write 'Z' or '+00:00'), got {value}"
+        )
+    return value.astimezone(timezone.utc)
+
+
+def parse_instant(text: str, *, field: str = "at") -> datetime:
+    """Parse ISO-8601 text with an offset; a bare date means 00:00 UTC of that day."""
+    raw = text.strip()
+    if len(raw) == 10 and raw[4:5] == "-" and raw[7:8] == "-":
+        try:
+            return datetime.fromisoformat(raw).replace(tzinfo=timezone.utc)
+        except ValueError as exc:
+            raise EventValueError(f"{field}: invalid date {text!r} ({exc})") from None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError as exc:
+        raise EventValueError(f"{field}: invalid timestamp {text!r} ({exc})") from None
+    if parsed.tzinfo is None:
+        raise EventValueError(
+            f"{field}: timestamp must include a UTC offset (write 'Z' or '+00:00'), got {text!r}"
+        )
+    return parsed.astimezone(timezone.utc)
+
+
+def format_instant(value: datetime) -> str:
+    """Canonical UTC text: ``2022-11-08T14:00:00Z`` (microseconds only when present)."""
+    value = value.astimezone(timezone.utc)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def one_of(value: object, choices: tuple[str, ...], *, field: str) -> str:
+    text = identifier(value, field=field)
+    if text not in choices:
+        raise EventValueError(
+            f"{field}: {text!r} is not one of: {', '.join(choices)}"
+        )
+    return text
+
+
+def sources(value: object, *, field: str = "source") -> tuple[str, ...]:
+    """One or more citation keys into the timeline's source table."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)):
+        raise EventValueError(
+            f"{field}: expected a source key or a list of them, got {type(value).__name__}"
+        )
+    keys = tuple(identifier(item, field=f"{field}[{i}]") for i, item in enumerate(value))
+    if not keys:
+        raise EventValueError(f"{field}: at least one source key is required (provenance)")
+    if len(set(keys)) != len(keys):
+        raise EventValueError(f"{field}: repeated source key")
+    return keys

@@ -1,0 +1,164 @@
+"""Exact amounts and prices: parsing, validation, minor units.
+
+Money is never a float. Amounts are ``Decimal`` values at the edges (files, JSON) and integer
+minor units inside the books; the asset's ``scale`` (decimal places) links the two.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+
+from events._errors import EventValueError
+
+#: Largest amount, in minor units, that the log and the books accept (a signed 64-bit integer).
+MAX_MINOR = 2**63 - 1
+
+#: Prices carry at most this many significant digits (FTT closes have 8, fiat rates ~10).
+MAX_PRICE_DIGITS = 28
+#: Prices carry at most this many decimal places.
+MAX_PRICE_PLACES = 18
+
+_MAX_LITERAL_CHARS = 64
+
+
+def parse_decimal(value: object, *, field: str) -> Decimal:
+    """Return ``value`` as a finite ``Decimal``.
+
+    Accepts ``int`` (not ``bool``), ``Decimal`` and decimal strings such as ``"10.25"``.
+    Raises :class:`EventValueError` for floats, bools, NaN, infinities, over-long literals and
+    anything else, naming ``field``.
+    """
+    if isinstance(value, bool):
+        raise EventValueError(f"{field}: expected integer or decimal string, got bool")
+    if isinstance(value, float):
+        raise EventValueError(
+            f"{field}: floats are not exact money; write the amount as a decimal string "
+            f"(for example \"{value!r}\")"
+        )
+    if isinstance(value, int):
+        if abs(value) > 10**_MAX_LITERAL_CHARS:
+            raise EventValueError(f"{field}: number too large")
+        result = Decimal(value)
+    elif isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > _MAX_LITERAL_CHARS:
+            raise EventValueError(f"{field}: number literal too long ({len(text)} characters)")
+        if not text or not _looks_decimal(text):
+            raise EventValueError(f"{field}: expected integer or decimal string, got {value!r}")
+        try:
+            result = Decimal(text)
+        except decimal.InvalidOperation:
+            raise EventValueError(
+                f"{field}: expected integer or decimal string, got {value!r}"
+            ) from None
+    else:
+        raise EventValueError(
+            f"{field}: expected integer or decimal string, got {type(value).__name__}"
+        )
+    if not result.is_finite():
+        raise EventValueError(f"{field}: non-finite number not allowed ({value!r})")
+    if result.adjusted() > _MAX_LITERAL_CHARS:
+        raise EventValueError(f"{field}: number too large")
+    return result
+
+
+def _looks_decimal(text: str) -> bool:
+    # Plain decimal notation only: optional sign, digits, optional fraction. No exponents,
+    # no "NaN"/"Infinity" spellings, no underscores (Decimal() would accept all of those).
+    body = text[1:] if text[:1] in "+-" else text
+    if not body:
+        return False
+    whole, _, frac = body.partition(".")
+    if not whole and not frac:
+        return False
+    return (not whole or whole.isascii() and whole.isdigit()) and (
+        not frac or frac.isascii() and frac.isdigit()
+    )
+
+
+def positive_amount(value: object, *, field: str = "amount") -> Decimal:
+    """Parse ``value`` as a strictly positive exact amount (direction comes from the event type)."""
+    amount = parse_decimal(value, field=field)
+    if amount <= 0:
+        raise EventValueError(f"{field}: amount must be > 0, got {_plain(amount)}")
+    return _normalise(amount)
+
+
+def non_negative_amount(value: object, *, field: str) -> Decimal:
+    """Parse ``value`` as an exact amount >= 0."""
+    amount = parse_decimal(value, field=field)
+    if amount < 0:
+        raise EventValueError(f"{field}: must be >= 0, got {_plain(amount)}")
+    return _normalise(amount)
+
+
+def signed_amount(value: object, *, field: str) -> Decimal:
+    """Parse ``value`` as an exact amount of either sign (asserted balances may be negative)."""
+    return _normalise(parse_decimal(value, field=field))
+
+
+def positive_price(value: object, *, field: str = "price") -> Decimal:
+    """Parse a price (quote units per one unit of the asset): finite, > 0, bounded precision."""
+    price = parse_decimal(value, field=field)
+    if price <= 0:
+        raise EventValueError(f"{field}: price must be > 0, got {_plain(price)}")
+    price = _normalise(price)
+    places = -price.as_tuple().exponent if price.as_tuple().exponent < 0 else 0
+    if places > MAX_PRICE_PLACES or len(price.as_tuple().digits) > MAX_PRICE_DIGITS:
+        raise EventValueError(
+            f"{field}: price {_plain(price)} is too precise "
+            f"(at most {MAX_PRICE_DIGITS} digits and {MAX_PRICE_PLACES} decimal places)"
+        )
+    return price
+
+
+def _normalise(value: Decimal) -> Decimal:
+    # One representation per value: "10.50" and "10.5" are the same amount, and "-0" is 0.
+    if value == 0:
+        return Decimal(0)
+    value = value.normalize()
+    if value.as_tuple().exponent > 0:
+        value = value.quantize(Decimal(1))
+    return value
+
+
+def _plain(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def format_decimal(value: Decimal) -> str:
+    """Canonical text of an exact value: plain notation, no exponent, no trailing zeros."""
+    return _plain(_normalise(value))
+
+
+def decimal_places(value: Decimal) -> int:
+    """Number of decimal places that ``value`` needs."""
+    exponent = _normalise(value).as_tuple().exponent
+    return -exponent if exponent < 0 else 0
+
+
+def to_minor(amount: Decimal, scale: int, *, field: str = "amount", asset: str = "") -> int:
+    """Convert an exact amount to integer minor units at ``scale`` decimal places.
+
+    Raises :class:`EventValueError` when the amount is finer than the scale (never rounds) or
+    exceeds :data:`MAX_MINOR`.
+    """
+    places = decimal_places(amount)
+    if places > scale:
+        label = f" {asset}" if asset else ""
+        raise EventValueError(
+            f"{field}: {_plain(amount)}{label} has {places} decimal places; "
+            f"{asset or 'the asset'} allows {scale}"
+        )
+    minor = int(amount.scaleb(scale))
+    if abs(minor) > MAX_MINOR:
+        raise EventValueError(f"{field}: amount exceeds maximum {MAX_MINOR} minor units")
+    return minor
+
+
+def from_minor(minor: int, scale: int) -> Decimal:
+    """Exact ``Decimal`` for ``minor`` units at ``scale`` decimal places."""
+    return Decimal(minor).scaleb(-scale)

@@ -1,0 +1,396 @@
+"""What the log must know to refuse malformed facts: entities, assets, accounts, loans, pledges.
+
+The registry checks references and impossibilities (an unknown account, an amount finer than the
+asset's scale, repaying more than is outstanding, releasing collateral that is not pledged). It
+never refuses a well-formed fact because it breaks a business rule: that is the invariants' job.
+
+It is small (it grows with the number of accounts and loans, not events), journaled so that a
+batch can be checked and rolled back, and persisted in the log's database so that reopening a
+large log does not replay it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Iterable
+
+import attrs
+
+import events as ev
+from events import Event, EventValueError
+from events._fields import format_instant, parse_instant
+
+_MISSING = object()
+
+
+@attrs.frozen
+class AssetInfo:
+    scale: int
+    kind: str
+    issuer: str | None
+
+
+@attrs.frozen
+class AccountInfo:
+    entity: str
+    purpose: str
+    holder: str | None
+
+    @property
+    def is_holdings(self) -> bool:
+        return self.purpose in ("customer-custody", "corporate")
+
+
+@attrs.frozen
+class LoanInfo:
+    lender: str
+    borrower: str
+    asset: str
+    outstanding: int  # minor units of ``asset``
+    defaulted: bool = False
+
+
+class SemanticError(EventValueError):
+    """A reference or amount that is impossible given the history (names the field)."""
+
+
+class Registry:
+    """Journaled maps of the things events refer to. See the module docstring."""
+
+    KINDS = ("entity", "asset", "account", "loan", "pledge", "state")
+
+    def __init__(self) -> None:
+        self.entities: dict[str, str | None] = {}  # entity -> group
+        self.assets: dict[str, AssetInfo] = {}
+        self.accounts: dict[str, AccountInfo] = {}
+        self.loans: dict[str, LoanInfo] = {}
+        self.pledges: dict[str, int] = {}  # "target|asset" -> minor units pledged
+        self.state: dict[str, Any] = {"last_at": None}
+        self._journal: list[tuple[dict, str, object]] | None = None
+        self._dirty: set[tuple[str, str]] = set()
+
+    # -- journal -------------------------------------------------------------------------------
+    def begin(self) -> None:
+        self._journal = []
+
+    def rollback(self) -> None:
+        assert self._journal is not None, "rollback without begin"
+        for table, key, old in reversed(self._journal):
+            if old is _MISSING:
+                table.pop(key, None)
+            else:
+                table[key] = old
+        self._journal = None
+        self._dirty.clear()
+
+    def commit(self) -> set[tuple[str, str]]:
+        """End the batch; return the (kind, key) entries changed, for persisting."""
+        self._journal = None
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def _set(self, kind: str, table: dict, key: str, value: object) -> None:
+        if self._journal is not None:
+            self._journal.append((table, key, table.get(key, _MISSING)))
+        table[key] = value
+        self._dirty.add((kind, key))
+
+    # -- look-ups used by the books and the loader ---------------------------------------------
+    def scale(self, asset: str) -> int:
+        return self.assets[asset].scale
+
+    def group_of(self, entity: str) -> str | None:
+        return self.entities.get(entity)
+
+    def affiliated(self, a: str, b: str) -> bool:
+        if a == b:
+            return True
+        group = self.entities.get(a)
+        return group is not None and group == self.entities.get(b)
+
+    # -- checking ------------------------------------------------------------------------------
+    def apply(self, event: Event) -> None:
+        """Check ``event`` against the history so far and record what it declares.
+
+        Raises :class:`SemanticError` (field-named) and changes nothing when the event is
+        impossible.
+        """
+        last_at = self.state["last_at"]
+        if last_at is not None and event.at < last_at:
+            raise SemanticError(
+                f"at: {format_instant(event.at)} is before the previous event's "
+                f"{format_instant(last_at)}; events must be in time order"
+            )
+        handler = getattr(self, "_apply_" + event.type)
+        handler(event)
+        if last_at != event.at:
+            self._set("state", self.state, "last_at", event.at)
+
+    def _entity(self, entity: str, field: str) -> None:
+        if entity not in self.entities:
+            raise SemanticError(f"{field}: unknown entity {entity!r} (no entity_registered before)")
+
+    def _asset(self, asset: str, field: str = "asset") -> AssetInfo:
+        info = self.assets.get(asset)
+        if info is None:
+            raise SemanticError(f"{field}: unknown asset {asset!r} (no asset_listed before)")
+        return info
+
+    def _account(self, ref: str, field: str, *purposes: str) -> AccountInfo:
+        info = self.accounts.get(ref)
+        if info is None:
+            raise SemanticError(f"{field}: unknown account {ref!r} (no account_opened before)")
+        if purposes and info.purpose not in purposes:
+            raise SemanticError(
+                f"{field}: account {ref!r} is a {info.purpose} account; "
+                f"expected {' or '.join(purposes)}"
+            )
+        return info
+
+    def _minor(self, asset: str, amount: Any, field: str) -> int:
+        info = self._asset(asset)
+        try:
+            return ev.to_minor(amount, info.scale, field=field, asset=asset)
+        except EventValueError as exc:
+            raise SemanticError(str(exc)) from None
+
+    def _apply_entity_registered(self, e: ev.EntityRegistered) -> None:
+        if e.entity in self.entities:
+            raise SemanticError(f"entity: {e.entity!r} is already registered")
+        self._set("entity", self.entities, e.entity, e.group)
+
+    def _apply_asset_listed(self, e: ev.AssetListed) -> None:
+        if e.asset in self.assets:
+            raise SemanticError(f"asset: {e.asset!r} is already listed")
+        if e.issuer is not None:
+            self._entity(e.issuer, "issuer")
+        self._set("asset", self.assets, e.asset, AssetInfo(e.scale, e.kind, e.issuer))
+
+    def _apply_account_opened(self, e: ev.AccountOpened) -> None:
+        entity = e.account.partition(":")[0]
+        self._entity(entity, "account")
+        if e.account in self.accounts:
+            raise SemanticError(f"account: {e.account!r} is already open")
+        if e.holder is not None:
+            self._entity(e.holder, "holder")
+            if e.holder == entity:
+                raise SemanticError("holder: a venue cannot hold a customer account at itself")
+        self._set("account", self.accounts, e.account, AccountInfo(entity, e.purpose, e.holder))
+
+    def _apply_deposit(self, e: ev.Deposit) -> None:
+        venue = self._account(e.account, "account", "customer").entity
+        landed = self._account(e.landed, "landed", "customer-custody", "corporate")
+        self._minor(e.asset, e.amount, "amount")
+        if e.owed_by is not None:
+            if landed.entity == venue:
+                raise SemanticError("owed_by: only for deposits that landed with another entity")
+            owed = self._account(e.owed_by, "owed_by", "customer")
+            if owed.entity != venue or owed.holder != landed.entity:
+                raise SemanticError(
+                    f"owed_by: {e.owed_by!r} must be an account at {venue!r} "
+                    f"held by {landed.entity!r} (where the money landed)"
+                )
+
+    def _apply_withdrawal(self, e: ev.Withdrawal) -> None:
+        account = self._account(e.account, "account", "customer")
+        paid = self._account(e.paid_from, "paid_from", "customer-custody", "corporate")
+        if paid.entity != account.entity:
+            raise SemanticError(
+                f"paid_from: {e.paid_from!r} is not an account of the venue {account.entity!r}"
+            )
+        if e.to is not None:
+            to = self._account(e.to, "to", "customer-custody", "corporate", "external")
+            if to.entity != account.holder:
+                raise SemanticError(f"to: {e.to!r} is not an account of the holder {account.holder!r}")
+        self._minor(e.asset, e.amount, "amount")
+
+    def _apply_transfer(self, e: ev.Transfer) -> None:
+        self._account(e.from_account, "from_account")
+        self._account(e.to_account, "to_account")
+        self._minor(e.asset, e.amount, "amount")
+
+    def _apply_loan_opened(self, e: ev.LoanOpened) -> None:
+        if e.loan in self.loans:
+            raise SemanticError(f"loan: {e.loan!r} is already open (loan ids are unique)")
+        self._entity(e.lender, "lender")
+        self._entity(e.borrower, "borrower")
+        src = self._account(e.disbursed_from, "disbursed_from", "corporate", "customer-custody")
+        dst = self._account(e.disbursed_to, "disbursed_to", "corporate", "customer-custody")
+        if src.entity != e.lender:
+            raise SemanticError(f"disbursed_from: {e.disbursed_from!r} is not the lender's")
+        if dst.entity != e.borrower:
+            raise SemanticError(f"disbursed_to: {e.disbursed_to!r} is not the borrower's")
+        minor = self._minor(e.asset, e.principal, "principal")
+        self._set("loan", self.loans, e.loan, LoanInfo(e.lender, e.borrower, e.asset, minor))
+
+    def _loan(self, loan: str, field: str = "loan") -> LoanInfo:
+        info = self.loans.get(loan)
+        if info is None:
+            raise SemanticError(f"{field}: unknown loan {loan!r} (no loan_opened before)")
+        return info
+
+    def _apply_loan_repaid(self, e: ev.LoanRepaid) -> None:
+        loan = self._loan(e.loan)
+        src = self._account(e.paid_from, "paid_from", "corporate", "customer-custody")
+        dst = self._account(e.paid_to, "paid_to", "corporate", "customer-custody")
+        if src.entity != loan.borrower:
+            raise SemanticError(f"paid_from: {e.paid_from!r} is not the borrower's")
+        if dst.entity != loan.lender:
+            raise SemanticError(f"paid_to: {e.paid_to!r} is not the lender's")
+        minor = self._minor(loan.asset, e.amount, "amount")
+        if minor > loan.outstanding:
+            raise SemanticError(
+                f"amount: repays {ev.format_decimal(e.amount)} {loan.asset} but only "
+                f"{ev.from_minor(loan.outstanding, self.scale(loan.asset))} is outstanding "
+                f"on loan {e.loan!r}"
+            )
+        self._set("loan", self.loans, e.loan, attrs.evolve(loan, outstanding=loan.outstanding - minor))
+
+    def _apply_loan_defaulted(self, e: ev.LoanDefaulted) -> None:
+        loan = self._loan(e.loan)
+        if loan.outstanding == 0:
+            raise SemanticError(f"loan: {e.loan!r} has nothing outstanding to default on")
+        self._set("loan", self.loans, e.loan, attrs.evolve(loan, defaulted=True))
+
+    def pledgor(self, loan: str | None, account: str | None) -> str:
+        if loan is not None:
+            return self.loans[loan].borrower
+        holder = self.accounts[account].holder  # type: ignore[index]
+        assert holder is not None
+        return holder
+
+    def secured_party(self, loan: str | None, account: str | None) -> str:
+        if loan is not None:
+            return self.loans[loan].lender
+        return self.accounts[account].entity  # type: ignore[index]
+
+    def _target(self, e: Any) -> str:
+        if e.loan is not None:
+            self._loan(e.loan)
+            return e.loan
+        self._account(e.account, "account", "customer")
+        return e.account
+
+    def _apply_collateral_pledged(self, e: ev.CollateralPledged) -> None:
+        target = self._target(e)
+        src = self._account(e.from_account, "from_account", "corporate", "customer-custody")
+        pledgor = self.pledgor(e.loan, e.account)
+        if src.entity != pledgor:
+            raise SemanticError(
+                f"from_account: {e.from_account!r} is not the pledgor's ({pledgor!r})"
+            )
+        minor = self._minor(e.asset, e.amount, "amount")
+        key = f"{target}|{e.asset}"
+        self._set("pledge", self.pledges, key, self.pledges.get(key, 0) + minor)
+
+    def _take_pledge(self, e: Any, owner: str, field: str) -> None:
+        target = self._target(e)
+        dst = self._account(e.to_account, "to_account", "corporate", "customer-custody")
+        if dst.entity != owner:
+            raise SemanticError(f"to_account: {e.to_account!r} is not {owner!r}'s")
+        minor = self._minor(e.asset, e.amount, "amount")
+        key = f"{target}|{e.asset}"
+        pledged = self.pledges.get(key, 0)
+        if minor > pledged:
+            raise SemanticError(
+                f"amount: {field} {ev.format_decimal(e.amount)} {e.asset} but only "
+                f"{ev.from_minor(pledged, self.scale(e.asset))} is pledged against {target!r}"
+            )
+        self._set("pledge", self.pledges, key, pledged - minor)
+
+    def _apply_collateral_released(self, e: ev.CollateralReleased) -> None:
+        self._target(e)
+        self._take_pledge(e, self.pledgor(e.loan, e.account), "releases")
+
+    def _apply_collateral_seized(self, e: ev.CollateralSeized) -> None:
+        self._target(e)
+        self._take_pledge(e, self.secured_party(e.loan, e.account), "seizes")
+        if e.loan is not None:
+            loan = self.loans[e.loan]
+            credited = self._minor(loan.asset, e.credited, "credited")
+            if credited > loan.outstanding:
+                raise SemanticError(
+                    f"credited: {ev.format_decimal(e.credited)} {loan.asset} is more than the "
+                    f"{ev.from_minor(loan.outstanding, self.scale(loan.asset))} outstanding"
+                )
+            self._set(
+                "loan", self.loans, e.loan, attrs.evolve(loan, outstanding=loan.outstanding - credited)
+            )
+
+    def _apply_price_updated(self, e: ev.PriceUpdated) -> None:
+        self._asset(e.asset)
+        self._asset(e.quote, "quote")
+
+    def _apply_tokens_minted(self, e: ev.TokensMinted) -> None:
+        info = self._asset(e.asset)
+        dst = self._account(e.to_account, "to_account", "corporate", "customer-custody")
+        if info.issuer is None or info.issuer != dst.entity:
+            raise SemanticError(
+                f"to_account: only the issuer of {e.asset} can mint it "
+                f"(issuer: {info.issuer or 'none declared'})"
+            )
+        self._minor(e.asset, e.amount, "amount")
+
+    def _apply_credit_line_granted(self, e: ev.CreditLineGranted) -> None:
+        self._account(e.account, "account", "customer")
+        self._minor(e.asset, e.limit, "limit")
+
+    def _apply_withdrawals_halted(self, e: ev.WithdrawalsHalted) -> None:
+        self._entity(e.venue, "venue")
+
+    _apply_withdrawals_resumed = _apply_withdrawals_halted
+
+    def _apply_bankruptcy_filed(self, e: ev.BankruptcyFiled) -> None:
+        self._entity(e.entity, "entity")
+
+    def _apply_disclosure(self, e: ev.Disclosure) -> None:
+        self._entity(e.entity, "entity")
+
+    def _apply_balance_asserted(self, e: ev.BalanceAsserted) -> None:
+        self._entity(e.entity, "entity")
+        if e.account is not None:
+            self._account(e.account, "account")
+        if e.asset is not None:
+            self._asset(e.asset)
+        unit = e.asset if e.measure == "balance" else e.quote
+        assert unit is not None
+        self._minor(unit, abs(e.expected), "expected")
+        self._minor(unit, e.tolerance, "tolerance")
+
+    # -- persistence ---------------------------------------------------------------------------
+    def encode(self, kind: str, key: str) -> str | None:
+        """JSON text of one entry (None when it no longer exists)."""
+        table = self._table(kind)
+        if key not in table:
+            return None
+        value = table[key]
+        if kind == "state":
+            return json.dumps(format_instant(value) if value is not None else None)
+        if attrs.has(type(value)):
+            return json.dumps(attrs.asdict(value), sort_keys=True)
+        return json.dumps(value)
+
+    def load(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Rebuild from persisted ``(kind, key, json)`` rows."""
+        for kind, key, text in rows:
+            value = json.loads(text)
+            if kind == "asset":
+                value = AssetInfo(**value)
+            elif kind == "account":
+                value = AccountInfo(**value)
+            elif kind == "loan":
+                value = LoanInfo(**value)
+            elif kind == "state" and value is not None:
+                value = parse_instant(value)
+            self._table(kind)[key] = value
+
+    def _table(self, kind: str) -> dict:
+        return {
+            "entity": self.entities,
+            "asset": self.assets,
+            "account": self.accounts,
+            "loan": self.loans,
+            "pledge": self.pledges,
+            "state": self.state,
+        }[kind]

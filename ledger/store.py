@@ -1,0 +1,696 @@
+"""The event log: an append-only, hash-chained SQLite file.
+
+Write path: raw ``sqlite3`` in autocommit mode with explicit ``BEGIN IMMEDIATE``, so that one
+batch is one transaction and readers never see half of it. sqlite-utils stays off this path (it
+opens plain ``BEGIN``, commits ``insert_all`` in chunks and turns ``Decimal`` into ``REAL``).
+
+Tamper evidence: each row's ``hash`` is SHA-256 over a version tag, the previous row's hash, the
+seq, the recorded time and the event's canonical bytes. :meth:`Log.verify` walks the chain and
+names the first bad seq; checkpoints ``(ledger_id, seq, head_hash)`` kept outside the file catch
+truncation and rewrites of the tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import uuid
+from bisect import bisect_right
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import attrs
+
+import events as ev
+from events import Event, EventValueError
+from ledger.errors import (
+    BusyError,
+    ConflictError,
+    HeadMismatchError,
+    InputError,
+    LedgerError,
+    Problem,
+    StorageError,
+    VerificationError,
+)
+from ledger.registry import Registry
+
+HASH_TAG = b"ledger-event-v1\x00"
+GENESIS_HASH = bytes(32)
+DEFAULT_DB = "ledger.db"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+LOG_FORMAT = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    payload TEXT NOT NULL CHECK (json_valid(payload)),
+    prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS events_refuse_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_refuse_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_gapless BEFORE INSERT ON events
+WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM events)
+BEGIN SELECT RAISE(ABORT, 'seq must continue the log without a gap'); END;
+CREATE TABLE IF NOT EXISTS registry (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+) STRICT, WITHOUT ROWID;
+"""
+
+
+def chain_hash(prev_hash: bytes, seq: int, recorded_at: str, payload: bytes) -> bytes:
+    """The row hash: SHA-256(tag || prev_hash || seq (8 bytes, big-endian) || recorded_at || 0 || payload)."""
+    h = hashlib.sha256(HASH_TAG)
+    h.update(prev_hash)
+    h.update(seq.to_bytes(8, "big"))
+    h.update(recorded_at.encode("ascii"))
+    h.update(b"\x00")
+    h.update(payload)
+    return h.digest()
+
+
+@attrs.frozen
+class Head:
+    """The last row of the log: its seq (0 when empty) and hash (32 zero bytes when empty)."""
+
+    seq: int
+    hash: bytes
+
+    @property
+    def hash_hex(self) -> str:
+        return self.hash.hex()
+
+
+@attrs.frozen
+class Record:
+    """A stored event with what the log added to it."""
+
+    seq: int
+    event: Event
+    recorded_at: str
+    prev_hash: bytes
+    hash: bytes
+
+
+@attrs.frozen
+class AppendResult:
+    """What an append did: new ``(seq, id)`` pairs, ids already recorded, and the new head."""
+
+    appended: list[tuple[int, str]]
+    existing: list[tuple[int, str]]
+    head: Head
+
+    def __str__(self) -> str:
+        text = f"appended {len(self.appended)} event(s)"
+        if self.existing:
+            text += f", {len(self.existing)} already recorded"
+        return f"{text}; head seq {self.head.seq} {self.head.hash_hex[:16]}"
+
+
+@attrs.frozen
+class Checkpoint:
+    """A statement ``(ledger_id, seq, head_hash)`` to keep outside the database."""
+
+    ledger_id: str
+    seq: int
+    head_hash: str
+    taken_at: str
+
+    def to_json(self) -> str:
+        return json.dumps(attrs.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str = "checkpoint") -> Checkpoint:
+        try:
+            data = json.loads(text)
+            cp = cls(
+                ledger_id=str(data["ledger_id"]),
+                seq=int(data["seq"]),
+                head_hash=str(data["head_hash"]),
+                taken_at=str(data.get("taken_at", "")),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{where}: not a checkpoint file ({exc})") from None
+        if len(cp.head_hash) != 64:
+            raise InputError(f"{where}: head_hash must be 64 hex digits")
+        return cp
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> Checkpoint:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read checkpoint ({exc.strerror})") from None
+        return cls.from_json(text, where=str(path))
+
+
+@attrs.frozen
+class VerifyResult:
+    """A log that verified: how many rows were checked, its head, and the checkpoints matched."""
+
+    events_checked: int
+    head: Head
+    checkpoints_matched: int
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _translate(exc: sqlite3.Error, path: str) -> LedgerError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return BusyError(
+            f"{path}: the database is locked by another process and stayed locked past the "
+            "busy timeout; retry, or find the process holding it"
+        )
+    if "full" in text:
+        return StorageError(f"{path}: disk full while writing ({text}); nothing was written")
+    if "not a database" in text or "malformed" in text:
+        return StorageError(f"{path}: not a readable ledger database ({text})")
+    return StorageError(f"{path}: storage error: {text}")
+
+
+class Log:
+    """An append-only, tamper-evident event log in one SQLite file.
+
+    Open with :meth:`Log.open` (``create=True`` to make a new file). One ``Log`` object is one
+    connection; use one per thread or process. All methods raise :class:`LedgerError` subclasses,
+    never raw ``sqlite3`` errors.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        readonly: bool = False,
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self._clock = clock
+        self.readonly = readonly
+        self._registry: Registry | None = None
+        self._registry_seq = -1
+        row = conn.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()
+        if row is None:
+            raise StorageError(f"{path}: not a ledger database (no ledger_id); run 'ledger init'")
+        self.ledger_id: str = row[0]
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike = DEFAULT_DB,
+        *,
+        create: bool = False,
+        readonly: bool = False,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> Log:
+        """Open the log at ``path``.
+
+        Raises :class:`StorageError` if the file does not exist (and ``create`` is false) or is
+        not a ledger, :class:`BusyError` if it stays locked past ``busy_timeout_ms``.
+        """
+        path = os.fspath(path)
+        exists = os.path.exists(path)
+        if not exists and not create:
+            raise StorageError(f"{path}: no ledger here; create one with 'ledger init'")
+        if readonly and not exists:
+            raise StorageError(f"{path}: no ledger here")
+        try:
+            if readonly:
+                uri = Path(path).resolve().as_uri() + "?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
+            else:
+                conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+            configure(conn, busy_timeout_ms=busy_timeout_ms, readonly=readonly)
+            if not readonly:
+                _ensure_schema(conn)
+            return cls(conn, path, clock=clock, readonly=readonly)
+        except sqlite3.Error as exc:
+            raise _translate(exc, path) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for read-only queries (never write to ``events``)."""
+        return self._conn
+
+    # -- reading -------------------------------------------------------------------------------
+    def head(self) -> Head:
+        """The last seq and hash (``Head(0, 32 zero bytes)`` for an empty log)."""
+        try:
+            row = self._conn.execute(
+                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        return Head(0, GENESIS_HASH) if row is None else Head(row[0], bytes(row[1]))
+
+    def __len__(self) -> int:
+        return self.head().seq
+
+    def iter_records(
+        self, *, from_seq: int = 1, to_seq: int | None = None, batch_size: int = 2000
+    ) -> Iterator[Record]:
+        """Stream stored events in seq order, ``from_seq..to_seq`` inclusive.
+
+        Reads in pages of ``batch_size`` by seq range, so memory does not grow with the log.
+        """
+        last = from_seq - 1
+        stop = to_seq if to_seq is not None else None
+        while True:
+            hi = last + batch_size if stop is None else min(last + batch_size, stop)
+            if stop is not None and last >= stop:
+                return
+            try:
+                rows = self._conn.execute(
+                    "SELECT seq, payload, recorded_at, prev_hash, hash FROM events "
+                    "WHERE seq > ? AND seq <= ? ORDER BY seq",
+                    (last, hi),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            if not rows:
+                return
+            for seq, payload, recorded_at, prev_hash, hash_ in rows:
+                try:
+                    event = ev.from_json(payload)
+                except (EventValueError, ValueError) as exc:
+                    raise VerificationError(
+                        f"seq {seq}: stored payload does not decode ({exc}); run 'ledger verify'",
+                        seq=seq,
+                        kind="payload",
+                    ) from None
+                yield Record(seq, event, recorded_at, bytes(prev_hash), bytes(hash_))
+            last = rows[-1][0]
+
+    def iter_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]:
+        """Stream the events (without log metadata) in seq order."""
+        for record in self.iter_records(from_seq=from_seq, to_seq=to_seq):
+            yield record.event
+
+    def get(self, event_id: str) -> Record | None:
+        """The stored record of ``event_id``, or None."""
+        row = self._conn.execute("SELECT seq FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        if row is None:
+            return None
+        return next(self.iter_records(from_seq=row[0], to_seq=row[0]))
+
+    def seq_at(self, at: datetime) -> int:
+        """The last seq whose effective time is <= ``at`` (0 if none).
+
+        Effective times never go backwards in seq order (the log refuses that), so this is a
+        binary search over seq: O(log N) point reads, no index needed.
+        """
+        stamp = ev.format_instant(at)
+        lo, hi = 0, self.head().seq  # invariant: answer in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            (occurred,) = self._conn.execute(
+                "SELECT occurred_at FROM events WHERE seq = ?", (mid,)
+            ).fetchone()
+            if _instant_key(occurred) <= _instant_key(stamp):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def seq_recorded(self, recorded: datetime) -> int:
+        """The last seq recorded at or before ``recorded`` (what the log knew then)."""
+        stamp = ev.format_instant(recorded)
+        lo, hi = 0, self.head().seq
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            (rec,) = self._conn.execute(
+                "SELECT recorded_at FROM events WHERE seq = ?", (mid,)
+            ).fetchone()
+            if _instant_key(rec) <= _instant_key(stamp):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def registry(self) -> Registry:
+        """The registry (entities, assets, accounts, loans) as of the head."""
+        self._refresh_registry(self.head().seq)
+        assert self._registry is not None
+        return self._registry
+
+    def _refresh_registry(self, head_seq: int) -> None:
+        if self._registry is not None and self._registry_seq == head_seq:
+            return
+        registry = Registry()
+        registry.load(self._conn.execute("SELECT kind, key, value FROM registry"))
+        self._registry, self._registry_seq = registry, head_seq
+
+    # -- writing -------------------------------------------------------------------------------
+    def append(
+        self,
+        events: Iterable[Event],
+        *,
+        expected_head: int | None = None,
+        where: Sequence[str] | None = None,
+        guard: Callable[[Registry, Sequence[Event]], None] | None = None,
+    ) -> AppendResult:
+        """Append ``events`` atomically: all of them or none.
+
+        - An id already recorded with identical content is skipped and reported as existing
+          (idempotent retry); with different content it raises :class:`ConflictError`.
+        - ``expected_head``: the seq the caller believes is the head; if another writer got
+          there first, :class:`HeadMismatchError` and nothing is written.
+        - Every event is checked against the history (unknown references, scale, time order,
+          impossible repayments...). All problems found (up to 20) are raised together as one
+          :class:`InputError`; ``where`` (one ``file:line`` per event) makes them point at the
+          input.
+        - ``guard`` (enforce mode) is called with the registry and the new events before
+          anything is written; it raises to refuse the batch.
+        """
+        batch = list(events)
+        if not batch:
+            return AppendResult([], [], self.head())
+        _check_batch_ids(batch, where)
+        payloads = [ev.canonical_json(e) for e in batch]
+        conn = self._conn
+        registry: Registry | None = None
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            try:
+                head = self.head()
+                if expected_head is not None and expected_head != head.seq:
+                    raise HeadMismatchError(expected_head, head.seq)
+                existing, fresh = self._split_existing(batch, payloads)
+                self._refresh_registry(head.seq)
+                registry = self._registry
+                assert registry is not None
+                registry.begin()
+                problems: list[Problem] = []
+                for index in fresh:
+                    try:
+                        registry.apply(batch[index])
+                    except EventValueError as exc:
+                        problems.append(_problem(index, batch[index], exc, where))
+                        if len(problems) >= InputError.MAX_PROBLEMS:
+                            break
+                if problems:
+                    raise InputError(problems)
+                if guard is not None and fresh:
+                    guard(registry, [batch[i] for i in fresh])
+                appended = self._insert(head, [(batch[i], payloads[i]) for i in fresh])
+                dirty = registry._dirty
+                conn.executemany(
+                    "INSERT OR REPLACE INTO registry (kind, key, value) VALUES (?, ?, ?)",
+                    [
+                        (kind, key, value)
+                        for kind, key in sorted(dirty)
+                        if (value := registry.encode(kind, key)) is not None
+                    ],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            if registry is not None:
+                registry.rollback()
+            raise _translate(exc, self.path) from None
+        except BaseException:
+            if registry is not None and registry._journal is not None:
+                registry.rollback()
+            raise
+        registry.commit()
+        new_head = Head(appended[-1][0], appended[-1][2]) if appended else head
+        self._registry_seq = new_head.seq
+        return AppendResult(
+            [(seq, eid) for seq, eid, _ in appended], existing, new_head
+        )
+
+    def _split_existing(
+        self, batch: list[Event], payloads: list[str]
+    ) -> tuple[list[tuple[int, str]], list[int]]:
+        ids = [e.id for e in batch]
+        found: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for seq, eid, payload in self._conn.execute(
+                f"SELECT seq, event_id, payload FROM events WHERE event_id IN ({marks})", chunk
+            ):
+                found[eid] = (seq, payload)
+        existing: list[tuple[int, str]] = []
+        fresh: list[int] = []
+        for index, (event, payload) in enumerate(zip(batch, payloads)):
+            hit = found.get(event.id)
+            if hit is None:
+                fresh.append(index)
+                continue
+            seq, stored = hit
+            if stored != payload:
+                old = ev.from_json(stored)
+                fields = ev.diff_fields(old, event)
+                first = fields[0]
+                a, b = ev.to_dict(old).get(first), ev.to_dict(event).get(first)
+                raise ConflictError(event.id, seq, fields, f"{first} ({a} ≠ {b})")
+            existing.append((seq, event.id))
+        return existing, fresh
+
+    def _insert(
+        self, head: Head, items: list[tuple[Event, str]]
+    ) -> list[tuple[int, str, bytes]]:
+        recorded_at = ev.format_instant(self._clock())
+        prev, seq = head.hash, head.seq
+        rows = []
+        out = []
+        for event, payload in items:
+            seq += 1
+            digest = chain_hash(prev, seq, recorded_at, payload.encode("utf-8"))
+            rows.append(
+                (seq, event.id, event.type, ev.format_instant(event.at), recorded_at, payload, prev, digest)
+            )
+            out.append((seq, event.id, digest))
+            prev = digest
+        self._conn.executemany(
+            "INSERT INTO events (seq, event_id, type, occurred_at, recorded_at, payload, "
+            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return out
+
+    # -- tamper evidence -----------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        """The current head as a :class:`Checkpoint` to keep outside the database."""
+        head = self.head()
+        return Checkpoint(
+            self.ledger_id, head.seq, head.hash_hex, ev.format_instant(_utc_now())
+        )
+
+    def verify(self, checkpoints: Iterable[Checkpoint] = ()) -> VerifyResult:
+        """Walk the whole chain; raise :class:`VerificationError` naming the first bad seq.
+
+        Checks: seq is gapless from 1, each ``prev_hash`` is the previous row's hash, each
+        ``hash`` recomputes, the indexed columns agree with the payload, the payload is
+        canonical. Each checkpoint must belong to this ledger, be within the log (else
+        truncation) and match the hash at its seq (else rewrite).
+        """
+        cps = sorted(checkpoints, key=lambda c: c.seq)
+        for cp in cps:
+            if cp.ledger_id != self.ledger_id:
+                raise VerificationError(
+                    f"checkpoint is for ledger {cp.ledger_id}, this file is ledger {self.ledger_id}",
+                    kind="ledger-id",
+                )
+        cp_seqs = [c.seq for c in cps]
+        expected_seq, prev = 1, GENESIS_HASH
+        matched = 0
+        cursor = self._conn.execute(
+            "SELECT seq, event_id, type, occurred_at, recorded_at, payload, prev_hash, hash "
+            "FROM events ORDER BY seq"
+        )
+        try:
+            for seq, eid, typ, occurred, recorded, payload, prev_hash, hash_ in cursor:
+                if seq != expected_seq:
+                    what = "missing" if seq > expected_seq else "out of order"
+                    raise VerificationError(
+                        f"seq {expected_seq}: {what} (found seq {seq} next); rows were deleted or reordered",
+                        seq=expected_seq,
+                        kind="gap",
+                    )
+                if bytes(prev_hash) != prev:
+                    raise VerificationError(
+                        f"seq {seq}: prev_hash does not match the hash of seq {seq - 1}; "
+                        "a row was inserted, deleted or reordered",
+                        seq=seq,
+                        kind="chain",
+                    )
+                data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+                digest = chain_hash(prev, seq, str(recorded), data)
+                if digest != bytes(hash_):
+                    raise VerificationError(
+                        f"seq {seq}: hash does not match the row's content; the row was edited",
+                        seq=seq,
+                        kind="hash",
+                    )
+                try:
+                    event = ev.from_json(payload)
+                except (EventValueError, ValueError) as exc:
+                    raise VerificationError(
+                        f"seq {seq}: payload is not a valid event ({exc})", seq=seq, kind="payload"
+                    ) from None
+                if (
+                    ev.canonical_json(event) != payload
+                    or event.id != eid
+                    or event.type != typ
+                    or ev.format_instant(event.at) != occurred
+                ):
+                    raise VerificationError(
+                        f"seq {seq}: indexed columns (event_id, type, occurred_at) or payload "
+                        "form disagree with the hashed payload; the row was edited",
+                        seq=seq,
+                        kind="columns",
+                    )
+                i = bisect_right(cp_seqs, seq) - 1
+                while i >= 0 and cp_seqs[i] == seq:
+                    if cps[i].head_hash != digest.hex():
+                        raise VerificationError(
+                            f"seq {seq}: hash differs from the checkpoint taken at "
+                            f"{cps[i].taken_at}; history up to seq {seq} was rewritten",
+                            seq=seq,
+                            kind="checkpoint",
+                        )
+                    matched += 1
+                    i -= 1
+                prev = digest
+                expected_seq += 1
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        last = expected_seq - 1
+        for cp in cps:
+            if cp.seq > last:
+                raise VerificationError(
+                    f"log ends at seq {last} but a checkpoint names seq {cp.seq}: "
+                    "the log was truncated",
+                    seq=last + 1,
+                    kind="truncation",
+                )
+            if cp.seq == 0:
+                matched += 1
+        return VerifyResult(last, Head(last, prev), matched)
+
+
+def _instant_key(text: str) -> str:
+    # Canonical instants are 'YYYY-MM-DDTHH:MM:SS[.ffffff]Z'; pad so they compare as text.
+    if len(text) == 20:
+        return text[:19] + ".000000Z"
+    return text
+
+
+def _check_batch_ids(batch: list[Event], where: Sequence[str] | None) -> None:
+    seen: dict[str, int] = {}
+    problems = []
+    for index, event in enumerate(batch):
+        if event.id in seen:
+            first = seen[event.id]
+            places = (
+                f" ({where[first]} and {where[index]})" if where is not None else
+                f" (events {first + 1} and {index + 1})"
+            )
+            problems.append(
+                Problem(
+                    f"id: duplicate event_id {event.id!r}{places}",
+                    index=index,
+                    event_id=event.id,
+                    field="id",
+                    where=where[index] if where is not None else "",
+                )
+            )
+        else:
+            seen[event.id] = index
+    if problems:
+        raise InputError(problems[: InputError.MAX_PROBLEMS])
+
+
+def _problem(index: int, event: Event, exc: Exception, where: Sequence[str] | None) -> Problem:
+    message = str(exc)
+    field = message.partition(":")[0] if ":" in message else ""
+    return Problem(
+        f"event {event.id!r}: {message}" if where is not None else message,
+        index=index,
+        event_id=event.id,
+        field=field,
+        where=where[index] if where is not None else "",
+    )
+
+
+def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int, readonly: bool = False) -> None:
+    """Set and check the pragmas every connection must have (a tested promise)."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if not readonly:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StorageError(f"could not switch the database to WAL (journal_mode={mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA recursive_triggers = ON")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert conn.execute("PRAGMA recursive_triggers").fetchone()[0] == 1
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def _ensure_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _statements(SCHEMA):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', ?)", (str(uuid.uuid4()),)
+        )
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (LOG_FORMAT,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    out, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        text = "\n".join(current)
+        if sqlite3.complete_statement(text):
+            out.append(text)
+            current = []
+    return out

@@ -1,0 +1,25 @@
+"""The histories: timeline files shipped as package data, and the loader that reads them."""
+
+from replays._loader import (
+    Timeline,
+    bundled,
+    bundled_paths,
+    decode_json_record,
+    dump_jsonl,
+    load_jsonl,
+    load_timeline,
+    load_toml,
+    resolve,
+)
+
+__all__ = [
+    "Timeline",
+    "bundled",
+    "bundled_paths",
+    "decode_json_record",
+    "dump_jsonl",
+    "load_jsonl",
+    "load_timeline",
+    "load_toml",
+    "resolve",
+]
