@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from events._errors import EventValueError
 
@@ -73,7 +73,7 @@ def utc_instant(value: object, *, field: str = "at") -> datetime:
         raise EventValueError(
             f"{field}: timestamp must include a UTC offset (write 'Z' or '+00:00'), got {value}"
         )
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def parse_instant(text: str, *, field: str = "at") -> datetime:
@@ -81,7 +81,7 @@ def parse_instant(text: str, *, field: str = "at") -> datetime:
     raw = text.strip()
     if len(raw) == 10 and raw[4:5] == "-" and raw[7:8] == "-":
         try:
-            return datetime.fromisoformat(raw).replace(tzinfo=timezone.utc)
+            return datetime.fromisoformat(raw).replace(tzinfo=UTC)
         except ValueError as exc:
             raise EventValueError(f"{field}: invalid date {text!r} ({exc})") from None
     try:
@@ -92,12 +92,12 @@ def parse_instant(text: str, *, field: str = "at") -> datetime:
         raise EventValueError(
             f"{field}: timestamp must include a UTC offset (write 'Z' or '+00:00'), got {text!r}"
         )
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def format_instant(value: datetime) -> str:
     """Canonical UTC text: ``2022-11-08T14:00:00Z`` (microseconds only when present)."""
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     if value.microsecond:
         return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")

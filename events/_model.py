@@ -332,7 +332,8 @@ class CollateralSeized(Event):
 
     Attributes:
         to_account: the secured party's holdings account that receives it.
-        credited: how much of the debt (in the loan's asset) the seizure settles; may be 0.
+        credited: how much of the debt the seizure settles; may be 0.
+        credited_asset: the asset ``credited`` is in (a loan's own asset when omitted).
     """
 
     type: ClassVar[str] = "collateral_seized"
@@ -344,11 +345,16 @@ class CollateralSeized(Event):
         converter=_conv(_money.non_negative_amount, "credited"),
         metadata={"kind": "amount0"},
     )
+    credited_asset: str | None = _opt_id("credited_asset")
     loan: str | None = _opt_id("loan")
     account: str | None = _opt_ref("account")
 
     def __attrs_post_init__(self) -> None:
         _exactly_one_target(self)
+        if self.account is not None and self.credited and self.credited_asset is None:
+            raise EventValueError(
+                "credited_asset: required when seizing against an account with credited > 0"
+            )
 
 
 @attrs.define(frozen=True, slots=True, kw_only=True)

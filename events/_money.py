@@ -74,8 +74,8 @@ def _looks_decimal(text: str) -> bool:
     whole, _, frac = body.partition(".")
     if not whole and not frac:
         return False
-    return (not whole or whole.isascii() and whole.isdigit()) and (
-        not frac or frac.isascii() and frac.isdigit()
+    return (not whole or (whole.isascii() and whole.isdigit())) and (
+        not frac or (frac.isascii() and frac.isdigit())
     )
 
 

@@ -9,14 +9,20 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import attrs
 import click
 
 import events as ev
 import replays
-from ledger.errors import LedgerError, VerificationError
+from ledger import report
+from ledger.errors import InputError, LedgerError, VerificationError
+from ledger.invariants import STANDARD_NAMES
+from ledger.policy import Policy
+from ledger.replay import Replay, books_at, enforcing_guard
 from ledger.store import DEFAULT_DB, Checkpoint, Log
 
 EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY = 1, 2, 3
@@ -82,16 +88,27 @@ def init(db: str) -> None:
     default=None,
     help="Refuse unless the log's head seq is this (optimistic concurrency).",
 )
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Policy file; its `enforce` invariants are hard rules: a breaking batch is refused.",
+)
 @handle_errors
-def append(file: str, db: str, expected_head: int | None) -> None:
+def append(file: str, db: str, expected_head: int | None, policy_file: str | None) -> None:
     """Append a timeline FILE (TOML or JSONL, or a bundled name) to the log: all or nothing.
 
     Events already recorded with the same content are skipped, so appending the same file twice
     appends nothing the second time. Creates the log if it does not exist.
     """
     timeline = replays.load_timeline(file)
+    policy = Policy.from_toml(policy_file) if policy_file else None
     with Log.open(db, create=True) as log:
-        result = log.append(timeline.events, expected_head=expected_head, where=timeline.where)
+        guard = enforcing_guard(log, policy) if policy is not None and policy.enforce else None
+        result = log.append(
+            timeline.events, expected_head=expected_head, where=timeline.where, guard=guard
+        )
     click.echo(f"{timeline.path}: {result}")
 
 
@@ -223,6 +240,239 @@ def export(db: str, output: str) -> None:
         count = replays.dump_jsonl(log.iter_events(), out)
     if output != "-":
         click.echo(f"wrote {count} events to {output}")
+
+
+policy_option = click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Policy TOML file (thresholds, haircuts, enforce, disabled). Default: built-in policy.",
+)
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="text for people; json (one document) or jsonl (a line per step) for machines.",
+)
+fail_on_option = click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    type=click.Choice(STANDARD_NAMES),
+    help="Exit 1 only if one of these invariants broke (repeatable). Default: any.",
+)
+
+
+def _check_prefix(log: Log, timeline: replays.Timeline) -> None:
+    """Refuse to mix histories: the stored log must be a prefix of the timeline."""
+    head = log.head().seq
+    if head == 0:
+        return
+    if head > len(timeline.events):
+        raise InputError(
+            f"{log.path} holds {head} events, more than {timeline.name} has "
+            f"({len(timeline.events)}): it records another history. Use --db OTHER.db or --no-record."
+        )
+    for record, event in zip(log.iter_records(to_seq=head), timeline.events):
+        if record.event.id != event.id:
+            raise InputError(
+                f"{log.path} records another history (seq {record.seq} is {record.event.id!r}, "
+                f"{timeline.name} has {event.id!r} there). Use --db OTHER.db or --no-record."
+            )
+
+
+@cli.command()
+@click.argument("timeline", required=False)
+@db_option
+@click.option(
+    "--no-record",
+    is_flag=True,
+    help="Replay the file in memory; write nothing to the database.",
+)
+@click.option("--until", default=None, help="Stop after the last event at or before this time.")
+@policy_option
+@format_option
+@fail_on_option
+@click.option(
+    "--steps",
+    type=click.Choice(["all", "changes", "none"]),
+    default="all",
+    show_default=True,
+    help="Which steps the text table shows: every event, only those that open or close a breach, or none.",
+)
+@handle_errors
+def replay(
+    timeline: str | None,
+    db: str,
+    no_record: bool,
+    until: str | None,
+    policy_file: str | None,
+    fmt: str,
+    fail_on: tuple[str, ...],
+    steps: str,
+) -> None:
+    """Replay a timeline (bundled NAME or FILE) event by event, checking every invariant.
+
+    The timeline is first appended to the log (--db, idempotent: a rerun appends nothing), then
+    replayed from the log. Without TIMELINE, the stored log is replayed. Prints a step table and
+    the first breach of each invariant; exit status 1 if a (--fail-on) invariant broke.
+    """
+    policy = Policy.from_toml(policy_file) if policy_file else Policy()
+    stop = _instant(until, "--until")
+    log = None
+    title = ""
+    try:
+        if timeline is not None:
+            loaded = replays.load_timeline(timeline)
+            loaded.check()
+            title = f"{loaded.name}: {loaded.title}" if loaded.title else loaded.name
+            if policy_file is None and loaded.quote != policy.quote:
+                policy = Policy(quote=loaded.quote)
+            if no_record:
+                source: object = loaded
+            else:
+                log = Log.open(db, create=True)
+                _check_prefix(log, loaded)
+                result = log.append(loaded.events, where=loaded.where)
+                if fmt == "text":
+                    click.echo(f"{db}: {result}")
+                source = log
+        else:
+            log = Log.open(db, readonly=True)
+            title = db
+            source = log
+        run = Replay(source, policy, until=stop)
+        _render(run, fmt=fmt, steps=steps, title=title, total=_length(source))
+        summary = run.summary
+        if log is not None:
+            cp = log.checkpoint()
+            if fmt == "text":
+                click.echo(f"Checkpoint: {cp.to_json()}")
+            elif fmt == "jsonl":
+                click.echo(report.dumps({"kind": "checkpoint", **attrs.asdict(cp)}))
+    finally:
+        if log is not None:
+            log.close()
+    if summary.broke(fail_on or None):
+        sys.exit(EXIT_BREACH)
+
+
+def _length(source: object) -> int | None:
+    if isinstance(source, replays.Timeline):
+        return len(source.events)
+    if isinstance(source, Log):
+        return source.head().seq
+    return None
+
+
+def _render(run: Replay, *, fmt: str, steps: str, title: str, total: int | None) -> None:
+    if fmt == "jsonl":
+        for step in run:
+            click.echo(report.dumps({"kind": "step", **step.to_dict()}))
+        click.echo(report.dumps({"kind": "summary", "format": report.REPORT_FORMAT, **run.summary.to_dict()}))
+        return
+    if fmt == "json":
+        collected = [step.to_dict() for step in run]
+        click.echo(
+            report.dumps(
+                {
+                    "format": report.REPORT_FORMAT,
+                    "title": title,
+                    "policy": _policy_dict(run.policy),
+                    "steps": collected,
+                    "summary": run.summary.to_dict(),
+                }
+            )
+        )
+        return
+    click.echo(f"Replay of {title} (quote {run.policy.quote})")
+    if steps != "none":
+        click.echo(report.STEP_HEADER)
+    show_bar = steps == "none" and total is not None and total > 10_000 and sys.stderr.isatty()
+    iterator = iter(run)
+    if show_bar:
+        with click.progressbar(iterator, length=total, label="replaying", file=sys.stderr) as bar:
+            for _ in bar:
+                pass
+    else:
+        for step in iterator:
+            if steps == "all" or (steps == "changes" and (step.opened or step.closed or step.skipped)):
+                click.echo(report.step_line(step))
+    for line in report.summary_text(run.summary, title=title):
+        click.echo(line)
+
+
+def _policy_dict(policy: Policy) -> dict[str, object]:
+    return {
+        "quote": policy.quote,
+        "min_reserve_ratio": policy.min_reserve_ratio,
+        "min_collateral_coverage": policy.min_collateral_coverage,
+        "max_own_token_share": policy.max_own_token_share,
+        "max_related_party_exposure": policy.max_related_party_exposure,
+        "haircuts": dict(policy.haircuts),
+        "enforce": sorted(policy.enforce),
+        "disabled": sorted(policy.disabled),
+    }
+
+
+@cli.command()
+@db_option
+@policy_option
+@format_option
+@fail_on_option
+@handle_errors
+def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...]) -> None:
+    """Run every invariant over the stored log; print the first breach of each.
+
+    Exit status 1 if a (--fail-on) invariant broke at any point.
+    """
+    policy = Policy.from_toml(policy_file) if policy_file else Policy()
+    with Log.open(db, readonly=True) as log:
+        run = Replay(log, policy)
+        if fmt == "text":
+            _render(run, fmt="text", steps="none", title=db, total=log.head().seq)
+            click.echo(f"Checkpoint: {log.checkpoint().to_json()}")
+        else:
+            summary = run.run()
+            click.echo(report.dumps({"format": report.REPORT_FORMAT, **summary.to_dict()}))
+    if run.summary.broke(fail_on or None):
+        sys.exit(EXIT_BREACH)
+
+
+@cli.command()
+@db_option
+@click.option("--timeline", default=None, help="Read a timeline (NAME or FILE) instead of the database.")
+@click.option("--entity", default=None, help="Only this entity.")
+@click.option("--at", "at", default=None, help="Books as of this effective time (ISO with offset, or a date).")
+@click.option("--seq", type=int, default=None, help="Books as of this seq.")
+@policy_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def balances(db: str, timeline: str | None, entity: str | None, at: str | None, seq: int | None, policy_file: str | None, fmt: str) -> None:
+    """Print the books at a point: balances, balance sheets, coverage, loans.
+
+    A bare date for --at means the end of that day is NOT implied: 2022-11-07 is 00:00 UTC.
+    """
+    if at is not None and seq is not None:
+        raise InputError("give --at or --seq, not both")
+    policy = Policy.from_toml(policy_file) if policy_file else Policy()
+    when = _instant(at, "--at")
+    if timeline is not None:
+        books = books_at(replays.load_timeline(timeline), policy=policy, seq=seq, at=when)
+    else:
+        with Log.open(db, readonly=True) as log:
+            books = books_at(log, policy=policy, seq=seq, at=when)
+    if entity is not None and entity not in books.registry.entities:
+        raise InputError(f"--entity: unknown entity {entity!r} (known: {', '.join(sorted(books.registry.entities))})")
+    if fmt == "json":
+        click.echo(report.dumps(report.books_dict(books, entity=entity)))
+        return
+    click.echo(f"Books at seq {books.last_seq} ({ev.format_instant(books.last_at) if books.last_at else 'empty'}), values in {books.quote}")
+    for line in report.balances_text(books, entity=entity):
+        click.echo(line)
 
 
 def main() -> None:

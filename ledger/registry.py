@@ -12,8 +12,8 @@ large log does not replay it.
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -206,8 +206,18 @@ class Registry:
         self._minor(e.asset, e.amount, "amount")
 
     def _apply_transfer(self, e: ev.Transfer) -> None:
-        self._account(e.from_account, "from_account")
-        self._account(e.to_account, "to_account")
+        src = self._account(e.from_account, "from_account")
+        dst = self._account(e.to_account, "to_account")
+        if (src.purpose == "customer") != (dst.purpose == "customer"):
+            raise SemanticError(
+                "to_account: a transfer moves between two customer accounts of one venue, or "
+                "between two holdings accounts; use deposit or withdrawal to cross between them"
+            )
+        if src.purpose == "customer" and src.entity != dst.entity:
+            raise SemanticError(
+                f"to_account: customer accounts at different venues ({src.entity!r}, "
+                f"{dst.entity!r}); move money out with a withdrawal and in with a deposit"
+            )
         self._minor(e.asset, e.amount, "amount")
 
     def _apply_loan_opened(self, e: ev.LoanOpened) -> None:
@@ -306,8 +316,14 @@ class Registry:
     def _apply_collateral_seized(self, e: ev.CollateralSeized) -> None:
         self._target(e)
         self._take_pledge(e, self.secured_party(e.loan, e.account), "seizes")
+        if e.credited_asset is not None:
+            self._minor(e.credited_asset, e.credited, "credited")
         if e.loan is not None:
             loan = self.loans[e.loan]
+            if e.credited_asset not in (None, loan.asset):
+                raise SemanticError(
+                    f"credited_asset: loan {e.loan!r} is in {loan.asset}, not {e.credited_asset}"
+                )
             credited = self._minor(loan.asset, e.credited, "credited")
             if credited > loan.outstanding:
                 raise SemanticError(

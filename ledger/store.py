@@ -18,9 +18,9 @@ import os
 import sqlite3
 import uuid
 from bisect import bisect_right
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import attrs
 
@@ -171,7 +171,7 @@ class VerifyResult:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _translate(exc: sqlite3.Error, path: str) -> LedgerError:

@@ -10,10 +10,11 @@ import datetime as dt
 import json
 import re
 import tomllib
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 import attrs
 
@@ -116,7 +117,7 @@ def _instant(value: Any, field: str) -> Any:
             )
         return value
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     if isinstance(value, dt.time):
         raise EventValueError(f"{field}: a time without a date is not a timestamp")
     return value

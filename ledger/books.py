@@ -1,0 +1,602 @@
+"""The books: events applied one at a time to per-entity, double-entry balances.
+
+See ``docs/model.md`` for the accounting rules. Balances are integer minor units, signed and
+debit-positive. Besides the balances, the books keep running aggregates (customer liabilities,
+custody holdings, positive and negative totals, claims on affiliates) per entity and asset, so
+that invariants and measures cost O(assets of one entity) per event, never a rescan of all
+accounts.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+import events as ev
+from events import Event
+from ledger.policy import Policy
+from ledger.registry import Registry
+
+#: Exact arithmetic for values: enough digits that products and sums of 64-bit amounts and
+#: 28-digit prices never round; the one rounding is to the quote's scale, half-even.
+VALUE_CONTEXT = decimal.Context(
+    prec=80,
+    rounding=decimal.ROUND_HALF_EVEN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+
+# Account classes (derived from the purpose, or from the implicit account's prefix).
+HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, DUE_FROM, DUE_TO, LOAN, PLEDGED = (
+    "holdings",
+    "custody",
+    "customer",
+    "external",
+    "equity",
+    "claim",
+    "due-from",
+    "due-to",
+    "loan",
+    "pledged",
+)
+_OFF_SHEET = (EQUITY, EXTERNAL)
+
+Key = tuple[str, str, str]  # (entity, account, asset)
+
+
+@attrs.frozen
+class Posting:
+    """One leg: ``delta`` minor units of ``asset`` to ``entity``'s ``account``."""
+
+    entity: str
+    account: str
+    asset: str
+    delta: int
+
+
+@attrs.define
+class Change:
+    """What one event did to the books: its postings and what the invariants must look at."""
+
+    postings: list[Posting] = attrs.field(factory=list)
+    accounts: set[Key] = attrs.field(factory=set)
+    entities: set[str] = attrs.field(factory=set)
+    venue_assets: set[tuple[str, str]] = attrs.field(factory=set)
+    targets: set[str] = attrs.field(factory=set)  # loans / secured accounts whose debt or collateral moved
+    price_asset: str | None = None
+    withdrawal_refused: str | None = None  # reason, when a withdrawal request was not paid
+    withdrawal_paid: str | None = None  # venue, when a withdrawal was paid
+    notices: list[str] = attrs.field(factory=list)
+
+
+class Books:
+    """Balances, prices, limits and running aggregates, built by :meth:`apply`.
+
+    ``Books(policy)`` starts empty. ``apply(event)`` checks the event against the history (it
+    raises :class:`ledger.registry.SemanticError` for impossible facts) and returns a
+    :class:`Change`. Everything is plain dicts of ints and Decimals, so books can be pickled
+    (snapshots) and compared.
+    """
+
+    def __init__(self, policy: Policy | None = None, *, registry: Registry | None = None) -> None:
+        self.policy = policy or Policy()
+        self.quote = self.policy.quote
+        self.registry = registry or Registry()
+        self.balances: dict[Key, int] = {}
+        self.prices: dict[str, Decimal] = {}  # asset -> price in quote
+        self.limits: dict[tuple[str, str], int] = {}  # (customer account ref, asset) -> minor
+        self.halted: set[str] = set()
+        self.bankrupt: set[str] = set()
+        # running aggregates, minor units, keyed (entity, asset)
+        self.pos: dict[tuple[str, str], int] = defaultdict(int)
+        self.neg: dict[tuple[str, str], int] = defaultdict(int)
+        self.custody: dict[tuple[str, str], int] = defaultdict(int)
+        self.cust_liab: dict[tuple[str, str], int] = defaultdict(int)
+        self.held: dict[tuple[str, str], int] = defaultdict(int)  # holdings + custody
+        self.pledged_by: dict[tuple[str, str], int] = defaultdict(int)
+        self.related: dict[tuple[str, str], int] = defaultdict(int)  # claims on affiliates
+        self.entity_assets: dict[str, set[str]] = defaultdict(set)
+        self.asset_entities: dict[str, set[str]] = defaultdict(set)
+        self.venues: set[str] = set()  # entities with customer accounts
+        # secured targets (loan id or customer account ref) -> pledged minor per asset
+        self.collateral: dict[str, dict[str, int]] = {}
+        self.asset_targets: dict[str, set[str]] = defaultdict(set)
+        self._class_cache: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self.last_seq = 0
+        self.last_at: Any = None
+
+    # -- applying events ------------------------------------------------------------------------
+    def apply(self, event: Event, *, seq: int | None = None) -> Change:
+        """Check ``event`` and apply it; return what changed. Raises on impossible facts."""
+        self.registry.apply(event)
+        change = Change()
+        handler = getattr(self, "_on_" + event.type, None)
+        if handler is not None:
+            handler(event, change)
+        self.last_seq = seq if seq is not None else self.last_seq + 1
+        self.last_at = event.at
+        return change
+
+    def _minor(self, asset: str, amount: Decimal) -> int:
+        return ev.to_minor(amount, self.registry.scale(asset))
+
+    def classify(self, entity: str, account: str) -> tuple[str, str | None]:
+        """(class, counterparty entity) of an account in ``entity``'s books."""
+        cached = self._class_cache.get((entity, account))
+        if cached is not None:
+            return cached
+        info = self.registry.accounts.get(f"{entity}:{account}")
+        if info is not None:
+            if info.purpose == "customer":
+                result: tuple[str, str | None] = (CUSTOMER, info.holder)
+            elif info.purpose == "customer-custody":
+                result = (CUSTODY, None)
+            elif info.purpose == "external":
+                result = (EXTERNAL, None)
+            else:
+                result = (HOLDINGS, None)
+        elif account == EQUITY:
+            result = (EQUITY, None)
+        elif account == EXTERNAL:
+            result = (EXTERNAL, None)
+        else:
+            prefix, _, rest = account.partition(":")
+            if prefix == CLAIM:
+                result = (CLAIM, rest.partition(":")[0])
+            elif prefix in (DUE_FROM, DUE_TO):
+                result = (prefix, rest)
+            elif prefix == LOAN:
+                loan = self.registry.loans[rest]
+                other = loan.borrower if loan.lender == entity else loan.lender
+                result = (LOAN, other)
+            elif prefix == PLEDGED:
+                result = (PLEDGED, None)
+            else:
+                raise AssertionError(f"unknown account {entity}:{account}")
+        self._class_cache[(entity, account)] = result
+        return result
+
+    def _post(self, change: Change, entity: str, account: str, asset: str, delta: int) -> None:
+        if delta == 0:
+            return
+        key = (entity, account, asset)
+        old = self.balances.get(key, 0)
+        new = old + delta
+        if new:
+            self.balances[key] = new
+        else:
+            self.balances.pop(key, None)
+        change.postings.append(Posting(entity, account, asset, delta))
+        change.accounts.add(key)
+        change.entities.add(entity)
+        cls, other = self.classify(entity, account)
+        ea = (entity, asset)
+        if cls not in _OFF_SHEET:
+            self.pos[ea] += max(new, 0) - max(old, 0)
+            self.neg[ea] += max(-new, 0) - max(-old, 0)
+            if asset not in self.entity_assets[entity]:
+                self.entity_assets[entity].add(asset)
+                self.asset_entities[asset].add(entity)
+        if cls in (HOLDINGS, CUSTODY):
+            self.held[ea] += delta
+            if cls == CUSTODY:
+                self.custody[ea] += delta
+                change.venue_assets.add(ea)
+        elif cls == CUSTOMER:
+            self.cust_liab[ea] += max(-new, 0) - max(-old, 0)
+            change.venue_assets.add(ea)
+            self.venues.add(entity)
+            change.targets.add(f"{entity}:{account}")
+        elif cls == PLEDGED:
+            self.pledged_by[ea] += delta
+        if other is not None and other != entity and self.registry.affiliated(entity, other):
+            self.related[ea] += max(new, 0) - max(old, 0)
+
+    def _move_out(self, change: Change, ref: str, asset: str, minor: int) -> str:
+        """Take ``minor`` out of account ``ref``; return the entity whose value left."""
+        entity, _, name = ref.partition(":")
+        info = self.registry.accounts[ref]
+        if info.purpose == "customer":
+            holder = info.holder
+            assert holder is not None
+            self._post(change, entity, name, asset, minor)
+            self._post(change, holder, f"claim:{ref}", asset, -minor)
+            return holder
+        self._post(change, entity, name, asset, -minor)
+        return entity
+
+    def _move_in(self, change: Change, ref: str, asset: str, minor: int) -> str:
+        entity, _, name = ref.partition(":")
+        info = self.registry.accounts[ref]
+        if info.purpose == "customer":
+            holder = info.holder
+            assert holder is not None
+            self._post(change, entity, name, asset, -minor)
+            self._post(change, holder, f"claim:{ref}", asset, minor)
+            return holder
+        self._post(change, entity, name, asset, minor)
+        return entity
+
+    def _on_deposit(self, e: ev.Deposit, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        venue = e.account.partition(":")[0]
+        holder = self._move_in(change, e.account, e.asset, minor)
+        self._post(change, holder, EXTERNAL, e.asset, -minor)
+        landed_entity, _, landed_name = e.landed.partition(":")
+        self._post(change, landed_entity, landed_name, e.asset, minor)
+        if landed_entity != venue:
+            if e.owed_by is not None:
+                # The venue books the landed entity's debt on its customer account there.
+                self._move_out(change, e.owed_by, e.asset, minor)
+                change.notices.append(
+                    f"{ev.format_decimal(e.amount)} {e.asset} of customer money landed at "
+                    f"{e.landed}, not with {venue}; owed on {e.owed_by}"
+                )
+            else:
+                self._post(change, venue, f"due-from:{landed_entity}", e.asset, minor)
+                self._post(change, landed_entity, f"due-to:{venue}", e.asset, -minor)
+                change.notices.append(
+                    f"{ev.format_decimal(e.amount)} {e.asset} of customer money landed at {e.landed}"
+                )
+
+    def _on_withdrawal(self, e: ev.Withdrawal, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        venue = e.account.partition(":")[0]
+        if venue in self.halted:
+            change.withdrawal_refused = f"{venue} has halted withdrawals"
+            return
+        available = self.balances.get((venue, e.paid_from.partition(":")[2], e.asset), 0)
+        if available < minor:
+            change.withdrawal_refused = (
+                f"{e.paid_from} holds {self.format(available, e.asset)} {e.asset}, "
+                f"cannot pay {ev.format_decimal(e.amount)}"
+            )
+            return
+        holder = self._move_out(change, e.account, e.asset, minor)
+        self._post(change, venue, e.paid_from.partition(":")[2], e.asset, -minor)
+        if e.to is not None:
+            self._move_in(change, e.to, e.asset, minor)
+        else:
+            self._post(change, holder, EXTERNAL, e.asset, minor)
+        change.withdrawal_paid = venue
+
+    def _on_transfer(self, e: ev.Transfer, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        giver = self._move_out(change, e.from_account, e.asset, minor)
+        taker = self._move_in(change, e.to_account, e.asset, minor)
+        if giver != taker:
+            self._post(change, giver, EQUITY, e.asset, minor)
+            self._post(change, taker, EQUITY, e.asset, -minor)
+
+    def _on_loan_opened(self, e: ev.LoanOpened, change: Change) -> None:
+        minor = self._minor(e.asset, e.principal)
+        self._move_out(change, e.disbursed_from, e.asset, minor)
+        self._post(change, e.lender, f"loan:{e.loan}", e.asset, minor)
+        self._move_in(change, e.disbursed_to, e.asset, minor)
+        self._post(change, e.borrower, f"loan:{e.loan}", e.asset, -minor)
+        change.targets.add(e.loan)
+        self.asset_targets[e.asset].add(e.loan)
+
+    def _on_loan_repaid(self, e: ev.LoanRepaid, change: Change) -> None:
+        loan = self.registry.loans[e.loan]
+        minor = self._minor(loan.asset, e.amount)
+        self._move_out(change, e.paid_from, loan.asset, minor)
+        self._post(change, loan.borrower, f"loan:{e.loan}", loan.asset, minor)
+        self._post(change, loan.lender, f"loan:{e.loan}", loan.asset, -minor)
+        self._move_in(change, e.paid_to, loan.asset, minor)
+        change.targets.add(e.loan)
+
+    def _target(self, e: Any) -> str:
+        return e.loan if e.loan is not None else e.account
+
+    def _on_collateral_pledged(self, e: ev.CollateralPledged, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        target = self._target(e)
+        pledgor = self._move_out(change, e.from_account, e.asset, minor)
+        self._post(change, pledgor, f"pledged:{target}", e.asset, minor)
+        pledged = self.collateral.setdefault(target, {})
+        pledged[e.asset] = pledged.get(e.asset, 0) + minor
+        self.asset_targets[e.asset].add(target)
+        change.targets.add(target)
+
+    def _release(self, e: Any, change: Change, target: str, minor: int) -> str:
+        pledgor = self.registry.pledgor(e.loan, e.account)
+        self._post(change, pledgor, f"pledged:{target}", e.asset, -minor)
+        self.collateral[target][e.asset] -= minor
+        change.targets.add(target)
+        return pledgor
+
+    def _on_collateral_released(self, e: ev.CollateralReleased, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        self._release(e, change, self._target(e), minor)
+        self._move_in(change, e.to_account, e.asset, minor)
+
+    def _on_collateral_seized(self, e: ev.CollateralSeized, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        target = self._target(e)
+        pledgor = self._release(e, change, target, minor)
+        self._post(change, pledgor, EQUITY, e.asset, minor)
+        taker = self._move_in(change, e.to_account, e.asset, minor)
+        self._post(change, taker, EQUITY, e.asset, -minor)
+        if not e.credited:
+            return
+        if e.loan is not None:
+            loan = self.registry.loans[e.loan]
+            credited = self._minor(loan.asset, e.credited)
+            self._post(change, loan.lender, f"loan:{e.loan}", loan.asset, -credited)
+            self._post(change, loan.lender, EQUITY, loan.asset, credited)
+            self._post(change, loan.borrower, f"loan:{e.loan}", loan.asset, credited)
+            self._post(change, loan.borrower, EQUITY, loan.asset, -credited)
+        else:
+            asset = e.credited_asset
+            assert asset is not None
+            credited = self._minor(asset, e.credited)
+            holder = self._move_in(change, e.account, asset, credited)
+            venue = e.account.partition(":")[0]
+            self._post(change, venue, EQUITY, asset, credited)
+            self._post(change, holder, EQUITY, asset, -credited)
+
+    def _on_tokens_minted(self, e: ev.TokensMinted, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        issuer = self._move_in(change, e.to_account, e.asset, minor)
+        self._post(change, issuer, EQUITY, e.asset, -minor)
+
+    def _on_price_updated(self, e: ev.PriceUpdated, change: Change) -> None:
+        if e.quote == self.quote:
+            self.prices[e.asset] = e.price
+            change.price_asset = e.asset
+
+    def _on_credit_line_granted(self, e: ev.CreditLineGranted, change: Change) -> None:
+        self.limits[(e.account, e.asset)] = self._minor(e.asset, e.limit)
+        venue, _, name = e.account.partition(":")
+        change.accounts.add((venue, name, e.asset))
+
+    def _on_withdrawals_halted(self, e: ev.WithdrawalsHalted, change: Change) -> None:
+        self.halted.add(e.venue)
+
+    def _on_withdrawals_resumed(self, e: ev.WithdrawalsResumed, change: Change) -> None:
+        self.halted.discard(e.venue)
+
+    def _on_bankruptcy_filed(self, e: ev.BankruptcyFiled, change: Change) -> None:
+        self.bankrupt.add(e.entity)
+
+    # -- reading: quantities ----------------------------------------------------------------------
+    def balance(self, ref: str, asset: str) -> int:
+        """Minor units in account ``ref``; for a customer account, the *holder's* balance."""
+        entity, _, name = ref.partition(":")
+        raw = self.balances.get((entity, name, asset), 0)
+        info = self.registry.accounts.get(ref)
+        return -raw if info is not None and info.purpose == "customer" else raw
+
+    def limit(self, ref: str, asset: str) -> int:
+        return self.limits.get((ref, asset), 0)
+
+    def format(self, minor: int, asset: str) -> str:
+        return ev.format_decimal(ev.from_minor(minor, self.registry.scale(asset)))
+
+    def amount(self, minor: int, asset: str) -> Decimal:
+        return ev.from_minor(minor, self.registry.scale(asset))
+
+    def iter_balances(self, entity: str | None = None) -> Iterator[tuple[Key, int]]:
+        """All non-zero balances, sorted by (entity, account, asset)."""
+        for key in sorted(self.balances):
+            if entity is None or key[0] == entity:
+                yield key, self.balances[key]
+
+    # -- reading: values --------------------------------------------------------------------------
+    def price(self, asset: str) -> Decimal | None:
+        """Latest price of ``asset`` in the quote (1 for the quote itself; None if never priced)."""
+        if asset == self.quote:
+            return Decimal(1)
+        return self.prices.get(asset)
+
+    def value(self, minor: int, asset: str) -> Decimal:
+        """Exact market value of ``minor`` units of ``asset`` in the quote (0 if unpriced)."""
+        price = self.price(asset)
+        if price is None or minor == 0:
+            return Decimal(0)
+        return VALUE_CONTEXT.multiply(ev.from_minor(minor, self.registry.scale(asset)), price)
+
+    def haircut(self, asset: str, *, owner: str | None = None) -> Decimal:
+        """Haircut of ``asset``; tokens issued by ``owner`` or an affiliate use ``affiliate_token``."""
+        info = self.registry.assets[asset]
+        if owner is not None and info.issuer is not None and self.registry.affiliated(owner, info.issuer):
+            return self.policy.haircut("affiliate_token")
+        return self.policy.haircut(info.kind)
+
+    def round_value(self, value: Decimal) -> Decimal:
+        """Round a value once, to the quote's scale, half-even."""
+        scale = self.registry.assets[self.quote].scale if self.quote in self.registry.assets else 2
+        return value.quantize(Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN, context=VALUE_CONTEXT)
+
+    def _sum(self, table: dict[tuple[str, str], int], entity: str) -> Decimal:
+        total = Decimal(0)
+        for asset in self.entity_assets.get(entity, ()):
+            minor = table.get((entity, asset), 0)
+            if minor:
+                total = VALUE_CONTEXT.add(total, self.value(minor, asset))
+        return total
+
+    def total_assets(self, entity: str) -> Decimal:
+        return self._sum(self.pos, entity)
+
+    def total_liabilities(self, entity: str) -> Decimal:
+        return self._sum(self.neg, entity)
+
+    def equity(self, entity: str) -> Decimal:
+        return VALUE_CONTEXT.subtract(self.total_assets(entity), self.total_liabilities(entity))
+
+    def customer_liabilities(self, venue: str) -> Decimal:
+        return self._sum(self.cust_liab, venue)
+
+    def custody_value(self, venue: str) -> Decimal:
+        return self._sum(self.custody, venue)
+
+    def customer_shortfall(self, venue: str) -> Decimal:
+        gap = VALUE_CONTEXT.subtract(self.customer_liabilities(venue), self.custody_value(venue))
+        return max(gap, Decimal(0))
+
+    def holdings_value(self, entity: str, asset: str) -> Decimal:
+        minor = self.held.get((entity, asset), 0) + self.pledged_by.get((entity, asset), 0)
+        return self.value(minor, asset)
+
+    def related_exposure(self, entity: str) -> Decimal:
+        return self._sum(self.related, entity)
+
+    def liquid_reserves(self, venue: str) -> Decimal:
+        """Haircut value of the venue's holdings (custody and corporate), own tokens at 100% off."""
+        total = Decimal(0)
+        for asset in self.entity_assets.get(venue, ()):
+            minor = self.held.get((venue, asset), 0)
+            if minor > 0:
+                keep = 1 - self.haircut(asset, owner=venue)
+                total = VALUE_CONTEXT.add(total, VALUE_CONTEXT.multiply(self.value(minor, asset), keep))
+        return total
+
+    def own_token_value(self, entity: str) -> Decimal:
+        """Market value of tokens issued by ``entity`` or an affiliate, held or pledged by it."""
+        total = Decimal(0)
+        for asset in self.entity_assets.get(entity, ()):
+            issuer = self.registry.assets[asset].issuer
+            if issuer is not None and self.registry.affiliated(entity, issuer):
+                total = VALUE_CONTEXT.add(total, self.holdings_value(entity, asset))
+        return total
+
+    def secured_debt(self, target: str) -> Decimal:
+        """Value of what a secured target owes: a loan's outstanding principal, or an account's
+        negative holder balance across assets."""
+        loan = self.registry.loans.get(target)
+        if loan is not None:
+            return self.value(loan.outstanding, loan.asset)
+        venue, _, name = target.partition(":")
+        total = Decimal(0)
+        for asset in self.entity_assets.get(venue, ()):
+            owed = self.balances.get((venue, name, asset), 0)
+            if owed > 0:
+                total = VALUE_CONTEXT.add(total, self.value(owed, asset))
+        return total
+
+    def collateral_value(self, target: str, *, haircut: bool = True) -> Decimal:
+        total = Decimal(0)
+        for asset, minor in self.collateral.get(target, {}).items():
+            if minor:
+                value = self.value(minor, asset)
+                if haircut:
+                    value = VALUE_CONTEXT.multiply(value, 1 - self.haircut(asset))
+                total = VALUE_CONTEXT.add(total, value)
+        return total
+
+    def measure(self, entity: str, measure: str, *, asset: str | None = None, account: str | None = None) -> Decimal:
+        """The figure a ``balance_asserted`` event names, computed from the books (exact)."""
+        if measure == "balance":
+            assert account is not None and asset is not None
+            return self.amount(self.balance(account, asset), asset)
+        if measure == "holdings_value":
+            assert asset is not None
+            return self.holdings_value(entity, asset)
+        return {
+            "total_assets": self.total_assets,
+            "total_liabilities": self.total_liabilities,
+            "equity": self.equity,
+            "customer_liabilities": self.customer_liabilities,
+            "customer_shortfall": self.customer_shortfall,
+        }[measure](entity)
+
+    # -- views -------------------------------------------------------------------------------------
+    def balance_sheet(self, entities: list[str] | str) -> dict[str, Any]:
+        """Assets, liabilities and equity at market value, line by line.
+
+        With several entities (a group) the sheet is consolidated: balances between them are
+        dropped, as a consolidated statement would.
+        """
+        group = [entities] if isinstance(entities, str) else list(entities)
+        members = set(group)
+        assets: dict[str, Decimal] = defaultdict(Decimal)
+        liabilities: dict[str, Decimal] = defaultdict(Decimal)
+        for (entity, account, asset), minor in self.iter_balances():
+            if entity not in members:
+                continue
+            cls, other = self.classify(entity, account)
+            if cls in _OFF_SHEET or (len(members) > 1 and other in members):
+                continue
+            line = f"{_line_name(cls, account, other)} {asset}"
+            if minor > 0:
+                assets[line] = VALUE_CONTEXT.add(assets[line], self.value(minor, asset))
+            else:
+                liabilities[line] = VALUE_CONTEXT.add(liabilities[line], self.value(-minor, asset))
+        total_a = sum(assets.values(), Decimal(0))
+        total_l = sum(liabilities.values(), Decimal(0))
+        return {
+            "entities": group,
+            "quote": self.quote,
+            "assets": {k: self.round_value(v) for k, v in sorted(assets.items())},
+            "liabilities": {k: self.round_value(v) for k, v in sorted(liabilities.items())},
+            "total_assets": self.round_value(total_a),
+            "total_liabilities": self.round_value(total_l),
+            "equity": self.round_value(total_a - total_l),
+        }
+
+    def group_members(self, group: str) -> list[str]:
+        return sorted(e for e, g in self.registry.entities.items() if g == group)
+
+    def coverage(self) -> list[dict[str, Any]]:
+        """Customer coverage per venue and asset: what is owed, what is held in custody."""
+        rows = []
+        for venue in sorted(self.venues):
+            for asset in sorted(self.entity_assets.get(venue, ())):
+                owed = self.cust_liab.get((venue, asset), 0)
+                held = self.custody.get((venue, asset), 0)
+                if owed or held:
+                    rows.append(
+                        {
+                            "venue": venue,
+                            "asset": asset,
+                            "owed_to_customers": self.amount(owed, asset),
+                            "in_custody": self.amount(held, asset),
+                            "shortfall": self.amount(max(owed - held, 0), asset),
+                        }
+                    )
+        return rows
+
+    def loans_view(self) -> list[dict[str, Any]]:
+        """Loans and secured accounts: debt, collateral at market and haircut, loan-to-value."""
+        rows = []
+        targets = sorted(set(self.registry.loans) | set(self.collateral))
+        for target in targets:
+            debt = self.secured_debt(target)
+            market = self.collateral_value(target, haircut=False)
+            haircut = self.collateral_value(target)
+            loan = self.registry.loans.get(target)
+            rows.append(
+                {
+                    "target": target,
+                    "kind": "loan" if loan else "account",
+                    "lender": loan.lender if loan else target.partition(":")[0],
+                    "borrower": loan.borrower if loan else self.registry.accounts[target].holder,
+                    "asset": loan.asset if loan else None,
+                    "outstanding": self.amount(loan.outstanding, loan.asset) if loan else None,
+                    "debt_value": self.round_value(debt),
+                    "collateral": {
+                        a: self.amount(m, a) for a, m in sorted(self.collateral.get(target, {}).items()) if m
+                    },
+                    "collateral_market_value": self.round_value(market),
+                    "collateral_haircut_value": self.round_value(haircut),
+                    "ltv": (debt / market).quantize(Decimal("0.0001")) if market else None,
+                    "defaulted": bool(loan and loan.defaulted),
+                }
+            )
+        return rows
+
+
+def _line_name(cls: str, account: str, other: str | None) -> str:
+    if cls == CUSTOMER:
+        return f"customer account {account} (holder {other})"
+    if cls == CLAIM:
+        return f"claim on {account.removeprefix('claim:')}"
+    if cls == LOAN:
+        return f"{account} ({other})"
+    return account

@@ -1,0 +1,391 @@
+"""Invariants: named, incremental checks run after every event.
+
+An invariant is any object with ``name``, ``meaning`` and ``check(ctx)``. ``check`` looks only at
+what the event touched (``ctx.change``) and yields a :class:`Status` per subject it looked at:
+ok or not, the observed value and the threshold. The replay engine turns a subject that stops
+being ok into an *opened* violation and one that becomes ok again into a *closed* one. Each check
+costs O(subjects touched x assets of one entity), never a rescan of all accounts.
+
+Write your own by giving an object those three members (no subclassing needed), for example::
+
+    class NoBigWithdrawals:
+        name = "no-big-withdrawals"
+        meaning = "no single withdrawal above 1,000,000 USD"
+
+        def check(self, ctx):
+            e = ctx.event
+            if e.type == "withdrawal" and e.asset == "USD":
+                yield Status(e.account, e.amount <= 1_000_000, str(e.amount), "1000000")
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+
+import attrs
+
+import events as ev
+from ledger.books import CUSTODY, CUSTOMER, HOLDINGS, VALUE_CONTEXT, Books, Change
+from ledger.policy import Policy
+
+
+@attrs.frozen
+class Status:
+    """The state of one subject of one invariant after an event.
+
+    Attributes:
+        subject: what is checked (``ftx/USD``, a loan id, an account).
+        ok: whether the invariant holds for it.
+        observed: the value seen, as text.
+        threshold: the bound it is held to, as text.
+        detail: a plain-language sentence for a person.
+    """
+
+    subject: str
+    ok: bool
+    observed: str = ""
+    threshold: str = ""
+    detail: str = ""
+
+
+@attrs.frozen
+class Context:
+    """What an invariant sees: the books after the event, the event, what it changed."""
+
+    books: Books
+    policy: Policy
+    event: ev.Event
+    change: Change
+    seq: int
+
+
+class Invariant(Protocol):
+    name: str
+    meaning: str
+
+    def check(self, ctx: Context) -> Iterable[Status]: ...
+
+
+def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal:
+    return VALUE_CONTEXT.divide(numerator, denominator)
+
+
+def fmt_ratio(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.0001"), context=VALUE_CONTEXT))
+
+
+def fmt_value(books: Books, value: Decimal) -> str:
+    return f"{books.round_value(value):,} {books.quote}"
+
+
+class Conservation:
+    """Every event's postings sum to zero per entity and asset. A failure is a bug, not history."""
+
+    name: ClassVar[str] = "conservation"
+    meaning: ClassVar[str] = "every event's postings balance per entity and asset"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        sums: dict[tuple[str, str], int] = defaultdict(int)
+        for p in ctx.change.postings:
+            sums[(p.entity, p.asset)] += p.delta
+        for (entity, asset), total in sorted(sums.items()):
+            yield Status(
+                f"{entity}/{asset}",
+                total == 0,
+                observed=f"{ctx.books.format(total, asset)} {asset}",
+                threshold="0",
+                detail=f"the postings of {ctx.event.id} do not balance for {entity} in {asset}",
+            )
+
+
+class NoUnauthorisedNegative:
+    """Holdings never go below zero; a customer account only as far as its credit line."""
+
+    name: ClassVar[str] = "no-unauthorised-negative"
+    meaning: ClassVar[str] = "no balance below zero beyond an explicit, recorded credit line"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books = ctx.books
+        for entity, account, asset in sorted(ctx.change.accounts):
+            cls, holder = books.classify(entity, account)
+            if cls in (HOLDINGS, CUSTODY):
+                balance = books.balances.get((entity, account, asset), 0)
+                yield Status(
+                    f"{entity}:{account}/{asset}",
+                    balance >= 0,
+                    observed=f"{books.format(balance, asset)} {asset}",
+                    threshold="0",
+                    detail=f"{entity}:{account} holds less than nothing: {books.format(balance, asset)} {asset}",
+                )
+            elif cls == CUSTOMER:
+                ref = f"{entity}:{account}"
+                balance = books.balance(ref, asset)
+                limit = books.limit(ref, asset)
+                yield Status(
+                    f"{ref}/{asset}",
+                    balance >= -limit,
+                    observed=f"{books.format(balance, asset)} {asset}",
+                    threshold=f"-{books.format(limit, asset)} {asset}",
+                    detail=(
+                        f"{holder}'s account at {entity} is at {books.format(balance, asset)} {asset}"
+                        + (
+                            f", beyond its credit line of {books.format(limit, asset)}"
+                            if limit
+                            else " with no credit line recorded"
+                        )
+                    ),
+                )
+
+
+class Segregation:
+    """Per venue and asset, customer-custody holdings cover what customers are owed."""
+
+    name: ClassVar[str] = "segregation"
+    meaning: ClassVar[str] = "per venue and asset, segregated customer holdings >= customer liabilities"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books = ctx.books
+        for venue, asset in sorted(ctx.change.venue_assets):
+            if venue not in books.venues:
+                continue
+            owed = books.cust_liab.get((venue, asset), 0)
+            held = books.custody.get((venue, asset), 0)
+            yield Status(
+                f"{venue}/{asset}",
+                held >= owed,
+                observed=f"{books.format(held, asset)} {asset} in custody",
+                threshold=f"{books.format(owed, asset)} {asset} owed",
+                detail=(
+                    f"{venue} owes customers {books.format(owed, asset)} {asset} but holds "
+                    f"{books.format(held, asset)} in segregated custody "
+                    f"(short {books.format(owed - held, asset)})"
+                ),
+            )
+
+
+def _venues_touched(ctx: Context) -> set[str]:
+    books = ctx.books
+    venues = {v for v, _ in ctx.change.venue_assets} | (ctx.change.entities & books.venues)
+    if ctx.change.price_asset is not None:
+        venues |= books.asset_entities.get(ctx.change.price_asset, set()) & books.venues
+    return venues
+
+
+def _entities_touched(ctx: Context) -> set[str]:
+    entities = set(ctx.change.entities)
+    if ctx.change.price_asset is not None:
+        entities |= ctx.books.asset_entities.get(ctx.change.price_asset, set())
+    return entities
+
+
+class ReserveRatio:
+    """Liquid, haircut-valued holdings of a venue against what it owes customers."""
+
+    name: ClassVar[str] = "reserve-ratio"
+    meaning: ClassVar[str] = "liquid haircut reserves / customer liabilities >= policy minimum"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books, minimum = ctx.books, ctx.policy.min_reserve_ratio
+        for venue in sorted(_venues_touched(ctx)):
+            owed = books.customer_liabilities(venue)
+            if owed <= 0:
+                yield Status(venue, True)
+                continue
+            reserves = books.liquid_reserves(venue)
+            ratio = _ratio(reserves, owed)
+            yield Status(
+                venue,
+                ratio >= minimum,
+                observed=fmt_ratio(ratio),
+                threshold=fmt_ratio(minimum),
+                detail=(
+                    f"{venue}'s liquid reserves ({fmt_value(books, reserves)} after haircuts) "
+                    f"cover {fmt_ratio(ratio)} of the {fmt_value(books, owed)} it owes customers"
+                ),
+            )
+
+
+class CollateralCoverage:
+    """Each secured debt (a loan or a customer account with collateral) is covered."""
+
+    name: ClassVar[str] = "collateral-coverage"
+    meaning: ClassVar[str] = "per secured loan or account, haircut collateral >= debt x margin"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books, margin = ctx.books, ctx.policy.min_collateral_coverage
+        targets = {t for t in ctx.change.targets if t in books.collateral}
+        if ctx.change.price_asset is not None:
+            targets |= {
+                t for t in books.asset_targets.get(ctx.change.price_asset, ()) if t in books.collateral
+            }
+        for target in sorted(targets):
+            debt = books.secured_debt(target)
+            if debt <= 0:
+                yield Status(target, True)
+                continue
+            value = books.collateral_value(target)
+            ratio = _ratio(value, debt)
+            yield Status(
+                target,
+                ratio >= margin,
+                observed=fmt_ratio(ratio),
+                threshold=fmt_ratio(margin),
+                detail=(
+                    f"collateral against {target} is worth {fmt_value(books, value)} after "
+                    f"haircuts for a debt of {fmt_value(books, debt)} (coverage {fmt_ratio(ratio)})"
+                ),
+            )
+
+
+class OwnTokenConcentration:
+    """How much of an entity's assets are tokens it or its affiliates issued."""
+
+    name: ClassVar[str] = "own-token-concentration"
+    meaning: ClassVar[str] = "share of assets in self- or affiliate-issued tokens <= policy maximum"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books, maximum = ctx.books, ctx.policy.max_own_token_share
+        for entity in sorted(_entities_touched(ctx)):
+            total = books.total_assets(entity)
+            if total <= 0:
+                yield Status(entity, True)
+                continue
+            own = books.own_token_value(entity)
+            share = _ratio(own, total)
+            yield Status(
+                entity,
+                share <= maximum,
+                observed=fmt_ratio(share),
+                threshold=fmt_ratio(maximum),
+                detail=(
+                    f"{fmt_ratio(share)} of {entity}'s {fmt_value(books, total)} of assets are "
+                    f"tokens issued by itself or an affiliate ({fmt_value(books, own)})"
+                ),
+            )
+
+
+class RelatedPartyExposure:
+    """Claims on affiliates against customer liabilities (venues) or total assets (others)."""
+
+    name: ClassVar[str] = "related-party-exposure"
+    meaning: ClassVar[str] = (
+        "claims on affiliates / customer liabilities (venues) or total assets <= policy maximum"
+    )
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books, maximum = ctx.books, ctx.policy.max_related_party_exposure
+        for entity in sorted(_entities_touched(ctx)):
+            exposure = books.related_exposure(entity)
+            is_venue = entity in books.venues
+            base = books.customer_liabilities(entity) if is_venue else books.total_assets(entity)
+            if exposure <= 0 or base <= 0:
+                yield Status(entity, True)
+                continue
+            share = _ratio(exposure, base)
+            against = "customer liabilities" if is_venue else "total assets"
+            yield Status(
+                entity,
+                share <= maximum,
+                observed=fmt_ratio(share),
+                threshold=fmt_ratio(maximum),
+                detail=(
+                    f"{entity} is owed {fmt_value(books, exposure)} by affiliates, "
+                    f"{fmt_ratio(share)} of its {against} ({fmt_value(books, base)})"
+                ),
+            )
+
+
+class WithdrawalsHonoured:
+    """A withdrawal request that is not paid is a violation, until the venue pays again."""
+
+    name: ClassVar[str] = "withdrawals-honoured"
+    meaning: ClassVar[str] = "every withdrawal request is paid"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        change = ctx.change
+        if change.withdrawal_refused is not None:
+            event = ctx.event
+            assert isinstance(event, ev.Withdrawal)
+            venue = event.account.partition(":")[0]
+            yield Status(
+                venue,
+                False,
+                observed=f"{ev.format_decimal(event.amount)} {event.asset} not paid",
+                threshold="paid on request",
+                detail=f"a withdrawal of {ev.format_decimal(event.amount)} {event.asset} from {event.account} was not paid: {change.withdrawal_refused}",
+            )
+        elif change.withdrawal_paid is not None:
+            yield Status(change.withdrawal_paid, True)
+
+
+class Assertions:
+    """Every ``balance_asserted`` matches the books within its tolerance."""
+
+    name: ClassVar[str] = "assertions"
+    meaning: ClassVar[str] = "each figure from the public record matches the books within its tolerance"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        event = ctx.event
+        if not isinstance(event, ev.BalanceAsserted):
+            return
+        result = assertion_result(ctx.books, event)
+        yield Status(
+            result["subject"],
+            result["ok"],
+            observed=result["actual"],
+            threshold=f"{result['expected']} ± {result['tolerance']}",
+            detail=result["detail"],
+        )
+
+
+def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
+    """Compare one assertion with the books: subject, ok, actual, expected, gap, detail."""
+    actual = books.measure(event.entity, event.measure, asset=event.asset, account=event.account)
+    if event.measure == "balance":
+        unit = event.asset
+        actual_r = actual
+    else:
+        unit = event.quote
+        actual_r = books.round_value(actual)
+    gap = actual_r - event.expected
+    ok = abs(gap) <= event.tolerance
+    subject = "/".join(
+        x for x in (event.entity, event.measure, event.account or "", event.asset or "") if x
+    )
+    return {
+        "subject": subject,
+        "ok": ok,
+        "actual": f"{ev.format_decimal(actual_r)} {unit}",
+        "expected": f"{ev.format_decimal(event.expected)} {unit}",
+        "tolerance": ev.format_decimal(event.tolerance),
+        "gap": f"{ev.format_decimal(gap)} {unit}",
+        "detail": (
+            f"the record says {event.entity} {event.measure.replace('_', ' ')}"
+            + (f" of {event.asset}" if event.asset and event.measure != "balance" else "")
+            + f" was {ev.format_decimal(event.expected)} {unit} (± {ev.format_decimal(event.tolerance)}); "
+            + f"the books say {ev.format_decimal(actual_r)} (gap {ev.format_decimal(gap)})"
+        ),
+    }
+
+
+STANDARD: tuple[Any, ...] = (
+    Conservation(),
+    NoUnauthorisedNegative(),
+    Segregation(),
+    ReserveRatio(),
+    CollateralCoverage(),
+    OwnTokenConcentration(),
+    RelatedPartyExposure(),
+    WithdrawalsHonoured(),
+    Assertions(),
+)
+STANDARD_NAMES: tuple[str, ...] = tuple(inv.name for inv in STANDARD)
+
+
+def standard_invariants(policy: Policy | None = None) -> list[Any]:
+    """The standard set, minus those the policy disables."""
+    disabled = policy.disabled if policy is not None else frozenset()
+    return [inv for inv in STANDARD if inv.name not in disabled]

@@ -1,0 +1,416 @@
+"""Replay: events in order through the books, every invariant checked after every event.
+
+``replay(source, policy)`` returns a :class:`Replay`: iterate it for :class:`Step` values (one
+per event), then read ``.summary``. Streaming: it holds the books and the open violations, never
+the history, so memory does not grow with the number of events. Deterministic: the same events
+and policy give the same steps and the same ``digest``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+import events as ev
+import replays
+from events import Event, EventValueError
+from ledger.books import Books
+from ledger.errors import InputError, InvariantRefused, Problem
+from ledger.invariants import Context, assertion_result, fmt_ratio, standard_invariants
+from ledger.policy import Policy
+from ledger.registry import Registry
+from ledger.store import Log, Record
+
+CONTRIBUTORS_KEPT = 4
+
+
+@attrs.frozen
+class Violation:
+    """One invariant broken for one subject, from the event that broke it.
+
+    Attributes:
+        invariant, subject: what broke, for what (``segregation``, ``ftx/USD``).
+        seq, event_id, at: the event after which it was first seen broken.
+        observed, threshold: the values at that moment.
+        detail: a plain-language explanation.
+        contributing: ids of the latest events that touched this subject (the breaking one last).
+        source: the breaking event's citation keys.
+    """
+
+    invariant: str
+    subject: str
+    seq: int
+    event_id: str
+    at: str
+    observed: str
+    threshold: str
+    detail: str
+    contributing: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["contributing"] = list(self.contributing)
+        data["source"] = list(self.source)
+        return data
+
+
+@attrs.frozen
+class Step:
+    """What happened at one event.
+
+    Attributes:
+        seq, event: the event and its place.
+        opened: violations that began with this event; closed: violations it ended.
+        metrics: key figures after the event (the focus venue's customer liabilities, custody,
+            shortfall, reserve ratio; the price just updated).
+        notices: things worth a line (a credit line drawn, money landing elsewhere, a refusal).
+        skipped: in enforce mode, why the event was not applied (None if it was).
+        assertion: for a ``balance_asserted`` event, the comparison with the books.
+    """
+
+    seq: int
+    event: Event
+    opened: tuple[Violation, ...] = ()
+    closed: tuple[Violation, ...] = ()
+    metrics: dict[str, str] = attrs.field(factory=dict)
+    notices: tuple[str, ...] = ()
+    skipped: str | None = None
+    assertion: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "event": ev.to_dict(self.event),
+            "opened": [v.to_dict() for v in self.opened],
+            "closed": [v.to_dict() for v in self.closed],
+            "metrics": dict(self.metrics),
+            "notices": list(self.notices),
+            "skipped": self.skipped,
+            "assertion": self.assertion,
+        }
+
+
+@attrs.frozen
+class Summary:
+    """The outcome of a replay.
+
+    Attributes:
+        events: how many events were replayed; last_seq, last_at: where it stopped.
+        first_breaches: per invariant, the first violation (in invariant order).
+        still_open: violations open at the end.
+        breach_counts: per invariant, how many violations were opened.
+        assertions: every ``balance_asserted`` comparison, in order.
+        skipped: ``(seq, event_id, reason)`` of events refused in enforce mode.
+        digest: SHA-256 over the canonical bytes of the replayed events, in order.
+        final_metrics: key metrics after the last event.
+    """
+
+    events: int
+    last_seq: int
+    last_at: str | None
+    first_breaches: dict[str, Violation]
+    still_open: list[Violation]
+    breach_counts: dict[str, int]
+    assertions: list[dict[str, Any]]
+    skipped: list[tuple[int, str, str]]
+    digest: str
+    final_metrics: dict[str, str]
+    invariants: list[dict[str, str]]
+
+    def broke(self, names: Iterable[str] | None = None) -> list[str]:
+        """Invariants (of ``names``, default all) that broke at least once."""
+        wanted = set(names) if names else None
+        return [n for n in self.first_breaches if wanted is None or n in wanted]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "last_seq": self.last_seq,
+            "last_at": self.last_at,
+            "invariants": self.invariants,
+            "first_breaches": {k: v.to_dict() for k, v in self.first_breaches.items()},
+            "still_open": [v.to_dict() for v in self.still_open],
+            "breach_counts": dict(self.breach_counts),
+            "assertions": self.assertions,
+            "skipped": [{"seq": s, "event_id": i, "reason": r} for s, i, r in self.skipped],
+            "digest": self.digest,
+            "final_metrics": self.final_metrics,
+        }
+
+
+Source = Any  # a Timeline, a Log, a path or bundled name, or an iterable of events/records
+
+
+def _iter_source(source: Source) -> Iterator[tuple[int, Event, str]]:
+    """(seq, event, where) for every event of the source, streamed."""
+    if isinstance(source, (str, Path)):
+        source = replays.load_timeline(source)
+    if isinstance(source, replays.Timeline):
+        for index, event in enumerate(source.events):
+            yield index + 1, event, source.where[index]
+        return
+    if isinstance(source, Log):
+        for record in source.iter_records():
+            yield record.seq, record.event, f"seq {record.seq}"
+        return
+    for index, item in enumerate(source):
+        if isinstance(item, Record):
+            yield item.seq, item.event, f"seq {item.seq}"
+        else:
+            yield index + 1, item, f"event {index + 1}"
+
+
+class Replay:
+    """An in-progress replay; iterate for steps, then read :attr:`summary` (see module doc)."""
+
+    def __init__(
+        self,
+        source: Source,
+        policy: Policy | None = None,
+        *,
+        invariants: Sequence[Any] | None = None,
+        extra_invariants: Sequence[Any] = (),
+        until: datetime | None = None,
+        books: Books | None = None,
+    ) -> None:
+        self.policy = policy or Policy()
+        self.invariants = list(invariants if invariants is not None else standard_invariants(self.policy))
+        self.invariants += list(extra_invariants)
+        names = [inv.name for inv in self.invariants]
+        if len(set(names)) != len(names):
+            raise InputError(f"invariant names must be unique, got {names}")
+        self.books = books or Books(self.policy)
+        self._source = source
+        self._until = until
+        self._open: dict[tuple[str, str], Violation] = {}
+        self._touch: dict[tuple[str, str], deque[str]] = {}
+        self._first: dict[str, Violation] = {}
+        self._counts: dict[str, int] = {n: 0 for n in names}
+        self._assertions: list[dict[str, Any]] = []
+        self._skipped: list[tuple[int, str, str]] = []
+        self._digest = hashlib.sha256()
+        self._events = 0
+        self._summary: Summary | None = None
+        self._metrics: dict[str, str] = {}
+
+    def __iter__(self) -> Iterator[Step]:
+        for seq, event, where in _iter_source(self._source):
+            if self._until is not None and event.at > self._until:
+                break
+            yield self.step(seq, event, where=where)
+        self._summary = self._summarise()
+
+    def run(self) -> Summary:
+        """Replay to the end, discarding the steps; return the summary."""
+        for _ in self:
+            pass
+        return self.summary
+
+    @property
+    def summary(self) -> Summary:
+        if self._summary is None:
+            raise RuntimeError("the replay has not finished: iterate it to the end first")
+        return self._summary
+
+    def step(self, seq: int, event: Event, *, where: str = "") -> Step:
+        """Apply one event and check every invariant; return the step."""
+        enforce = self.policy.enforce
+        saved = copy.deepcopy(self.books) if enforce else None
+        try:
+            change = self.books.apply(event, seq=seq)
+        except EventValueError as exc:
+            raise InputError(
+                [Problem(f"{exc}", event_id=event.id, where=f"{where} ({event.id})" if where else "")]
+            ) from None
+        ctx = Context(self.books, self.policy, event, change, seq)
+        opened: list[Violation] = []
+        closed: list[Violation] = []
+        assertion = None
+        if isinstance(event, ev.BalanceAsserted):
+            assertion = assertion_result(self.books, event)
+            assertion = {"seq": seq, "event_id": event.id, "at": ev.format_instant(event.at), **assertion}
+        for inv in self.invariants:
+            for status in inv.check(ctx):
+                key = (inv.name, status.subject)
+                touched = self._touch.get(key)
+                if touched is None:
+                    if status.ok and key not in self._open:
+                        continue  # nothing to remember about a subject that was never in breach
+                    touched = self._touch[key] = deque(maxlen=CONTRIBUTORS_KEPT)
+                touched.append(event.id)
+                current = self._open.get(key)
+                if not status.ok and current is None:
+                    opened.append(
+                        Violation(
+                            inv.name,
+                            status.subject,
+                            seq,
+                            event.id,
+                            ev.format_instant(event.at),
+                            status.observed,
+                            status.threshold,
+                            status.detail,
+                            tuple(touched),
+                            event.source,
+                        )
+                    )
+                elif status.ok and current is not None:
+                    closed.append(current)
+        if enforce:
+            refused = [v for v in opened if v.invariant in enforce]
+            if refused:
+                assert saved is not None
+                self.books = saved
+                reason = "; ".join(f"{v.invariant}: {v.detail}" for v in refused)
+                self._skipped.append((seq, event.id, reason))
+                return Step(seq, event, skipped=reason, metrics=dict(self._metrics))
+        for v in opened:
+            self._open[(v.invariant, v.subject)] = v
+            self._counts[v.invariant] += 1
+            self._first.setdefault(v.invariant, v)
+        for v in closed:
+            del self._open[(v.invariant, v.subject)]
+        if assertion is not None:
+            self._assertions.append(assertion)
+        self._digest.update(ev.canonical_bytes(event))
+        self._digest.update(b"\n")
+        self._events += 1
+        notices = list(change.notices)
+        if change.withdrawal_refused:
+            notices.append(f"withdrawal not paid: {change.withdrawal_refused}")
+        notices += self._credit_notices(change)
+        self._metrics = self._key_metrics(change)
+        return Step(
+            seq,
+            event,
+            tuple(opened),
+            tuple(closed),
+            dict(self._metrics),
+            tuple(notices),
+            None,
+            assertion,
+        )
+
+    def _credit_notices(self, change: Any) -> list[str]:
+        books, out = self.books, []
+        for entity, account, asset in change.accounts:
+            ref = f"{entity}:{account}"
+            limit = books.limit(ref, asset)
+            if limit and any(p.entity == entity and p.account == account for p in change.postings):
+                balance = books.balance(ref, asset)
+                if balance < 0:
+                    out.append(
+                        f"{ref} is drawing on its credit line: {books.format(balance, asset)} {asset} "
+                        f"of -{books.format(limit, asset)} allowed"
+                    )
+        return sorted(out)
+
+    def _key_metrics(self, change: Any) -> dict[str, str]:
+        books = self.books
+        metrics: dict[str, str] = {}
+        venue = self.focus_venue()
+        if venue is not None:
+            owed = books.customer_liabilities(venue)
+            held = books.custody_value(venue)
+            metrics["venue"] = venue
+            metrics["customer_liabilities"] = ev.format_decimal(books.round_value(owed))
+            metrics["custody"] = ev.format_decimal(books.round_value(held))
+            metrics["shortfall"] = ev.format_decimal(books.round_value(max(owed - held, Decimal(0))))
+            if owed > 0:
+                metrics["reserve_ratio"] = fmt_ratio(books.liquid_reserves(venue) / owed)
+        if change.price_asset is not None:
+            metrics["price"] = f"{change.price_asset}={ev.format_decimal(books.prices[change.price_asset])}"
+        return metrics
+
+    def focus_venue(self) -> str | None:
+        """The venue with the largest customer liabilities (ties: alphabetical)."""
+        venues = sorted(self.books.venues)
+        if not venues:
+            return None
+        return max(venues, key=lambda v: (self.books.customer_liabilities(v), [-ord(c) for c in v]))
+
+    def _summarise(self) -> Summary:
+        order = [inv.name for inv in self.invariants]
+        return Summary(
+            events=self._events,
+            last_seq=self.books.last_seq,
+            last_at=ev.format_instant(self.books.last_at) if self.books.last_at else None,
+            first_breaches={n: self._first[n] for n in order if n in self._first},
+            still_open=sorted(self._open.values(), key=lambda v: (v.seq, v.invariant, v.subject)),
+            breach_counts={n: self._counts[n] for n in order},
+            assertions=list(self._assertions),
+            skipped=list(self._skipped),
+            digest=self._digest.hexdigest(),
+            final_metrics=dict(self._metrics),
+            invariants=[{"name": inv.name, "meaning": inv.meaning} for inv in self.invariants],
+        )
+
+
+def replay(
+    source: Source,
+    policy: Policy | None = None,
+    *,
+    invariants: Sequence[Any] | None = None,
+    extra_invariants: Sequence[Any] = (),
+    until: datetime | None = None,
+) -> Replay:
+    """Replay ``source`` (a timeline, a log, a path or bundled name, or events) under ``policy``.
+
+    Returns a :class:`Replay`: iterate it for steps, or call ``.run()`` for the summary.
+    Raises :class:`InputError` if an event is impossible given the history before it.
+    """
+    return Replay(source, policy, invariants=invariants, extra_invariants=extra_invariants, until=until)
+
+
+def books_at(source: Source, *, policy: Policy | None = None, seq: int | None = None, at: datetime | None = None) -> Books:
+    """The books after the last event with seq <= ``seq`` and effective time <= ``at``.
+
+    Applies events without checking invariants (faster than a replay).
+    """
+    books = Books(policy)
+    for s, event, where in _iter_source(source):
+        if (seq is not None and s > seq) or (at is not None and event.at > at):
+            break
+        try:
+            books.apply(event, seq=s)
+        except EventValueError as exc:
+            raise InputError([Problem(str(exc), event_id=event.id, where=where)]) from None
+    return books
+
+
+def enforcing_guard(log: Log, policy: Policy) -> Any:
+    """A ``guard`` for :meth:`Log.append` that refuses events breaking the policy's hard rules.
+
+    It rebuilds the books from the log (O(log length)), then replays the new events with every
+    invariant checked; the first event that opens a violation of an enforced invariant raises
+    :class:`InvariantRefused` and nothing is written.
+    """
+
+    def guard(_registry: Registry, new_events: Sequence[Event]) -> None:
+        if not policy.enforce:
+            return
+        books = books_at(log, policy=policy)
+        checker = Replay([], attrs.evolve(policy, enforce=frozenset()), books=books)
+        # Prime the open set with the violations already open in the stored history, so that
+        # only *new* breaches are refused.
+        for seq, event in enumerate(new_events, start=books.last_seq + 1):
+            step = checker.step(seq, event)
+            refused = [v for v in step.opened if v.invariant in policy.enforce]
+            if refused:
+                v = refused[0]
+                raise InvariantRefused(
+                    f"invariant {v.invariant} violated at event {event.id!r}: {v.detail} "
+                    f"(observed {v.observed}, threshold {v.threshold}); nothing was written",
+                    violation=v,
+                )
+
+    return guard
