@@ -32,14 +32,25 @@ def _encode_value(kind: str, value: Any) -> Any:
     return value
 
 
+_PLAIN_KINDS = frozenset({"id", "text", "int"})
+_FIELD_KINDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _field_kinds(cls: type) -> tuple[tuple[str, str], ...]:
+    kinds = _FIELD_KINDS.get(cls)
+    if kinds is None:
+        kinds = _FIELD_KINDS[cls] = tuple((f.name, f.metadata["kind"]) for f in attrs.fields(cls))
+    return kinds
+
+
 def to_dict(event: Event) -> dict[str, Any]:
     """The event as a JSON-ready dict (strings and ints only, no ``None``)."""
     out: dict[str, Any] = {"type": event.type, "v": SCHEMA_VERSION}
-    for field in attrs.fields(type(event)):
-        value = getattr(event, field.name)
+    for name, kind in _field_kinds(type(event)):
+        value = getattr(event, name)
         if value is None:
             continue
-        out[field.name] = _encode_value(field.metadata["kind"], value)
+        out[name] = value if kind in _PLAIN_KINDS else _encode_value(kind, value)
     return out
 
 

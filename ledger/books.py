@@ -9,6 +9,7 @@ accounts.
 
 from __future__ import annotations
 
+import bisect
 import decimal
 from collections import defaultdict
 from collections.abc import Iterator
@@ -68,6 +69,7 @@ class Change:
     venue_assets: set[tuple[str, str]] = attrs.field(factory=set)
     targets: set[str] = attrs.field(factory=set)  # loans / secured accounts whose debt or collateral moved
     price_asset: str | None = None
+    price_before: Decimal | None = None
     withdrawal_refused: str | None = None  # reason, when a withdrawal request was not paid
     withdrawal_paid: str | None = None  # venue, when a withdrawal was paid
     notices: list[str] = attrs.field(factory=list)
@@ -105,6 +107,15 @@ class Books:
         # secured targets (loan id or customer account ref) -> pledged minor per asset
         self.collateral: dict[str, dict[str, int]] = {}
         self.asset_targets: dict[str, set[str]] = defaultdict(set)
+        # Break-price index for collateral coverage. A "simple" secured debt (collateral in one
+        # asset A, debt only in the quote asset) is covered exactly when price(A) >= k, where
+        # k = debt x margin / (collateral x (1 - haircut)). Keeping (k, target) sorted per A
+        # means a price update rechecks only the debts whose k lies between the old and the new
+        # price, not every loan. Other debts are rechecked on every update of their assets.
+        self.cover_key: dict[str, tuple[str, Decimal]] = {}
+        self.cover_index: dict[str, list[tuple[Decimal, str]]] = defaultdict(list)
+        self.complex_targets: dict[str, set[str]] = defaultdict(set)
+        self._complex_of: dict[str, set[str]] = {}
         self._class_cache: dict[tuple[str, str], tuple[str, str | None]] = {}
         self.last_seq = 0
         self.last_at: Any = None
@@ -117,6 +128,9 @@ class Books:
         handler = getattr(self, "_on_" + event.type, None)
         if handler is not None:
             handler(event, change)
+        for target in change.targets:
+            if target in self.collateral:
+                self._reindex_cover(target)
         self.last_seq = seq if seq is not None else self.last_seq + 1
         self.last_at = event.at
         return change
@@ -347,8 +361,60 @@ class Books:
 
     def _on_price_updated(self, e: ev.PriceUpdated, change: Change) -> None:
         if e.quote == self.quote:
+            change.price_before = self.prices.get(e.asset)
             self.prices[e.asset] = e.price
             change.price_asset = e.asset
+
+    # -- the collateral break-price index --------------------------------------------------------
+    def _reindex_cover(self, target: str) -> None:
+        old = self.cover_key.pop(target, None)
+        if old is not None:
+            entries = self.cover_index[old[0]]
+            entries.pop(bisect.bisect_left(entries, (old[1], target)))
+        for asset in self._complex_of.pop(target, ()):
+            self.complex_targets[asset].discard(target)
+        held = [(a, m) for a, m in self.collateral.get(target, {}).items() if m]
+        debt_assets = self._debt_assets(target)
+        if len(held) == 1 and debt_assets <= {self.quote} and held[0][0] != self.quote:
+            asset, minor = held[0]
+            debt = self.secured_debt(target)
+            keep = VALUE_CONTEXT.multiply(
+                self.amount(minor, asset), 1 - self.haircut(asset)
+            )
+            if debt <= 0:
+                k = Decimal(0)
+            elif keep <= 0:
+                k = Decimal("Infinity")
+            else:
+                k = VALUE_CONTEXT.divide(
+                    VALUE_CONTEXT.multiply(debt, self.policy.min_collateral_coverage), keep
+                )
+            self.cover_key[target] = (asset, k)
+            bisect.insort(self.cover_index[asset], (k, target))
+        else:
+            assets = {a for a, _ in held} | debt_assets
+            self._complex_of[target] = assets
+            for asset in assets:
+                self.complex_targets[asset].add(target)
+
+    def _debt_assets(self, target: str) -> set[str]:
+        loan = self.registry.loans.get(target)
+        if loan is not None:
+            return {loan.asset} if loan.outstanding else set()
+        venue, _, name = target.partition(":")
+        return {
+            a for a in self.entity_assets.get(venue, ()) if self.balances.get((venue, name, a), 0) > 0
+        }
+
+    def repriced_targets(self, asset: str, before: Decimal | None) -> set[str]:
+        """Secured debts whose coverage may have changed when ``asset`` was repriced."""
+        after = self.prices.get(asset, Decimal(0))
+        low, high = sorted((before if before is not None else Decimal(0), after))
+        entries = self.cover_index.get(asset, [])
+        lo = bisect.bisect_left(entries, (low, ""))
+        hi = bisect.bisect_right(entries, (high, "\U0010ffff"))
+        found = {target for _, target in entries[lo:hi]}
+        return found | self.complex_targets.get(asset, set())
 
     def _on_credit_line_granted(self, e: ev.CreditLineGranted, change: Change) -> None:
         self.limits[(e.account, e.asset)] = self._minor(e.asset, e.limit)
@@ -396,10 +462,11 @@ class Books:
 
     def value(self, minor: int, asset: str) -> Decimal:
         """Exact market value of ``minor`` units of ``asset`` in the quote (0 if unpriced)."""
-        price = self.price(asset)
+        price = Decimal(1) if asset == self.quote else self.prices.get(asset)
         if price is None or minor == 0:
             return Decimal(0)
-        return VALUE_CONTEXT.multiply(ev.from_minor(minor, self.registry.scale(asset)), price)
+        scale = self.registry.assets[asset].scale
+        return VALUE_CONTEXT.multiply(Decimal(minor), price).scaleb(-scale, VALUE_CONTEXT)
 
     def haircut(self, asset: str, *, owner: str | None = None) -> Decimal:
         """Haircut of ``asset``; tokens issued by ``owner`` or an affiliate use ``affiliate_token``."""
@@ -409,9 +476,12 @@ class Books:
         return self.policy.haircut(info.kind)
 
     def round_value(self, value: Decimal) -> Decimal:
-        """Round a value once, to the quote's scale, half-even."""
-        scale = self.registry.assets[self.quote].scale if self.quote in self.registry.assets else 2
-        return value.quantize(Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN, context=VALUE_CONTEXT)
+        """Round a value once, to the quote's scale, half-even (0.125 -> 0.12, 0.135 -> 0.14)."""
+        info = self.registry.assets.get(self.quote)
+        scale = info.scale if info is not None else 2
+        return value.quantize(
+            Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN, context=VALUE_CONTEXT
+        )
 
     def _sum(self, table: dict[tuple[str, str], int], entity: str) -> Decimal:
         total = Decimal(0)

@@ -92,6 +92,9 @@ class Conservation:
         for p in ctx.change.postings:
             sums[(p.entity, p.asset)] += p.delta
         for (entity, asset), total in sorted(sums.items()):
+            if total == 0:
+                yield Status(f"{entity}/{asset}", True)
+                continue
             yield Status(
                 f"{entity}/{asset}",
                 total == 0,
@@ -113,6 +116,9 @@ class NoUnauthorisedNegative:
             cls, holder = books.classify(entity, account)
             if cls in (HOLDINGS, CUSTODY):
                 balance = books.balances.get((entity, account, asset), 0)
+                if balance >= 0:
+                    yield Status(f"{entity}:{account}/{asset}", True)
+                    continue
                 yield Status(
                     f"{entity}:{account}/{asset}",
                     balance >= 0,
@@ -124,6 +130,9 @@ class NoUnauthorisedNegative:
                 ref = f"{entity}:{account}"
                 balance = books.balance(ref, asset)
                 limit = books.limit(ref, asset)
+                if balance >= -limit:
+                    yield Status(f"{ref}/{asset}", True)
+                    continue
                 yield Status(
                     f"{ref}/{asset}",
                     balance >= -limit,
@@ -153,6 +162,9 @@ class Segregation:
                 continue
             owed = books.cust_liab.get((venue, asset), 0)
             held = books.custody.get((venue, asset), 0)
+            if held >= owed:
+                yield Status(f"{venue}/{asset}", True)
+                continue
             yield Status(
                 f"{venue}/{asset}",
                 held >= owed,
@@ -196,6 +208,9 @@ class ReserveRatio:
                 continue
             reserves = books.liquid_reserves(venue)
             ratio = _ratio(reserves, owed)
+            if ratio >= minimum:
+                yield Status(venue, True)
+                continue
             yield Status(
                 venue,
                 ratio >= minimum,
@@ -218,9 +233,7 @@ class CollateralCoverage:
         books, margin = ctx.books, ctx.policy.min_collateral_coverage
         targets = {t for t in ctx.change.targets if t in books.collateral}
         if ctx.change.price_asset is not None:
-            targets |= {
-                t for t in books.asset_targets.get(ctx.change.price_asset, ()) if t in books.collateral
-            }
+            targets |= books.repriced_targets(ctx.change.price_asset, ctx.change.price_before)
         for target in sorted(targets):
             debt = books.secured_debt(target)
             if debt <= 0:
@@ -228,6 +241,9 @@ class CollateralCoverage:
                 continue
             value = books.collateral_value(target)
             ratio = _ratio(value, debt)
+            if ratio >= margin:
+                yield Status(target, True)
+                continue
             yield Status(
                 target,
                 ratio >= margin,
@@ -255,6 +271,9 @@ class OwnTokenConcentration:
                 continue
             own = books.own_token_value(entity)
             share = _ratio(own, total)
+            if share <= maximum:
+                yield Status(entity, True)
+                continue
             yield Status(
                 entity,
                 share <= maximum,
@@ -285,6 +304,9 @@ class RelatedPartyExposure:
                 yield Status(entity, True)
                 continue
             share = _ratio(exposure, base)
+            if share <= maximum:
+                yield Status(entity, True)
+                continue
             against = "customer liabilities" if is_venue else "total assets"
             yield Status(
                 entity,

@@ -150,23 +150,23 @@ class Summary:
 Source = Any  # a Timeline, a Log, a path or bundled name, or an iterable of events/records
 
 
-def _iter_source(source: Source) -> Iterator[tuple[int, Event, str]]:
-    """(seq, event, where) for every event of the source, streamed."""
+def _iter_source(source: Source) -> Iterator[tuple[int, Event, str, str | None]]:
+    """(seq, event, where, canonical payload if already known) per event, streamed."""
     if isinstance(source, (str, Path)):
         source = replays.load_timeline(source)
     if isinstance(source, replays.Timeline):
         for index, event in enumerate(source.events):
-            yield index + 1, event, source.where[index]
+            yield index + 1, event, source.where[index], None
         return
     if isinstance(source, Log):
         for record in source.iter_records():
-            yield record.seq, record.event, f"seq {record.seq}"
+            yield record.seq, record.event, f"seq {record.seq}", record.payload or None
         return
     for index, item in enumerate(source):
         if isinstance(item, Record):
-            yield item.seq, item.event, f"seq {item.seq}"
+            yield item.seq, item.event, f"seq {item.seq}", item.payload or None
         else:
-            yield index + 1, item, f"event {index + 1}"
+            yield index + 1, item, f"event {index + 1}", None
 
 
 class Replay:
@@ -181,6 +181,7 @@ class Replay:
         extra_invariants: Sequence[Any] = (),
         until: datetime | None = None,
         books: Books | None = None,
+        metrics: bool = True,
     ) -> None:
         self.policy = policy or Policy()
         self.invariants = list(invariants if invariants is not None else standard_invariants(self.policy))
@@ -201,12 +202,13 @@ class Replay:
         self._events = 0
         self._summary: Summary | None = None
         self._metrics: dict[str, str] = {}
+        self._want_metrics = metrics
 
     def __iter__(self) -> Iterator[Step]:
-        for seq, event, where in _iter_source(self._source):
+        for seq, event, where, payload in _iter_source(self._source):
             if self._until is not None and event.at > self._until:
                 break
-            yield self.step(seq, event, where=where)
+            yield self.step(seq, event, where=where, payload=payload)
         self._summary = self._summarise()
 
     def run(self) -> Summary:
@@ -221,7 +223,7 @@ class Replay:
             raise RuntimeError("the replay has not finished: iterate it to the end first")
         return self._summary
 
-    def step(self, seq: int, event: Event, *, where: str = "") -> Step:
+    def step(self, seq: int, event: Event, *, where: str = "", payload: str | None = None) -> Step:
         """Apply one event and check every invariant; return the step."""
         enforce = self.policy.enforce
         saved = copy.deepcopy(self.books) if enforce else None
@@ -281,14 +283,15 @@ class Replay:
             del self._open[(v.invariant, v.subject)]
         if assertion is not None:
             self._assertions.append(assertion)
-        self._digest.update(ev.canonical_bytes(event))
+        self._digest.update(payload.encode("utf-8") if payload else ev.canonical_bytes(event))
         self._digest.update(b"\n")
         self._events += 1
         notices = list(change.notices)
         if change.withdrawal_refused:
             notices.append(f"withdrawal not paid: {change.withdrawal_refused}")
         notices += self._credit_notices(change)
-        self._metrics = self._key_metrics(change)
+        if self._want_metrics:
+            self._metrics = self._key_metrics(change)
         return Step(
             seq,
             event,
@@ -327,7 +330,7 @@ class Replay:
             metrics["shortfall"] = ev.format_decimal(books.round_value(max(owed - held, Decimal(0))))
             if owed > 0:
                 metrics["reserve_ratio"] = fmt_ratio(books.liquid_reserves(venue) / owed)
-        if change.price_asset is not None:
+        if change is not None and change.price_asset is not None:
             metrics["price"] = f"{change.price_asset}={ev.format_decimal(books.prices[change.price_asset])}"
         return metrics
 
@@ -350,7 +353,7 @@ class Replay:
             assertions=list(self._assertions),
             skipped=list(self._skipped),
             digest=self._digest.hexdigest(),
-            final_metrics=dict(self._metrics),
+            final_metrics=self._key_metrics(None),
             invariants=[{"name": inv.name, "meaning": inv.meaning} for inv in self.invariants],
         )
 
@@ -377,7 +380,7 @@ def books_at(source: Source, *, policy: Policy | None = None, seq: int | None = 
     Applies events without checking invariants (faster than a replay).
     """
     books = Books(policy)
-    for s, event, where in _iter_source(source):
+    for s, event, where, _ in _iter_source(source):
         if (seq is not None and s > seq) or (at is not None and event.at > at):
             break
         try:

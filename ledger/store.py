@@ -107,6 +107,7 @@ class Record:
     recorded_at: str
     prev_hash: bytes
     hash: bytes
+    payload: str = attrs.field(default="", repr=False, eq=False)
 
 
 @attrs.frozen
@@ -310,7 +311,7 @@ class Log:
                         seq=seq,
                         kind="payload",
                     ) from None
-                yield Record(seq, event, recorded_at, bytes(prev_hash), bytes(hash_))
+                yield Record(seq, event, recorded_at, bytes(prev_hash), bytes(hash_), payload)
             last = rows[-1][0]
 
     def iter_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]:

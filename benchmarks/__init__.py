@@ -1,0 +1,1 @@
+"""Benchmarks: our log and replay against raw SQLite and a raw Python loop (see __main__)."""

@@ -1,0 +1,94 @@
+"""Measure the ledger against the raw limits of the machine, side by side.
+
+    python -m benchmarks                 # default N = 200,000
+    python -m benchmarks --n 1000000     # full size (minutes)
+    python -m benchmarks --quick         # CI: tiny N, checks the harness only
+
+For each measurement it prints events/s, the ratio to the raw baseline and peak memory (each
+measurement runs in a fresh subprocess so peaks do not mix), and writes everything as JSON.
+No timing is asserted: performance goals are read from the table, not enforced in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+CASES = (
+    "batch_append",
+    "raw_executemany",
+    "single_append",
+    "raw_single_commits",
+    "replay_invariants",
+    "raw_replay_loop",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[1])
+    parser.add_argument("--n", type=int, default=200_000, help="events in the workload")
+    parser.add_argument("--single", type=int, default=2_000, help="events for the per-event durable append cases")
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness (CI)")
+    parser.add_argument("--output", default="benchmarks/results/latest.json")
+    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.single, args.accounts = 3_000, 200, 100
+    if args.case:
+        from benchmarks.cases import run_case
+
+        print(json.dumps(run_case(args.case, n=args.n, single=args.single, accounts=args.accounts, db=args.db)))
+        return
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        for case in CASES:
+            db = os.path.join(tmp, f"{case}.db")
+            if case in ("replay_invariants", "raw_replay_loop"):
+                db = os.path.join(tmp, "batch_append.db")  # replay the log the batch case wrote
+            started = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks", "--case", case, "--n", str(args.n),
+                 "--single", str(args.single), "--accounts", str(args.accounts), "--db", db],
+                check=True, capture_output=True, text=True,
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            result["wall_s"] = round(time.perf_counter() - started, 3)
+            results[case] = result
+            print(f"  {case:<20} {result['events']:>9} events  {result['seconds']:>8.3f} s", file=sys.stderr)
+    pairs = (
+        ("batch append (validated, chained)", "batch_append", "raw_executemany"),
+        ("durable append, one event a commit", "single_append", "raw_single_commits"),
+        ("replay, all invariants", "replay_invariants", "raw_replay_loop"),
+    )
+    rows = []
+    print()
+    print(f"{'measurement':<38} {'ours ev/s':>12} {'raw ev/s':>12} {'ratio':>7} {'ours MB':>9} {'raw MB':>8}")
+    for label, ours, raw in pairs:
+        a, b = results[ours], results[raw]
+        ra, rb = a["events"] / a["seconds"], b["events"] / b["seconds"]
+        rows.append({"measurement": label, "ours": ours, "raw": raw, "ours_events_per_s": round(ra), "raw_events_per_s": round(rb), "ratio": round(ra / rb, 3), "ours_peak_mb": a["peak_mb"], "raw_peak_mb": b["peak_mb"]})
+        print(f"{label:<38} {ra:>12,.0f} {rb:>12,.0f} {ra / rb:>7.2f} {a['peak_mb']:>9.1f} {b['peak_mb']:>8.1f}")
+    report = {
+        "n": args.n,
+        "single": args.single,
+        "accounts": args.accounts,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "results": results,
+        "table": rows,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2, sort_keys=True)
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""One measurement per process: ``run_case(name, ...)`` returns events, seconds, peak MB."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sqlite3
+import time
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+import events as ev
+from ledger.replay import Replay
+from ledger.store import Log
+from ledger.synthetic import workload
+
+CHUNK = 20_000
+
+
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _chunks(n: int, accounts: int):
+    stream = workload(n, accounts=accounts)
+    while True:
+        chunk = list(islice(stream, CHUNK))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _raw_connection(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, "
+        "occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, payload TEXT NOT NULL, "
+        "prev_hash BLOB NOT NULL, hash BLOB NOT NULL) STRICT"
+    )
+    return conn
+
+
+def _rows(chunk: list[ev.Event], start: int) -> list[tuple[Any, ...]]:
+    # The same rows we store, made outside the timed section for the raw baseline.
+    stamp = "2026-01-01T00:00:00Z"
+    return [
+        (start + i, e.id, e.type, ev.format_instant(e.at), stamp, ev.canonical_json(e), bytes(32), bytes(32))
+        for i, e in enumerate(chunk)
+    ]
+
+
+def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[str, Any]:
+    if name == "batch_append":
+        seconds = 0.0
+        with Log.open(db, create=True) as log:
+            for chunk in _chunks(n, accounts):
+                t = time.perf_counter()
+                log.append(chunk)
+                seconds += time.perf_counter() - t
+            count = log.head().seq
+        return {"events": count, "seconds": seconds, "peak_mb": _peak_mb()}
+    if name == "raw_executemany":
+        conn = _raw_connection(db)
+        seconds, seq = 0.0, 1
+        for chunk in _chunks(n, accounts):
+            rows = _rows(chunk, seq)
+            t = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+            seconds += time.perf_counter() - t
+            seq += len(rows)
+        return {"events": seq - 1, "seconds": seconds, "peak_mb": _peak_mb()}
+    if name == "single_append":
+        batch = list(workload(single, accounts=min(accounts, 100)))
+        with Log.open(db, create=True) as log:
+            t = time.perf_counter()
+            for event in batch:
+                log.append([event])
+            seconds = time.perf_counter() - t
+        return {"events": len(batch), "seconds": seconds, "peak_mb": _peak_mb()}
+    if name == "raw_single_commits":
+        batch = list(workload(single, accounts=min(accounts, 100)))
+        rows = _rows(batch, 1)
+        conn = _raw_connection(db)
+        t = time.perf_counter()
+        for row in rows:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            conn.execute("COMMIT")
+        seconds = time.perf_counter() - t
+        return {"events": len(rows), "seconds": seconds, "peak_mb": _peak_mb()}
+    if name == "replay_invariants":
+        with Log.open(db, readonly=True) as log:
+            t = time.perf_counter()
+            summary = Replay(log, metrics=False).run()
+            seconds = time.perf_counter() - t
+        return {"events": summary.events, "seconds": seconds, "peak_mb": _peak_mb(), "breaches": sum(summary.breach_counts.values())}
+    if name == "raw_replay_loop":
+        conn = sqlite3.connect(f"file:{os.path.abspath(db)}?mode=ro", uri=True)
+        balances: dict[tuple[str, str], Decimal] = {}
+        t = time.perf_counter()
+        count = 0
+        for (payload,) in conn.execute("SELECT payload FROM events ORDER BY seq"):
+            data = json.loads(payload)
+            count += 1
+            amount = data.get("amount")
+            if amount is None:
+                continue
+            units = Decimal(amount)
+            if data["type"] == "deposit":
+                key = (data["account"], data["asset"])
+                balances[key] = balances.get(key, 0) + units
+            elif data["type"] == "withdrawal":
+                key = (data["account"], data["asset"])
+                balances[key] = balances.get(key, 0) - units
+            elif data["type"] == "transfer":
+                src = (data["from_account"], data["asset"])
+                dst = (data["to_account"], data["asset"])
+                balances[src] = balances.get(src, 0) - units
+                balances[dst] = balances.get(dst, 0) + units
+        seconds = time.perf_counter() - t
+        return {"events": count, "seconds": seconds, "peak_mb": _peak_mb()}
+    raise ValueError(f"unknown case {name}")
+
