@@ -187,6 +187,16 @@ class Books:
         change.postings.append(Posting(entity, account, asset, delta))
         change.accounts.add(key)
         change.entities.add(entity)
+        cls = self._aggregate(entity, account, asset, old, new)
+        if cls == CUSTODY:
+            change.venue_assets.add((entity, asset))
+        elif cls == CUSTOMER:
+            change.venue_assets.add((entity, asset))
+            change.targets.add(f"{entity}:{account}")
+
+    def _aggregate(self, entity: str, account: str, asset: str, old: int, new: int) -> str:
+        """Move the running aggregates from ``old`` to ``new`` for one account; return its class."""
+        delta = new - old
         cls, other = self.classify(entity, account)
         ea = (entity, asset)
         if cls not in _OFF_SHEET:
@@ -199,16 +209,70 @@ class Books:
             self.held[ea] += delta
             if cls == CUSTODY:
                 self.custody[ea] += delta
-                change.venue_assets.add(ea)
         elif cls == CUSTOMER:
             self.cust_liab[ea] += max(-new, 0) - max(-old, 0)
-            change.venue_assets.add(ea)
             self.venues.add(entity)
-            change.targets.add(f"{entity}:{account}")
         elif cls == PLEDGED:
             self.pledged_by[ea] += delta
         if other is not None and other != entity and self.registry.affiliated(entity, other):
             self.related[ea] += max(new, 0) - max(old, 0)
+        return cls
+
+    # -- state for snapshots (plain JSON, never pickle: snapshots may come from a file that
+    #    someone else wrote, and loading them must not run code) ------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to continue from here, as JSON-ready data (policy not included)."""
+        registry_rows = []
+        for kind in Registry.KINDS:
+            for key in sorted(self.registry._table(kind)):
+                value = self.registry.encode(kind, key)
+                if value is not None:
+                    registry_rows.append([kind, key, value])
+        return {
+            "version": 1,
+            "last_seq": self.last_seq,
+            "last_at": ev.format_instant(self.last_at) if self.last_at is not None else None,
+            "registry": registry_rows,
+            "balances": [[e, a, s, m] for (e, a, s), m in sorted(self.balances.items())],
+            "prices": {a: ev.format_decimal(p) for a, p in sorted(self.prices.items())},
+            "limits": [[r, a, m] for (r, a), m in sorted(self.limits.items())],
+            "halted": sorted(self.halted),
+            "bankrupt": sorted(self.bankrupt),
+            "collateral": {t: dict(sorted(c.items())) for t, c in sorted(self.collateral.items())},
+            "venues": sorted(self.venues),
+            "entity_assets": {e: sorted(a) for e, a in sorted(self.entity_assets.items())},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], policy: Policy | None = None) -> Books:
+        """Books continued from :meth:`to_state` output; aggregates are rebuilt from balances."""
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported books state version {state.get('version')!r}")
+        registry = Registry()
+        registry.load(tuple(row) for row in state["registry"])
+        books = cls(policy, registry=registry)
+        books.last_seq = state["last_seq"]
+        books.last_at = ev.parse_instant(state["last_at"]) if state["last_at"] else None
+        books.prices = {a: Decimal(p) for a, p in state["prices"].items()}
+        books.limits = {(r, a): m for r, a, m in state["limits"]}
+        books.halted = set(state["halted"])
+        books.bankrupt = set(state["bankrupt"])
+        books.collateral = {t: dict(c) for t, c in state["collateral"].items()}
+        for entity, account, asset, minor in state["balances"]:
+            books.balances[(entity, account, asset)] = minor
+            books._aggregate(entity, account, asset, 0, minor)
+        books.venues |= set(state["venues"])
+        for entity, assets in state["entity_assets"].items():
+            for asset in assets:
+                books.entity_assets[entity].add(asset)
+                books.asset_entities[asset].add(entity)
+        for target, held in books.collateral.items():
+            for asset in held:
+                books.asset_targets[asset].add(target)
+            books._reindex_cover(target)
+        for loan_id, loan in registry.loans.items():
+            books.asset_targets[loan.asset].add(loan_id)
+        return books
 
     def _move_out(self, change: Change, ref: str, asset: str, minor: int) -> str:
         """Take ``minor`` out of account ``ref``; return the entity whose value left."""

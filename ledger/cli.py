@@ -10,6 +10,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import events as ev
 import replays
 from ledger import report
 from ledger.errors import InputError, LedgerError, VerificationError
+from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation
 from ledger.invariants import STANDARD_NAMES
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
@@ -56,6 +58,30 @@ db_option = click.option(
     show_default=True,
     type=click.Path(dir_okay=False),
     help="SQLite file of the log (or set LEDGER_DB).",
+)
+
+
+policy_option = click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Policy TOML file (thresholds, haircuts, enforce, disabled). Default: built-in policy.",
+)
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="text for people; json (one document) or jsonl (a line per step) for machines.",
+)
+fail_on_option = click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    type=click.Choice(STANDARD_NAMES),
+    help="Exit 1 only if one of these invariants broke (repeatable). Default: any.",
 )
 
 
@@ -232,38 +258,191 @@ def timelines(check: bool) -> None:
 
 @cli.command()
 @db_option
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File to write (default: stdout).")
-@handle_errors
-def export(db: str, output: str) -> None:
-    """Export the stored events as canonical JSON Lines (re-importable with `ledger append`)."""
-    with Log.open(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
-        count = replays.dump_jsonl(log.iter_events(), out)
-    if output != "-":
-        click.echo(f"wrote {count} events to {output}")
-
-
-policy_option = click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Policy TOML file (thresholds, haircuts, enforce, disabled). Default: built-in policy.",
-)
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "jsonl"]),
-    default="text",
+@click.option(
+    "--what",
+    type=click.Choice(["events", "postings", "violations"]),
+    default="events",
     show_default=True,
-    help="text for people; json (one document) or jsonl (a line per step) for machines.",
+    help="events (re-importable), postings (with balance after), or violations (opened/closed).",
 )
-fail_on_option = click.option(
-    "--fail-on",
-    "fail_on",
-    multiple=True,
-    type=click.Choice(STANDARD_NAMES),
-    help="Exit 1 only if one of these invariants broke (repeatable). Default: any.",
-)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File to write (default: stdout).")
+@policy_option
+@handle_errors
+def export(db: str, what: str, fmt: str, output: str, policy_file: str | None) -> None:
+    """Export events, postings or violations as JSON Lines or CSV.
+
+    `--what events --format jsonl` is the canonical form, re-importable with `ledger append`.
+    Money stays exact: decimal strings, and integer minor units with the scale for postings.
+    """
+    policy = Policy.from_toml(policy_file) if policy_file else Policy()
+    with Log.open(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
+        if what == "events" and fmt == "jsonl":
+            count = replays.dump_jsonl(log.iter_events(), out)
+        else:
+            inv = Investigation(log, policy)
+            if what == "events":
+                rows = ({**ev.to_dict(e), "source": " ".join(e.source)} for e in log.iter_events())
+            elif what == "postings":
+                rows = inv.iter_postings()
+            else:
+                rows = ({**v, "contributing": " ".join(v["contributing"]), "source": " ".join(v["source"])} for v in inv.iter_violations())
+            count = report.write_rows(rows, out, fmt)
+    if output != "-":
+        click.echo(f"wrote {count} {what} to {output}", err=True)
+
+
+@cli.command()
+@db_option
+@click.option("--every", type=int, default=DEFAULT_SNAPSHOT_EVERY, show_default=True, help="Events between snapshots.")
+@click.option("--rebuild", is_flag=True, help="Delete existing snapshots first.")
+@click.option("--drop", is_flag=True, help="Only delete all snapshots (they are a cache).")
+@handle_errors
+def snapshot(db: str, every: int, rebuild: bool, drop: bool) -> None:
+    """Store snapshots of the books every K events (a cache for point-in-time queries)."""
+    with Log.open(db) as log:
+        inv = Investigation(log, every=every)
+        if drop:
+            inv.drop_snapshots()
+            click.echo(f"{db}: snapshots dropped")
+            return
+        written = inv.build_snapshots(rebuild=rebuild)
+        for warning in inv.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"{db}: wrote {written} snapshot(s); {len(inv.snapshots())} stored, every {every} events")
+
+
+@cli.command()
+@click.argument("account")
+@db_option
+@click.option("--asset", default=None, help="Only this asset.")
+@click.option("--from", "from_", default=None, help="From this effective time (or use --from-seq).")
+@click.option("--to", default=None, help="Up to this effective time (or use --to-seq).")
+@click.option("--from-seq", type=int, default=None)
+@click.option("--to-seq", type=int, default=None)
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True)
+@handle_errors
+def history(account: str, db: str, asset: str | None, from_: str | None, to: str | None, from_seq: int | None, to_seq: int | None, fmt: str) -> None:
+    """Every posting that touched ACCOUNT (entity:account), with running balance and source.
+
+    Customer accounts are shown from the holder's side (negative: the holder owes the venue).
+    """
+    with Log.open(db, readonly=True) as log:
+        inv = Investigation(log)
+        start = from_seq if from_seq is not None else (_first_at_or_after(log, _instant(from_, "--from")) if from_ else 1)
+        stop = to_seq if to_seq is not None else (log.seq_at(_instant(to, "--to")) if to else None)
+        lines = inv.history(account, asset=asset, from_seq=start, to_seq=stop)
+        if fmt != "text":
+            report.write_rows((line.to_dict() for line in lines), sys.stdout, fmt)
+            return
+        click.echo(f"{'seq':>7}  {'effective (UTC)':<20} {'event':<28} {'asset':<6} {'change':>22} {'balance':>22}  source")
+        shown = 0
+        for line in lines:
+            shown += 1
+            click.echo(
+                f"{line.seq:>7}  {line.at:<20} {line.event_id[:28]:<28} {line.asset:<6} "
+                f"{line.delta:>22,f} {line.balance:>22,f}  {','.join(line.source)}"
+            )
+        if not shown:
+            click.echo(f"(no postings to {account} in that range)")
+
+
+@cli.command()
+@db_option
+@click.option("--asset", required=True, help="The asset traced (e.g. USD).")
+@click.option("--deposits-into", required=True, help="Start: customer deposits into this account (venue:name) or venue.")
+@click.option("--rule", type=click.Choice(["fifo", "pro-rata", "libr"]), default="libr", show_default=True)
+@click.option("--since", default=None, help="Only deposits at or after this time.")
+@click.option("--until", default=None, help="Where the funds sit at this time (default: the end of the log).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@handle_errors
+def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None, until: str | None, fmt: str) -> None:
+    """Follow customer deposits through transfers, withdrawals and loans to where they sit.
+
+    Rules: fifo (first in, first out), pro-rata (each outflow carries the traced share), libr
+    (lowest intermediate balance; the holder spends its own money first). csv writes the flows.
+    """
+    with Log.open(db, readonly=True) as log:
+        result = Investigation(log).trace(
+            asset=asset, deposits_into=deposits_into, rule=rule,
+            since=_instant(since, "--since"), until=_instant(until, "--until"),
+        )
+    if fmt == "json":
+        click.echo(report.dumps(result.to_dict()))
+        return
+    if fmt == "csv":
+        report.write_rows((f.to_dict() for f in result.flows), sys.stdout, "csv")
+        return
+    click.echo(f"Tracing {result.traced_in:,} {asset} deposited into {deposits_into} ({rule}), up to seq {result.until_seq}")
+    click.echo("")
+    click.echo(f"{'seq':>6}  {'effective (UTC)':<20} {'from':<28} {'to':<28} {'traced amount':>20}  event")
+    for f in result.flows:
+        click.echo(f"{f.seq:>6}  {f.at:<20} {f.from_node:<28} {f.to_node:<28} {f.amount:>20,}  {f.event_id} [{','.join(f.source)}]")
+    click.echo("")
+    click.echo("Where the traced funds sit:")
+    total = sum(result.holders.values(), Decimal(0))
+    for node, amount in sorted(result.holders.items(), key=lambda kv: -kv[1]):
+        share = amount / total if total else Decimal(0)
+        click.echo(f"  {node:<34} {amount:>22,} {asset}  {share:>7.2%}")
+
+
+@cli.command()
+@click.argument("point_a")
+@click.argument("point_b")
+@db_option
+@policy_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str) -> None:
+    """What changed between two points (each a seq number or a time): balances, loans, prices,
+    open violations, and the events that caused each balance change."""
+    policy = Policy.from_toml(policy_file) if policy_file else Policy()
+    with Log.open(db, readonly=True) as log:
+        inv = Investigation(log, policy)
+        a, b = (_point(inv, p) for p in (point_a, point_b))
+        result = inv.diff(a, b)
+    if fmt == "json":
+        click.echo(report.dumps(result.to_dict()))
+        return
+    click.echo(f"From seq {result.seq_a} to seq {result.seq_b}:")
+    click.echo(f"\nBalances changed ({len(result.balances)}):")
+    for row in result.balances:
+        events_ = ", ".join(row["events"][:5]) + (" ..." if len(row["events"]) > 5 else "")
+        click.echo(f"  {row['entity']}:{row['account']:<30} {row['asset']:<5} {row['before']:>20} -> {row['after']:>20}  by {events_}")
+    if result.prices:
+        click.echo(f"\nPrices changed ({len(result.prices)}):")
+        for row in result.prices:
+            click.echo(f"  {row['asset']:<6} {row['before']} -> {row['after']}")
+    if result.loans:
+        click.echo(f"\nLoans and secured accounts changed ({len(result.loans)}):")
+        for row in result.loans:
+            before = row["before"]["debt_value"] if row["before"] else "-"
+            after = row["after"]["debt_value"] if row["after"] else "-"
+            click.echo(f"  {row['target']:<30} debt {before} -> {after}")
+    click.echo(f"\nViolations opened ({len(result.opened)}), closed ({len(result.closed)}):")
+    for v in result.opened:
+        click.echo(f"  + {v['invariant']:<26} {v['subject']:<24} at seq {v['seq']} {v['event_id']}")
+    for v in result.closed:
+        click.echo(f"  - {v['invariant']:<26} {v['subject']:<24} (open since seq {v['seq']})")
+
+
+def _point(inv: Investigation, text: str) -> int:
+    if text.isdigit():
+        return inv.resolve(seq=int(text))
+    return inv.resolve(at=_instant(text, "point"))
+
+
+@cli.command()
+@db_option
+@policy_option
+@handle_errors
+def materialize(db: str, policy_file: str | None) -> None:
+    """Write projection tables (postings, balances, violations, loans, prices) into the database
+    for the sqlite3 shell or Datasette. Money columns stay exact (text decimals, minor units)."""
+    policy = Policy.from_toml(policy_file) if policy_file else Policy()
+    with Log.open(db) as log:
+        counts = Investigation(log, policy).materialize()
+    click.echo(f"{db}: " + ", ".join(f"{name} {count} rows" for name, count in counts.items()))
 
 
 def _check_prefix(log: Log, timeline: replays.Timeline) -> None:
@@ -446,25 +625,32 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...]) 
 @db_option
 @click.option("--timeline", default=None, help="Read a timeline (NAME or FILE) instead of the database.")
 @click.option("--entity", default=None, help="Only this entity.")
-@click.option("--at", "at", default=None, help="Books as of this effective time (ISO with offset, or a date).")
-@click.option("--seq", type=int, default=None, help="Books as of this seq.")
+@click.option("--at", "at", default=None, help="As of this effective time (ISO with offset; a bare date is 00:00 UTC).")
+@click.option("--seq", type=int, default=None, help="As of this seq.")
+@click.option("--recorded", default=None, help="As the log knew it at this record time.")
 @policy_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handle_errors
-def balances(db: str, timeline: str | None, entity: str | None, at: str | None, seq: int | None, policy_file: str | None, fmt: str) -> None:
+def balances(db: str, timeline: str | None, entity: str | None, at: str | None, seq: int | None, recorded: str | None, policy_file: str | None, fmt: str) -> None:
     """Print the books at a point: balances, balance sheets, coverage, loans.
 
-    A bare date for --at means the end of that day is NOT implied: 2022-11-07 is 00:00 UTC.
+    Uses stored snapshots (see `ledger snapshot`) so that any point costs at most K events.
     """
-    if at is not None and seq is not None:
-        raise InputError("give --at or --seq, not both")
     policy = Policy.from_toml(policy_file) if policy_file else Policy()
     when = _instant(at, "--at")
+    known = _instant(recorded, "--recorded")
     if timeline is not None:
+        if known is not None:
+            raise InputError("--recorded needs a database (a timeline file has no record times)")
+        if when is not None and seq is not None:
+            raise InputError("name one point: --at, --seq or --recorded")
         books = books_at(replays.load_timeline(timeline), policy=policy, seq=seq, at=when)
     else:
         with Log.open(db, readonly=True) as log:
-            books = books_at(log, policy=policy, seq=seq, at=when)
+            inv = Investigation(log, policy)
+            books = inv.as_of(seq=seq, at=when, recorded=known)
+            for warning in inv.warnings:
+                click.echo(f"warning: {warning}", err=True)
     if entity is not None and entity not in books.registry.entities:
         raise InputError(f"--entity: unknown entity {entity!r} (known: {', '.join(sorted(books.registry.entities))})")
     if fmt == "json":

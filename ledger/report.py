@@ -127,7 +127,7 @@ def balances_text(books: Books, *, entity: str | None = None) -> list[str]:
         shown = -minor if cls == "customer" else minor
         label = account + (" (holder view)" if cls == "customer" else "")
         value = books.round_value(books.value(shown, asset))
-        out.append(f"{ent:<12} {label:<34} {asset:<6} {books.format(shown, asset):>24} {value:>22,}")
+        out.append(f"{ent:<12} {label:<34} {asset:<6} {books.amount(shown, asset):>24,f} {value:>22,}")
     entities = [entity] if entity else sorted({k[0] for k in books.balances})
     for ent in entities:
         sheet = books.balance_sheet(ent)
@@ -161,6 +161,25 @@ def books_dict(books: Books, *, entity: str | None = None) -> dict[str, Any]:
         "loans": books.loans_view(),
         "prices": {a: p for a, p in sorted(books.prices.items())},
     }
+
+
+def write_rows(rows: Iterable[dict[str, Any]], out: Any, fmt: str) -> int:
+    """Write dict rows as JSON Lines or CSV (header from the first row); return the count."""
+    import csv
+
+    count = 0
+    writer = None
+    for row in rows:
+        if fmt == "jsonl":
+            out.write(dumps(row) + "\n")
+        else:
+            flat = {k: (json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else ("" if v is None else str(v) if not isinstance(v, Decimal) else ev.format_decimal(v))) for k, v in row.items()}
+            if writer is None:
+                writer = csv.DictWriter(out, fieldnames=list(flat), lineterminator="\n")
+                writer.writeheader()
+            writer.writerow(flat)
+        count += 1
+    return count
 
 
 def steps_jsonl(steps: Iterable[Step]) -> Iterable[str]:

@@ -10,13 +10,13 @@ event is well formed and, under the default policy, every standard invariant hol
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Iterator
 
 import events as ev
 
-START = datetime(2020, 1, 1, tzinfo=timezone.utc)
+START = datetime(2020, 1, 1, tzinfo=UTC)
 SOURCE = ("W",)
 LENDERS = 5
 

@@ -1,0 +1,576 @@
+"""Questions an investigator asks of a log they did not write.
+
+- :meth:`Investigation.as_of`: the books at a seq, at an effective time, or as the log knew
+  them at a recorded time. Snapshots of the books every K events, stored in the database and
+  checked against the hash chain, make any point cost at most K events. Snapshots are a
+  cache: deleting them changes no answer.
+- :meth:`Investigation.history`: every posting that touched an account, with running balance.
+- :meth:`Investigation.trace`: where traced funds went, under FIFO, pro rata, or the lowest
+  intermediate balance rule (LIBR).
+- :meth:`Investigation.diff`: what changed between two points, and which events did it.
+- :meth:`Investigation.materialize`: projection tables for the sqlite3 shell or Datasette.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import attrs
+import sqlite_utils
+
+import events as ev
+from ledger.books import CUSTODY, EXTERNAL, HOLDINGS, PLEDGED, Books, Change
+from ledger.errors import InputError, StorageError
+from ledger.policy import Policy
+from ledger.replay import Replay
+from ledger.store import Log
+
+DEFAULT_SNAPSHOT_EVERY = 5_000
+TRACE_RULES = ("fifo", "pro-rata", "libr")
+_PHYSICAL = (HOLDINGS, CUSTODY, EXTERNAL, PLEDGED)
+
+SNAPSHOT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY,
+    event_hash BLOB NOT NULL,
+    state BLOB NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT
+"""
+
+
+@attrs.frozen
+class HistoryLine:
+    """One posting to an account: what moved, the balance after, and where it came from."""
+
+    seq: int
+    at: str
+    event_id: str
+    type: str
+    asset: str
+    delta: Decimal
+    balance: Decimal
+    source: tuple[str, ...]
+    note: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["source"] = list(self.source)
+        return data
+
+
+@attrs.frozen
+class Flow:
+    """A movement of traced funds from one place to another."""
+
+    seq: int
+    at: str
+    event_id: str
+    from_node: str
+    to_node: str
+    amount: Decimal
+    source: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["source"] = list(self.source)
+        return data
+
+
+@attrs.frozen
+class TraceResult:
+    """Where traced funds went and where they sit.
+
+    Attributes:
+        rule: fifo, pro-rata or libr.
+        asset: the traced asset.
+        traced_in: total traced at the start points.
+        flows: every movement that carried traced funds, in order.
+        holders: place -> traced amount sitting there at the end.
+    """
+
+    rule: str
+    asset: str
+    start: str
+    traced_in: Decimal
+    flows: list[Flow]
+    holders: dict[str, Decimal]
+    until_seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "asset": self.asset,
+            "start": self.start,
+            "traced_in": self.traced_in,
+            "until_seq": self.until_seq,
+            "flows": [f.to_dict() for f in self.flows],
+            "holders": dict(self.holders),
+        }
+
+
+@attrs.frozen
+class Diff:
+    """What changed between two points of the log, and which events did it."""
+
+    seq_a: int
+    seq_b: int
+    balances: list[dict[str, Any]]
+    loans: list[dict[str, Any]]
+    prices: list[dict[str, Any]]
+    opened: list[dict[str, Any]]
+    closed: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+class Investigation:
+    """Forensic queries over one log (see the module docstring).
+
+    Raises :class:`LedgerError` subclasses; never writes to ``events``. Only
+    :meth:`build_snapshots`, :meth:`drop_snapshots` and :meth:`materialize` write (caches and
+    derived tables), and they need a log opened for writing.
+    """
+
+    def __init__(self, log: Log, policy: Policy | None = None, *, every: int = DEFAULT_SNAPSHOT_EVERY) -> None:
+        if every < 1:
+            raise InputError("snapshot interval must be >= 1")
+        self.log = log
+        self.policy = policy or Policy()
+        self.every = every
+        self.warnings: list[str] = []
+
+    # -- snapshots ---------------------------------------------------------------------------------
+    def _has_snapshots(self) -> bool:
+        row = self.log.connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"
+        ).fetchone()
+        return row is not None
+
+    def snapshots(self) -> list[int]:
+        """Seqs that have a stored snapshot."""
+        if not self._has_snapshots():
+            return []
+        return [r[0] for r in self.log.connection.execute("SELECT seq FROM snapshots ORDER BY seq")]
+
+    def _event_hash(self, seq: int) -> bytes | None:
+        row = self.log.connection.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _load_snapshot(self, at_most: int) -> Books | None:
+        """The newest valid snapshot at or before ``at_most`` (invalid ones are skipped, noted)."""
+        if not self._has_snapshots():
+            return None
+        rows = self.log.connection.execute(
+            "SELECT seq, event_hash, state FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (at_most,)
+        )
+        for seq, event_hash, blob in rows:
+            if self._event_hash(seq) != bytes(event_hash):
+                self.warnings.append(
+                    f"snapshot at seq {seq} does not match the hash chain; ignored (rebuild with 'ledger snapshot --rebuild')"
+                )
+                continue
+            try:
+                state = json.loads(zlib.decompress(blob))
+                books = Books.from_state(state, self.policy)
+            except (ValueError, KeyError, TypeError, zlib.error) as exc:
+                self.warnings.append(f"snapshot at seq {seq} is unreadable ({exc}); ignored")
+                continue
+            if books.last_seq != seq:
+                self.warnings.append(f"snapshot at seq {seq} claims seq {books.last_seq}; ignored")
+                continue
+            return books
+        return None
+
+    def build_snapshots(self, *, rebuild: bool = False) -> int:
+        """Store a snapshot every ``every`` events up to the head; return how many were written."""
+        conn = self.log.connection
+        try:
+            conn.execute(SNAPSHOT_SCHEMA)
+            if rebuild:
+                conn.execute("DELETE FROM snapshots")
+            head = self.log.head().seq
+            books = self._load_snapshot(head) or Books(self.policy)
+            written = 0
+            for record in self.log.iter_records(from_seq=books.last_seq + 1):
+                books.apply(record.event, seq=record.seq)
+                if record.seq % self.every == 0:
+                    blob = zlib.compress(json.dumps(books.to_state(), separators=(",", ":")).encode(), 6)
+                    conn.execute(
+                        "INSERT OR REPLACE INTO snapshots (seq, event_hash, state, created_at) VALUES (?, ?, ?, ?)",
+                        (record.seq, record.hash, blob, ev.format_instant(datetime.now().astimezone())),
+                    )
+                    written += 1
+            return written
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.log.path}: cannot write snapshots ({exc})") from None
+
+    def drop_snapshots(self) -> None:
+        """Delete every snapshot (they are a cache)."""
+        self.log.connection.execute("DROP TABLE IF EXISTS snapshots")
+
+    # -- point in time ---------------------------------------------------------------------------
+    def resolve(self, *, seq: int | None = None, at: datetime | None = None, recorded: datetime | None = None) -> int:
+        """The seq a point names: ``seq`` itself, the last event effective at or before ``at``,
+        or the last event recorded at or before ``recorded``. Default: the head."""
+        given = [x is not None for x in (seq, at, recorded)]
+        if sum(given) > 1:
+            raise InputError("name one point: seq, at (effective time) or recorded (record time)")
+        head = self.log.head().seq
+        if seq is not None:
+            if seq < 0 or seq > head:
+                raise InputError(f"seq {seq} is outside the log (0..{head})")
+            return seq
+        if at is not None:
+            return self.log.seq_at(at)
+        if recorded is not None:
+            return self.log.seq_recorded(recorded)
+        return head
+
+    def as_of(self, *, seq: int | None = None, at: datetime | None = None, recorded: datetime | None = None) -> Books:
+        """The books after the point (see :meth:`resolve`), using the nearest snapshot."""
+        target = self.resolve(seq=seq, at=at, recorded=recorded)
+        books = self._load_snapshot(target) or Books(self.policy)
+        if books.last_seq < target:
+            for record in self.log.iter_records(from_seq=books.last_seq + 1, to_seq=target):
+                books.apply(record.event, seq=record.seq)
+        return books
+
+    # -- account history -------------------------------------------------------------------------
+    def history(
+        self,
+        account: str,
+        *,
+        asset: str | None = None,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+    ) -> Iterator[HistoryLine]:
+        """Every posting to ``account`` (``entity:name``, or an implicit one such as
+        ``alameda:claim:ftx:fiat-at``) in ``from_seq..to_seq``, with the running balance.
+        Customer accounts are shown from the holder's side."""
+        entity, sep, name = account.partition(":")
+        if not sep or not name:
+            raise InputError(f"{account!r} is not an account reference 'entity:account'")
+        start = max(from_seq, 1)
+        books = self.as_of(seq=start - 1)
+        info = books.registry.accounts.get(account)
+        sign = -1 if info is not None and info.purpose == "customer" else 1
+        running: dict[str, int] = defaultdict(int)
+        for (e, a, s), minor in books.balances.items():
+            if e == entity and a == name:
+                running[s] = minor
+        for record in self.log.iter_records(from_seq=start, to_seq=to_seq):
+            change = books.apply(record.event, seq=record.seq)
+            if info is None:
+                info = books.registry.accounts.get(account)
+                sign = -1 if info is not None and info.purpose == "customer" else 1
+            for p in change.postings:
+                if p.entity != entity or p.account != name or (asset is not None and p.asset != asset):
+                    continue
+                running[p.asset] += p.delta
+                yield HistoryLine(
+                    record.seq,
+                    ev.format_instant(record.event.at),
+                    record.event.id,
+                    record.event.type,
+                    p.asset,
+                    books.amount(sign * p.delta, p.asset),
+                    books.amount(sign * running[p.asset], p.asset),
+                    record.event.source,
+                    record.event.note,
+                )
+
+    # -- fund tracing ------------------------------------------------------------------------------
+    def trace(
+        self,
+        *,
+        asset: str,
+        deposits_into: str,
+        rule: str = "fifo",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> TraceResult:
+        """Follow customer deposits of ``asset`` into ``deposits_into`` (a customer account
+        ``venue:name``, or a venue to take all its customer accounts) to where they sit at
+        ``until`` (default: the head). See ``docs/forensics.md`` for the three rules."""
+        if rule not in TRACE_RULES:
+            raise InputError(f"rule: {rule!r} is not one of: {', '.join(TRACE_RULES)}")
+        tracer = _Tracer(rule)
+        books = Books(self.policy)
+        flows: list[Flow] = []
+        traced_in = 0
+        last = 0
+        for record in self.log.iter_records():
+            event = record.event
+            if until is not None and event.at > until:
+                break
+            change = books.apply(event, seq=record.seq)
+            last = record.seq
+            moves = _movements(books, change, asset)
+            starting = (
+                isinstance(event, ev.Deposit)
+                and event.asset == asset
+                and (event.account == deposits_into or event.account.partition(":")[0] == deposits_into)
+                and (since is None or event.at >= since)
+                and change.postings
+            )
+            for src, dst, minor in moves:
+                if starting and dst == event.landed:
+                    tracer.inflow(dst, minor, traced=True)
+                    traced_in += minor
+                    continue
+                carried = tracer.move(src, dst, minor)
+                if carried:
+                    flows.append(
+                        Flow(record.seq, ev.format_instant(event.at), event.id, src, dst, books.amount(carried, asset), event.source)
+                    )
+        if asset not in books.registry.assets:
+            raise InputError(f"asset: unknown asset {asset!r} in this log")
+        holders = {node: books.amount(t, asset) for node, t in sorted(tracer.traced_by_node().items()) if t}
+        return TraceResult(rule, asset, deposits_into, books.amount(traced_in, asset), flows, holders, last)
+
+    # -- diff ----------------------------------------------------------------------------------------
+    def diff(self, a: int, b: int) -> Diff:
+        """Balances, loans, prices and open violations that differ between seq ``a`` and ``b``
+        (a < b), with the events in between that touched each changed balance."""
+        if a > b:
+            a, b = b, a
+        books = self.as_of(seq=a)
+        before_bal = dict(books.balances)
+        before_loans = {r["target"]: r for r in books.loans_view()}
+        before_prices = dict(books.prices)
+        touched: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for record in self.log.iter_records(from_seq=a + 1, to_seq=b):
+            change = books.apply(record.event, seq=record.seq)
+            for p in change.postings:
+                ids = touched[(p.entity, p.account, p.asset)]
+                if not ids or ids[-1] != record.event.id:
+                    ids.append(record.event.id)
+        balances = []
+        for key in sorted(set(before_bal) | set(books.balances)):
+            old, new = before_bal.get(key, 0), books.balances.get(key, 0)
+            if old != new:
+                e, acct, s = key
+                balances.append(
+                    {
+                        "entity": e, "account": acct, "asset": s,
+                        "before": books.amount(old, s), "after": books.amount(new, s),
+                        "change": books.amount(new - old, s), "events": touched.get(key, []),
+                    }
+                )
+        after_loans = {r["target"]: r for r in books.loans_view()}
+        loans = [
+            {"target": t, "before": before_loans.get(t), "after": after_loans.get(t)}
+            for t in sorted(set(before_loans) | set(after_loans))
+            if before_loans.get(t) != after_loans.get(t)
+        ]
+        prices = [
+            {"asset": s, "before": before_prices.get(s), "after": books.prices.get(s)}
+            for s in sorted(set(before_prices) | set(books.prices))
+            if before_prices.get(s) != books.prices.get(s)
+        ]
+        open_a, open_b = self._open_violations(a, b)
+        opened = [v for k, v in sorted(open_b.items()) if k not in open_a]
+        closed = [v for k, v in sorted(open_a.items()) if k not in open_b]
+        return Diff(a, b, balances, loans, prices, opened, closed)
+
+    def _open_violations(self, a: int, b: int) -> tuple[dict, dict]:
+        run = Replay(self.log, self.policy, metrics=False)
+        open_now: dict[tuple[str, str], dict[str, Any]] = {}
+        at_a: dict[tuple[str, str], dict[str, Any]] = {}
+        if a == 0:
+            at_a = {}
+        for step in run:
+            for v in step.opened:
+                open_now[(v.invariant, v.subject)] = v.to_dict()
+            for v in step.closed:
+                open_now.pop((v.invariant, v.subject), None)
+            if step.seq == a:
+                at_a = dict(open_now)
+            if step.seq >= b:
+                break
+        return at_a, dict(open_now)
+
+    # -- derived tables --------------------------------------------------------------------------
+    def iter_postings(self) -> Iterator[dict[str, Any]]:
+        """Every posting of the log, in order, with the balance after it (exact decimals)."""
+        books = Books(self.policy)
+        for record in self.log.iter_records():
+            change = books.apply(record.event, seq=record.seq)
+            for p in change.postings:
+                scale = books.registry.scale(p.asset)
+                after = books.balances.get((p.entity, p.account, p.asset), 0)
+                yield {
+                    "seq": record.seq,
+                    "event_id": record.event.id,
+                    "type": record.event.type,
+                    "at": ev.format_instant(record.event.at),
+                    "entity": p.entity,
+                    "account": p.account,
+                    "asset": p.asset,
+                    "scale": scale,
+                    "delta_minor": p.delta,
+                    "delta": ev.format_decimal(ev.from_minor(p.delta, scale)),
+                    "balance_after_minor": after,
+                    "balance_after": ev.format_decimal(ev.from_minor(after, scale)),
+                }
+
+    def iter_violations(self) -> Iterator[dict[str, Any]]:
+        """Every violation of the replay, with the seq that opened and (if any) closed it."""
+        run = Replay(self.log, self.policy, metrics=False)
+        opened: dict[tuple[str, str], dict[str, Any]] = {}
+        for step in run:
+            for v in step.opened:
+                opened[(v.invariant, v.subject)] = {**v.to_dict(), "closed_seq": None, "closed_at": None}
+            for v in step.closed:
+                row = opened.pop((v.invariant, v.subject))
+                row["closed_seq"] = step.seq
+                row["closed_at"] = ev.format_instant(step.event.at)
+                yield row
+        yield from sorted(opened.values(), key=lambda r: (r["seq"], r["invariant"], r["subject"]))
+
+    def materialize(self) -> dict[str, int]:
+        """(Re)write projection tables ``postings``, ``balances``, ``violations``, ``loans`` and
+        ``prices`` into the log's database with sqlite-utils. Money is exact: text decimals and
+        integer minor units with the scale alongside. Returns row counts."""
+        db = sqlite_utils.Database(self.log.connection)
+        counts: dict[str, int] = {}
+        try:
+            for name in ("postings", "balances", "violations", "loans", "prices"):
+                if db[name].exists():
+                    db[name].drop()
+            db["postings"].insert_all(self.iter_postings(), batch_size=5000, columns={"delta": str, "balance_after": str})
+            books = self.as_of()
+            db["balances"].insert_all(
+                (
+                    {
+                        "entity": e, "account": a, "asset": s, "scale": books.registry.scale(s),
+                        "balance_minor": m, "balance": ev.format_decimal(books.amount(m, s)),
+                        "class": books.classify(e, a)[0],
+                    }
+                    for (e, a, s), m in books.iter_balances()
+                ),
+                pk=("entity", "account", "asset"),
+                columns={"balance": str},
+            )
+            violations = [
+                {**v, "contributing": json.dumps(v["contributing"]), "source": json.dumps(v["source"])}
+                for v in self.iter_violations()
+            ]
+            db["violations"].insert_all(violations, columns={"closed_seq": int, "closed_at": str})
+            loans = [
+                {k: (json.dumps(v, default=str) if isinstance(v, dict) else (str(v) if isinstance(v, Decimal) else v)) for k, v in row.items()}
+                for row in books.loans_view()
+            ]
+            db["loans"].insert_all(loans, pk="target")
+            prices = []
+            for record in self.log.iter_records():
+                e = record.event
+                if isinstance(e, ev.PriceUpdated):
+                    prices.append({"seq": record.seq, "at": ev.format_instant(e.at), "asset": e.asset, "quote": e.quote, "price": ev.format_decimal(e.price)})
+            db["prices"].insert_all(prices, columns={"price": str})
+            for name in ("postings", "balances", "violations", "loans", "prices"):
+                counts[name] = db[name].count if db[name].exists() else 0
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.log.path}: cannot write projection tables ({exc})") from None
+        return counts
+
+
+def _movements(books: Books, change: Change, asset: str) -> list[tuple[str, str, int]]:
+    """Physical movements of ``asset`` in one event, as (from, to, minor), from its postings.
+
+    Holdings, external and pledged accounts are places where funds sit; a customer's implicit
+    ``external`` account is the outside world on that customer's side.
+    """
+    outs: list[list[Any]] = []
+    ins: list[list[Any]] = []
+    for p in change.postings:
+        if p.asset != asset:
+            continue
+        cls, _ = books.classify(p.entity, p.account)
+        if cls not in _PHYSICAL:
+            continue
+        node = f"{p.entity}:{p.account}"
+        (ins if p.delta > 0 else outs).append([node, abs(p.delta)])
+    moves: list[tuple[str, str, int]] = []
+    if not outs:
+        return [("(new issue)", node, minor) for node, minor in ins]
+    i = 0
+    for node, minor in ins:
+        while minor > 0 and i < len(outs):
+            take = min(minor, outs[i][1])
+            moves.append((outs[i][0], node, take))
+            outs[i][1] -= take
+            minor -= take
+            if outs[i][1] == 0:
+                i += 1
+    return moves
+
+
+class _Tracer:
+    """Per place: total balance and the traced part, moved by the chosen rule."""
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+        self.balance: dict[str, int] = defaultdict(int)
+        self.traced: dict[str, int] = defaultdict(int)
+        self.lots: dict[str, deque[list[Any]]] = defaultdict(deque)  # FIFO: [amount, traced]
+
+    def inflow(self, node: str, minor: int, *, traced: bool) -> None:
+        self.balance[node] += minor
+        if traced:
+            self.traced[node] += minor
+        if self.rule == "fifo":
+            lots = self.lots[node]
+            if lots and lots[-1][1] == traced:
+                lots[-1][0] += minor
+            else:
+                lots.append([minor, traced])
+
+    def move(self, src: str, dst: str, minor: int) -> int:
+        """Move ``minor`` from ``src`` to ``dst``; return the traced part carried."""
+        carried = self._take(src, minor)
+        if carried:
+            self.inflow(dst, carried, traced=True)
+        if minor - carried:
+            self.inflow(dst, minor - carried, traced=False)
+        return carried
+
+    def _take(self, src: str, minor: int) -> int:
+        traced = self.traced.get(src, 0)
+        balance = self.balance.get(src, 0)
+        if self.rule == "fifo":
+            carried, need = 0, minor
+            lots = self.lots[src]
+            while need > 0 and lots:
+                lot = lots[0]
+                take = min(need, lot[0])
+                if lot[1]:
+                    carried += take
+                lot[0] -= take
+                need -= take
+                if lot[0] == 0:
+                    lots.popleft()
+        elif self.rule == "pro-rata":
+            if balance <= 0 or traced <= 0:
+                carried = 0
+            else:
+                carried = min(traced, round(Fraction(minor * traced, balance)))
+        else:  # libr: the wrongdoer spends his own (untraced) money first
+            untraced = max(balance - traced, 0)
+            carried = min(traced, max(minor - untraced, 0))
+        self.balance[src] = balance - minor
+        self.traced[src] = traced - carried
+        return carried
+
+    def traced_by_node(self) -> dict[str, int]:
+        return dict(self.traced)
