@@ -35,7 +35,8 @@ def test_documented_invariant_can_fail():
     from ledger.testing.strategies import START, cast_events
 
     ns = _example_namespace()
-    history = cast_events() + [
+    history = [
+        *cast_events(),
         # A venue's book transfer cannot overdraw custody; a holdings transfer can.
         ev.Transfer(id="overdraw", at=START + timedelta(minutes=1), source=("T",), from_account="ex:custody", to_account="ex:treasury", asset="USD", amount="5"),
     ]
