@@ -672,6 +672,16 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int, readonly: bool 
 
 
 def _ensure_schema(conn: sqlite3.Connection) -> None:
+    # An existing log needs no write lock to open: readers must not wait for a writer.
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE name IN ('meta', 'events', 'registry', "
+            "'events_refuse_update', 'events_refuse_delete', 'events_gapless')"
+        )
+    }
+    if len(present) == 6:
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         for statement in _statements(SCHEMA):
