@@ -145,7 +145,8 @@ def append(file: str, db: str, expected_head: int | None, policy_file: str | Non
 @click.option("--to", default=None, help="Effective time up to and including.")
 @click.option("--limit", type=int, default=None, help="At most this many events.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True
+    "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
+    help="text for people; jsonl (canonical events with seq and recorded_at) for machines.",
 )
 @handle_errors
 def log_(db: str, types: tuple[str, ...], from_: str | None, to: str | None, limit: int | None, fmt: str) -> None:
@@ -265,7 +266,7 @@ def timelines(check: bool) -> None:
     show_default=True,
     help="events (re-importable), postings (with balance after), or violations (opened/closed).",
 )
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True, help="JSON Lines or CSV.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File to write (default: stdout).")
 @policy_option
 @handle_errors
@@ -318,9 +319,9 @@ def snapshot(db: str, every: int, rebuild: bool, drop: bool) -> None:
 @click.option("--asset", default=None, help="Only this asset.")
 @click.option("--from", "from_", default=None, help="From this effective time (or use --from-seq).")
 @click.option("--to", default=None, help="Up to this effective time (or use --to-seq).")
-@click.option("--from-seq", type=int, default=None)
-@click.option("--to-seq", type=int, default=None)
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True)
+@click.option("--from-seq", type=int, default=None, help="From this seq (record order).")
+@click.option("--to-seq", type=int, default=None, help="Up to and including this seq.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True, help="Table for people; jsonl or csv for tools.")
 @handle_errors
 def history(account: str, db: str, asset: str | None, from_: str | None, to: str | None, from_seq: int | None, to_seq: int | None, fmt: str) -> None:
     """Every posting that touched ACCOUNT (entity:account), with running balance and source.
@@ -351,10 +352,10 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
 @db_option
 @click.option("--asset", required=True, help="The asset traced (e.g. USD).")
 @click.option("--deposits-into", required=True, help="Start: customer deposits into this account (venue:name) or venue.")
-@click.option("--rule", type=click.Choice(["fifo", "pro-rata", "libr"]), default="libr", show_default=True)
+@click.option("--rule", type=click.Choice(["fifo", "pro-rata", "libr"]), default="libr", show_default=True, help="Which outflows carry traced funds (see docs/forensics.md).")
 @click.option("--since", default=None, help="Only deposits at or after this time.")
 @click.option("--until", default=None, help="Where the funds sit at this time (default: the end of the log).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True, help="text for people; json (flows and holders) or csv (flows).")
 @handle_errors
 def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None, until: str | None, fmt: str) -> None:
     """Follow customer deposits through transfers, withdrawals and loans to where they sit.
@@ -391,7 +392,7 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
 @click.argument("point_b")
 @db_option
 @policy_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text for people; json for machines (exact decimals as strings).")
 @handle_errors
 def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str) -> None:
     """What changed between two points (each a seq number or a time): balances, loans, prices,
@@ -629,7 +630,7 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...]) 
 @click.option("--seq", type=int, default=None, help="As of this seq.")
 @click.option("--recorded", default=None, help="As the log knew it at this record time.")
 @policy_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text for people; json for machines (exact decimals as strings).")
 @handle_errors
 def balances(db: str, timeline: str | None, entity: str | None, at: str | None, seq: int | None, recorded: str | None, policy_file: str | None, fmt: str) -> None:
     """Print the books at a point: balances, balance sheets, coverage, loans.
@@ -659,6 +660,27 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
     click.echo(f"Books at seq {books.last_seq} ({ev.format_instant(books.last_at) if books.last_at else 'empty'}), values in {books.quote}")
     for line in report.balances_text(books, entity=entity):
         click.echo(line)
+
+
+def reference_markdown() -> str:
+    """The CLI reference (docs/cli.md), generated from every command's --help."""
+    lines = ["# CLI reference", "", "Generated from `--help` by `ledger cli-reference`; a test keeps it current.", ""]
+    settings = {"terminal_width": 100, "max_content_width": 100, "help_option_names": ["-h", "--help"]}
+    ctx = click.Context(cli, info_name="ledger", **settings)
+    lines += ["```", cli.get_help(ctx), "```", ""]
+    for name in sorted(cli.commands):
+        command = cli.commands[name]
+        if command.hidden:
+            continue
+        sub = click.Context(command, info_name=f"ledger {name}", parent=ctx, **settings)
+        lines += [f"## ledger {name}", "", "```", command.get_help(sub), "```", ""]
+    return "\n".join(lines)
+
+
+@cli.command(name="cli-reference", hidden=True)
+def cli_reference() -> None:
+    """Print the CLI reference in Markdown (docs/cli.md)."""
+    click.echo(reference_markdown(), nl=False)
 
 
 def main() -> None:
