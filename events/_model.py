@@ -187,6 +187,8 @@ class Deposit(Event):
             (FTX customers' fiat landed in Alameda's bank accounts: "fiat@ftx.com").
         owed_by: when ``landed`` belongs to another entity, the customer account at the venue
             that records that entity's debt to the venue (FTX's "fiat@" sub-account).
+        from_account: the holder's own holdings account the money came from (omit: it came
+            from outside the model).
     """
 
     type: ClassVar[str] = "deposit"
@@ -195,6 +197,7 @@ class Deposit(Event):
     amount: Decimal = _amount()
     landed: str = _ref("landed")
     owed_by: str | None = _opt_ref("owed_by")
+    from_account: str | None = _opt_ref("from_account")
 
 
 @attrs.define(frozen=True, slots=True, kw_only=True)

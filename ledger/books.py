@@ -303,7 +303,10 @@ class Books:
         minor = self._minor(e.asset, e.amount)
         venue = e.account.partition(":")[0]
         holder = self._move_in(change, e.account, e.asset, minor)
-        self._post(change, holder, EXTERNAL, e.asset, -minor)
+        if e.from_account is not None:
+            self._move_out(change, e.from_account, e.asset, minor)
+        else:
+            self._post(change, holder, EXTERNAL, e.asset, -minor)
         landed_entity, _, landed_name = e.landed.partition(":")
         self._post(change, landed_entity, landed_name, e.asset, minor)
         if landed_entity != venue:
@@ -506,7 +509,8 @@ class Books:
         return self.limits.get((ref, asset), 0)
 
     def format(self, minor: int, asset: str) -> str:
-        return ev.format_decimal(ev.from_minor(minor, self.registry.scale(asset)))
+        """``minor`` units of ``asset`` for a person: grouped digits, the asset's decimals."""
+        return f"{ev.from_minor(minor, self.registry.scale(asset)):,}"
 
     def amount(self, minor: int, asset: str) -> Decimal:
         return ev.from_minor(minor, self.registry.scale(asset))

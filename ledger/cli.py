@@ -581,7 +581,7 @@ def _render(run: Replay, *, fmt: str, steps: str, title: str, total: int | None)
         for step in iterator:
             if steps == "all" or (steps == "changes" and (step.opened or step.closed or step.skipped)):
                 click.echo(report.step_line(step))
-    for line in report.summary_text(run.summary, title=title):
+    for line in report.summary_text(run.summary, title=title, quote=run.policy.quote):
         click.echo(line)
 
 

@@ -179,7 +179,14 @@ class Registry:
         self._set("account", self.accounts, e.account, AccountInfo(entity, e.purpose, e.holder))
 
     def _apply_deposit(self, e: ev.Deposit) -> None:
-        venue = self._account(e.account, "account", "customer").entity
+        account = self._account(e.account, "account", "customer")
+        venue = account.entity
+        if e.from_account is not None:
+            src = self._account(e.from_account, "from_account", "customer-custody", "corporate", "external")
+            if src.entity != account.holder:
+                raise SemanticError(
+                    f"from_account: {e.from_account!r} is not an account of the holder {account.holder!r}"
+                )
         landed = self._account(e.landed, "landed", "customer-custody", "corporate")
         self._minor(e.asset, e.amount, "amount")
         if e.owed_by is not None:

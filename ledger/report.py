@@ -64,7 +64,7 @@ def step_line(step: Step) -> str:
     ).rstrip()
 
 
-def summary_text(summary: Summary, *, title: str = "") -> list[str]:
+def summary_text(summary: Summary, *, title: str = "", quote: str = "USD") -> list[str]:
     """The first-breach table, what is still open, the assertions, and the digest."""
     out: list[str] = []
     out.append("")
@@ -111,8 +111,8 @@ def summary_text(summary: Summary, *, title: str = "") -> list[str]:
     if m.get("venue"):
         out.append("")
         out.append(
-            f"At the end, {m['venue']} owes customers {m['customer_liabilities']} and holds "
-            f"{m['custody']} for them in custody: shortfall {m['shortfall']} "
+            f"At the end, {m['venue']} owes customers {Decimal(m['customer_liabilities']):,} {quote} and holds "
+            f"{Decimal(m['custody']):,} for them in custody: shortfall {Decimal(m['shortfall']):,} "
             f"(reserve ratio {m.get('reserve_ratio', 'n/a')})."
         )
     out.append(f"History digest (SHA-256 of the replayed events): {summary.digest}")
