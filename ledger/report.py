@@ -19,7 +19,7 @@ REPORT_FORMAT = 1
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return ev.format_decimal(value)
+        return format(value, "f")  # plain notation, the asset's decimals kept
     if isinstance(value, (set, frozenset, tuple)):
         return sorted(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
@@ -173,7 +173,7 @@ def write_rows(rows: Iterable[dict[str, Any]], out: Any, fmt: str) -> int:
         if fmt == "jsonl":
             out.write(dumps(row) + "\n")
         else:
-            flat = {k: (json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else ("" if v is None else str(v) if not isinstance(v, Decimal) else ev.format_decimal(v))) for k, v in row.items()}
+            flat = {k: (json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else ("" if v is None else str(v) if not isinstance(v, Decimal) else format(v, "f"))) for k, v in row.items()}
             if writer is None:
                 writer = csv.DictWriter(out, fieldnames=list(flat), lineterminator="\n")
                 writer.writeheader()

@@ -1,0 +1,283 @@
+"""Forensics: as-of on both clocks with snapshots, history, tracing rules, diff, tables."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import events as ev
+from ledger.cli import cli
+from ledger.forensics import Investigation
+from ledger.replay import books_at
+from ledger.store import Log
+from ledger.testing import strategies as lst
+from ledger.testing.strategies import START, cast_events
+
+T = ("T",)
+
+
+def at(minutes: int) -> datetime:
+    return START + timedelta(minutes=minutes)
+
+
+def make_log(path, history, *, clock=None):
+    log = Log.open(path, create=True, **({"clock": clock} if clock else {}))
+    log.append(history)
+    return log
+
+
+def comparable(books):
+    state = books.to_state()
+    state.pop("entity_assets")  # which assets were ever touched: bookkeeping, not an answer
+    return state
+
+
+# -- as of, with snapshots ---------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(history=lst.histories(min_events=5, max_events=60), every=st.integers(1, 12), data=st.data())
+def test_as_of_with_snapshots_equals_a_full_replay_of_the_prefix(tmp_path_factory, history, every, data):
+    path = tmp_path_factory.mktemp("asof") / "ledger.db"
+    with make_log(path, history) as log:
+        inv = Investigation(log, every=every)
+        inv.build_snapshots()
+        assert inv.snapshots() == list(range(every, len(history) + 1, every))
+        n = data.draw(st.integers(0, len(history)), label="n")
+        fast = inv.as_of(seq=n)
+        slow = books_at(history[:n])
+        assert comparable(fast) == comparable(slow)
+        assert inv.warnings == []
+
+
+def test_snapshots_are_a_cache_dropping_or_corrupting_them_changes_no_answer(tmp_path):
+    history = cast_events() + [
+        ev.Deposit(id=f"d{i}", at=at(i), source=T, account="ex:cust", asset="USD", amount=Decimal(i), landed="ex:custody")
+        for i in range(1, 40)
+    ]
+    with make_log(tmp_path / "l.db", history) as log:
+        inv = Investigation(log, every=10)
+        before = {n: comparable(inv.as_of(seq=n)) for n in (0, 9, 10, 33, len(history))}
+        inv.build_snapshots()
+        assert inv.snapshots() == [10, 20, 30, 40, 50]
+        assert {n: comparable(inv.as_of(seq=n)) for n in before} == before
+        # A snapshot whose event no longer matches the chain, and one that does not parse:
+        log.connection.execute("UPDATE snapshots SET event_hash = zeroblob(32) WHERE seq = 30")
+        log.connection.execute("UPDATE snapshots SET state = x'00' WHERE seq = 20")
+        inv = Investigation(log, every=10)
+        assert comparable(inv.as_of(seq=33)) == before[33]
+        assert any("seq 30 does not match the hash chain" in w for w in inv.warnings)
+        assert any("seq 20 is unreadable" in w for w in inv.warnings)
+        inv.drop_snapshots()
+        assert inv.snapshots() == []
+        assert {n: comparable(inv.as_of(seq=n)) for n in before} == before
+
+
+def test_as_of_effective_time_and_record_time(tmp_path):
+    first = cast_events() + [
+        ev.Deposit(id="d1", at=at(10), source=T, account="ex:cust", asset="USD", amount="100", landed="ex:custody"),
+        ev.Deposit(id="d2", at=at(20), source=T, account="ex:cust", asset="USD", amount="50", landed="ex:custody"),
+    ]
+    late = [ev.Deposit(id="d3", at=at(30), source=T, account="ex:cust", asset="USD", amount="7", landed="ex:custody")]
+    clock = {"now": datetime(2026, 1, 1, tzinfo=UTC)}
+    with Log.open(tmp_path / "l.db", create=True, clock=lambda: clock["now"]) as log:
+        log.append(first)
+        clock["now"] = datetime(2026, 2, 1, tzinfo=UTC)
+        log.append(late)
+        inv = Investigation(log)
+        cents = lambda books: books.balance("ex:cust", "USD")  # noqa: E731
+        assert cents(inv.as_of(at=at(15))) == 10_000
+        assert cents(inv.as_of(at=at(20))) == 15_000  # an event exactly at the instant is included
+        assert cents(inv.as_of(at=at(29))) == 15_000
+        assert cents(inv.as_of()) == 15_700
+        # What the log knew on 2026-01-15: the late deposit was not recorded yet.
+        assert cents(inv.as_of(recorded=datetime(2026, 1, 15, tzinfo=UTC))) == 15_000
+        assert cents(inv.as_of(recorded=datetime(2025, 12, 31, tzinfo=UTC))) == 0
+        with pytest.raises(Exception, match="name one point"):
+            inv.resolve(seq=1, at=at(1))
+
+
+# -- account history ------------------------------------------------------------------------------------
+def test_history_lists_every_posting_with_running_balance_and_sources(tmp_path):
+    history = cast_events() + [
+        ev.CreditLineGranted(id="cl", at=at(1), source=("S9",), account="ex:aff", asset="USD", limit="1000"),
+        ev.Deposit(id="d1", at=at(2), source=("S1",), account="ex:aff", asset="USD", amount="100", landed="ex:custody"),
+        ev.Deposit(id="d2", at=at(3), source=("S1",), account="ex:cust", asset="USD", amount="500", landed="ex:custody"),
+        ev.Withdrawal(id="w1", at=at(4), source=("S2", "S3"), account="ex:aff", asset="USD", amount="250", paid_from="ex:custody", note="over the balance"),
+        ev.Withdrawal(id="w2", at=at(5), source=("S4",), account="ex:aff", asset="USD", amount="100", paid_from="ex:custody"),
+    ]
+    with make_log(tmp_path / "l.db", history) as log:
+        inv = Investigation(log, every=3)
+        inv.build_snapshots()
+        lines = list(inv.history("ex:aff"))
+        assert [(h.event_id, h.delta, h.balance, h.source) for h in lines] == [
+            ("d1", Decimal("100.00"), Decimal("100.00"), ("S1",)),
+            ("w1", Decimal("-250.00"), Decimal("-150.00"), ("S2", "S3")),
+            ("w2", Decimal("-100.00"), Decimal("-250.00"), ("S4",)),
+        ]
+        assert lines[1].note == "over the balance"
+        # From a later seq the running balance starts from the books at that point.
+        later = list(inv.history("ex:aff", from_seq=len(cast_events()) + 5))
+        assert [(h.event_id, h.balance) for h in later] == [("w2", Decimal("-250.00"))]
+
+
+# -- tracing ----------------------------------------------------------------------------------------------
+def _tracing_history(extra):
+    """Customers deposit 100 into custody; the venue then moves custody money as ``extra`` says."""
+    base = cast_events() + [
+        ev.Deposit(id="clean", at=at(1), source=T, account="ex:aff", asset="USD", amount="100", landed="ex:custody", from_account=None),
+        ev.Deposit(id="cust", at=at(2), source=T, account="ex:cust", asset="USD", amount="100", landed="ex:custody"),
+    ]
+    return base + extra
+
+
+def _holders(tmp_path, history, rule, name):
+    with make_log(tmp_path / f"{name}.db", history) as log:
+        result = Investigation(log).trace(asset="USD", deposits_into="ex:cust", rule=rule)
+    return result
+
+
+def test_trace_rules_differ_on_a_commingled_account_worked_by_hand(tmp_path):
+    """Custody holds 100 of the affiliate's money, then 100 traced customer money. The affiliate
+    withdraws 150, the account is refilled with 200 of other money, then 60 goes out again."""
+    history = _tracing_history([
+        ev.Withdrawal(id="out1", at=at(3), source=T, account="ex:aff", asset="USD", amount="150", paid_from="ex:custody", to="aff:bank"),
+        ev.Deposit(id="refill", at=at(4), source=T, account="ex:aff", asset="USD", amount="200", landed="ex:custody"),
+        ev.Withdrawal(id="out2", at=at(5), source=T, account="ex:aff", asset="USD", amount="60", paid_from="ex:custody", to="aff:bank"),
+    ])
+    # Need a credit line: the affiliate withdraws more than it deposited.
+    history.insert(len(cast_events()), ev.CreditLineGranted(id="cl", at=at(0), source=T, account="ex:aff", asset="USD", limit="1000"))
+    fifo = _holders(tmp_path, history, "fifo", "fifo")
+    # FIFO: out1 takes the 100 clean then 50 traced; custody lots [50 T, 200 C]; out2 takes 50 T + 10 C.
+    assert fifo.holders == {"aff:bank": Decimal("100.00")}
+    assert [(f.event_id, f.amount) for f in fifo.flows] == [("out1", Decimal("50.00")), ("out2", Decimal("50.00"))]
+    pro = _holders(tmp_path, history, "pro-rata", "pro")
+    # Pro rata: out1 carries 150 x 100/200 = 75; custody 50 with 25 traced; +200 -> 250 with 25 traced;
+    # out2 carries 60 x 25/250 = 6; 19 remain.
+    assert pro.holders == {"aff:bank": Decimal("81.00"), "ex:custody": Decimal("19.00")}
+    libr = _holders(tmp_path, history, "libr", "libr")
+    # LIBR: the 100 clean go first, then 50 traced; 50 remain; the refill is not customer money;
+    # out2 is paid from the 200 other money, so 50 remain traceable in custody.
+    assert libr.holders == {"aff:bank": Decimal("50.00"), "ex:custody": Decimal("50.00")}
+    assert libr.traced_in == fifo.traced_in == pro.traced_in == Decimal("100.00")
+
+
+def test_trace_libr_classic_drawdown_below_traced_amount_and_refill(tmp_path):
+    """The account holds only traced money (100); 80 leave; 50 other money arrives. Only 20 remain
+    traceable there: the balance fell to 20, and a refill does not restore the customers' claim."""
+    history = cast_events() + [
+        ev.CreditLineGranted(id="cl", at=at(0), source=T, account="ex:aff", asset="USD", limit="1000"),
+        ev.Deposit(id="cust", at=at(1), source=T, account="ex:cust", asset="USD", amount="100", landed="ex:custody"),
+        ev.Withdrawal(id="draw", at=at(2), source=T, account="ex:aff", asset="USD", amount="80", paid_from="ex:custody", to="aff:bank"),
+        ev.Deposit(id="refill", at=at(3), source=T, account="ex:aff", asset="USD", amount="50", landed="ex:custody"),
+    ]
+    for rule in ("libr", "fifo", "pro-rata"):
+        result = _holders(tmp_path, history, rule, rule)
+        assert result.holders == {"aff:bank": Decimal("80.00"), "ex:custody": Decimal("20.00")}, rule
+
+
+def test_trace_follows_routed_deposits_through_loans_and_pledges(tmp_path):
+    history = cast_events() + [
+        ev.CreditLineGranted(id="cl", at=at(0), source=T, account="ex:aff", asset="USD", limit="1000"),
+        ev.Deposit(id="routed", at=at(1), source=("S35",), account="ex:cust", asset="USD", amount="300", landed="aff:bank", owed_by="ex:aff"),
+        ev.Transfer(id="seed", at=at(2), source=T, from_account="world:market", to_account="bank:vault", asset="USD", amount="1000"),
+        ev.LoanOpened(id="loan", at=at(3), source=T, loan="L1", lender="bank", borrower="aff", asset="USD", principal="500", disbursed_from="bank:vault", disbursed_to="aff:bank"),
+        ev.LoanRepaid(id="repay", at=at(4), source=("S30",), loan="L1", amount="500", paid_from="aff:bank", paid_to="bank:vault"),
+    ]
+    with make_log(tmp_path / "l.db", history) as log:
+        libr = Investigation(log).trace(asset="USD", deposits_into="ex:cust", rule="libr")
+        fifo = Investigation(log).trace(asset="USD", deposits_into="ex", rule="fifo")
+    # aff:bank held 300 traced + 500 borrowed; repaying 500: LIBR spends the borrowed 500 first.
+    assert libr.holders == {"aff:bank": Decimal("300.00")}
+    # FIFO: the 300 traced arrived first, so the repayment carries all 300 to the lender.
+    assert fifo.holders == {"bank:vault": Decimal("300.00")}
+    assert [(f.event_id, f.from_node, f.to_node, f.amount, f.source) for f in fifo.flows] == [
+        ("repay", "aff:bank", "bank:vault", Decimal("300.00"), ("S30",))
+    ]
+
+
+def test_trace_on_the_ftx_timeline_shows_where_fiat_deposits_went(tmp_path):
+    db = tmp_path / "ftx.db"
+    result = CliRunner().invoke(cli, ["append", "ftx-2022", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    out = CliRunner().invoke(cli, ["trace", "--db", str(db), "--asset", "USD", "--deposits-into", "ftx:customers", "--rule", "libr", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    # Every customer dollar of fiat was routed to Alameda's bank (fiat@); none sits with FTX.
+    assert Decimal(data["traced_in"]) == Decimal("8000000000.00")
+    assert not any(node.startswith("ftx:") for node in data["holders"])
+    assert sum(Decimal(v) for v in data["holders"].values()) == Decimal("8000000000.00")
+    assert {f["from_node"] for f in data["flows"]} <= {"alameda:bank", "insiders:holdings"}
+
+
+# -- diff and tables --------------------------------------------------------------------------------------
+def test_diff_names_changed_balances_prices_and_violations_with_their_events(tmp_path):
+    history = cast_events() + [
+        ev.Deposit(id="d1", at=at(1), source=T, account="ex:cust", asset="USD", amount="100", landed="ex:custody"),
+        ev.PriceUpdated(id="p1", at=at(2), source=T, asset="BTC", quote="USD", price="20000"),
+        ev.Deposit(id="routed", at=at(3), source=T, account="ex:cust", asset="USD", amount="40", landed="aff:bank", owed_by="ex:aff"),
+        ev.PriceUpdated(id="p2", at=at(4), source=T, asset="BTC", quote="USD", price="15000"),
+    ]
+    with make_log(tmp_path / "l.db", history) as log:
+        n = len(cast_events())
+        d = Investigation(log).diff(n + 2, n + 4)
+    changed = {(r["entity"], r["account"], r["asset"]): (r["before"], r["after"], r["events"]) for r in d.balances}
+    assert ("ex", "custody", "USD") not in changed  # the routed money never reached custody
+    assert changed[("ex", "cust", "USD")] == (Decimal("-100.00"), Decimal("-140.00"), ["routed"])
+    assert changed[("aff", "bank", "USD")] == (Decimal("0.00"), Decimal("40.00"), ["routed"])
+    assert d.prices == [{"asset": "BTC", "before": Decimal("20000"), "after": Decimal("15000")}]
+    assert {(v["invariant"], v["subject"]) for v in d.opened} >= {("segregation", "ex/USD"), ("no-unauthorised-negative", "ex:aff/USD")}
+    assert d.closed == []
+
+
+def test_materialize_writes_exact_tables_that_agree_with_the_books(tmp_path):
+    db = tmp_path / "l.db"
+    result = CliRunner().invoke(cli, ["append", "small-example", "--db", str(db)])
+    assert result.exit_code == 0
+    result = CliRunner().invoke(cli, ["materialize", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(db)
+    with Log.open(db, readonly=True) as log:
+        books = Investigation(log).as_of()
+    rows = conn.execute("SELECT entity, account, asset, balance_minor, balance, scale FROM balances").fetchall()
+    assert {(e, a, s): m for e, a, s, m, _, _ in rows} == dict(books.balances)
+    assert all(Decimal(text) == ev.from_minor(m, scale) for _, _, _, m, text, scale in rows)
+    # Per asset, postings sum to the final balances (in minor units, in Python, never SQL SUM on text).
+    totals: dict = {}
+    for e, a, s, delta in conn.execute("SELECT entity, account, asset, delta_minor FROM postings"):
+        totals[(e, a, s)] = totals.get((e, a, s), 0) + delta
+    assert {k: v for k, v in totals.items() if v} == dict(books.balances)
+    violations = conn.execute("SELECT invariant, subject, seq, closed_seq FROM violations ORDER BY seq, invariant").fetchall()
+    assert ("segregation", "venue/USD", 17, None) in violations
+    assert ("own-token-concentration", "venue", 12, 20) in violations
+    assert conn.execute("SELECT count(*) FROM prices").fetchone()[0] == 2
+    # Rerunning rebuilds the same tables (not appended twice).
+    CliRunner().invoke(cli, ["materialize", "--db", str(db)])
+    assert conn.execute("SELECT count(*) FROM balances").fetchone()[0] == len(rows)
+
+
+def test_cli_history_balances_diff_snapshot_export(tmp_path):
+    db = str(tmp_path / "l.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["append", "small-example", "--db", db]).exit_code == 0
+    snap = runner.invoke(cli, ["snapshot", "--db", db, "--every", "5"])
+    assert snap.exit_code == 0 and "4 stored" in snap.output
+    hist = runner.invoke(cli, ["history", "venue:fund", "--db", db, "--format", "csv"])
+    assert hist.exit_code == 0
+    assert hist.output.splitlines()[1:] and "-5000000.00" in hist.output
+    bal = runner.invoke(cli, ["balances", "--db", db, "--seq", "18", "--format", "json"])
+    data = json.loads(bal.output)
+    assert data["seq"] == 18
+    sheet = data["balance_sheets"]["venue"]
+    assert (sheet["total_assets"], sheet["total_liabilities"]) == ("11000000.00", "7000000.00")
+    assert runner.invoke(cli, ["diff", "16", "22", "--db", db]).exit_code == 0
+    exported = runner.invoke(cli, ["export", "--db", db, "--what", "violations", "--format", "csv"])
+    assert exported.exit_code == 0 and exported.output.startswith("at,closed_at") is False
+    assert "segregation" in exported.output
+    bad = runner.invoke(cli, ["history", "nocolon", "--db", db])
+    assert bad.exit_code == 2 and "Error:" in bad.output
