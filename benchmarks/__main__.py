@@ -27,6 +27,7 @@ CASES = (
     "raw_single_commits",
     "replay_invariants",
     "raw_replay_loop",
+    "as_of",
 )
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         for case in CASES:
             db = os.path.join(tmp, f"{case}.db")
-            if case in ("replay_invariants", "raw_replay_loop"):
+            if case in ("replay_invariants", "raw_replay_loop", "as_of"):
                 db = os.path.join(tmp, "batch_append.db")  # replay the log the batch case wrote
             started = time.perf_counter()
             out = subprocess.run(
@@ -76,6 +77,12 @@ def main() -> None:
         ra, rb = a["events"] / a["seconds"], b["events"] / b["seconds"]
         rows.append({"measurement": label, "ours": ours, "raw": raw, "ours_events_per_s": round(ra), "raw_events_per_s": round(rb), "ratio": round(ra / rb, 3), "ours_peak_mb": a["peak_mb"], "raw_peak_mb": b["peak_mb"]})
         print(f"{label:<38} {ra:>12,.0f} {rb:>12,.0f} {ra / rb:>7.2f} {a['peak_mb']:>9.1f} {b['peak_mb']:>8.1f}")
+    q = results["as_of"]
+    print(
+        f"\nas_of at {q['queries']} random seqs of {q['events']:,} events (snapshots every "
+        f"{q['snapshot_every']:,}, built in {q['snapshot_build_s']} s): median "
+        f"{q['as_of_median_s'] * 1000:.0f} ms, max {q['as_of_max_s'] * 1000:.0f} ms, peak {q['peak_mb']} MB"
+    )
     report = {
         "n": args.n,
         "single": args.single,

@@ -125,5 +125,34 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
                 balances[dst] = balances.get(dst, 0) + units
         seconds = time.perf_counter() - t
         return {"events": count, "seconds": seconds, "peak_mb": _peak_mb()}
+    if name == "as_of":
+        import random
+
+        from ledger.forensics import Investigation
+
+        with Log.open(db) as log:
+            inv = Investigation(log)
+            t = time.perf_counter()
+            inv.build_snapshots(rebuild=True)
+            build = time.perf_counter() - t
+            head = log.head().seq
+            rng = random.Random(1)
+            latencies = []
+            for _ in range(20):
+                seq = rng.randint(1, head)
+                t = time.perf_counter()
+                inv.as_of(seq=seq)
+                latencies.append(time.perf_counter() - t)
+        latencies.sort()
+        return {
+            "events": head,
+            "seconds": sum(latencies),
+            "peak_mb": _peak_mb(),
+            "snapshot_every": inv.every,
+            "snapshot_build_s": round(build, 3),
+            "as_of_median_s": round(latencies[len(latencies) // 2], 4),
+            "as_of_max_s": round(latencies[-1], 4),
+            "queries": len(latencies),
+        }
     raise ValueError(f"unknown case {name}")
 

@@ -396,8 +396,11 @@ class Registry:
 
     def load(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """Rebuild from persisted ``(kind, key, json)`` rows."""
-        for kind, key, text in rows:
-            value = json.loads(text)
+        self.load_values((kind, key, json.loads(text)) for kind, key, text in rows)
+
+    def load_values(self, rows: Iterable[tuple[str, str, Any]]) -> None:
+        """Rebuild from ``(kind, key, decoded value)`` rows (see :meth:`encode`)."""
+        for kind, key, value in rows:
             if kind == "asset":
                 value = AssetInfo(**value)
             elif kind == "account":
