@@ -20,6 +20,8 @@ MAX_PRICE_DIGITS = 28
 MAX_PRICE_PLACES = 18
 
 _MAX_LITERAL_CHARS = 64
+# Enough digits that scaling any accepted literal never rounds (64-digit literals, scale <= 18).
+_EXACT = decimal.Context(prec=100, traps=[decimal.Inexact, decimal.InvalidOperation])
 
 
 def parse_decimal(value: object, *, field: str) -> Decimal:
@@ -146,14 +148,15 @@ def to_minor(amount: Decimal, scale: int, *, field: str = "amount", asset: str =
     Raises :class:`EventValueError` when the amount is finer than the scale (never rounds) or
     exceeds :data:`MAX_MINOR`.
     """
-    places = decimal_places(amount)
-    if places > scale:
+    scaled = amount.scaleb(scale, _EXACT)
+    if scaled != scaled.to_integral_value():
+        places = decimal_places(amount)
         label = f" {asset}" if asset else ""
         raise EventValueError(
             f"{field}: {_plain(amount)}{label} has {places} decimal places; "
             f"{asset or 'the asset'} allows {scale}"
         )
-    minor = int(amount.scaleb(scale))
+    minor = int(scaled)
     if abs(minor) > MAX_MINOR:
         raise EventValueError(f"{field}: amount exceeds maximum {MAX_MINOR} minor units")
     return minor
