@@ -22,7 +22,6 @@ import replays
 from ledger import report
 from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation
-from ledger.invariants import STANDARD_NAMES
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
 from ledger.store import DEFAULT_DB, Checkpoint, Log
@@ -76,11 +75,40 @@ format_option = click.option(
     show_default=True,
     help="text for people; json (one document) or jsonl (a line per step) for machines.",
 )
+invariant_option = click.option(
+    "--invariant",
+    "extra",
+    multiple=True,
+    metavar="MODULE:NAME",
+    help="Also check your own invariant: an importable object (or class) with name, meaning, check(ctx).",
+)
+
+
+def load_invariants(paths: tuple[str, ...]) -> list[Any]:
+    """Import user invariants given as ``module:attribute`` (a class is instantiated)."""
+    import importlib
+
+    found = []
+    for path in paths:
+        module_name, sep, attribute = path.partition(":")
+        if not sep or not module_name or not attribute:
+            raise InputError(f"--invariant {path!r}: write it as module:Name")
+        try:
+            obj = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise InputError(f"--invariant {path!r}: cannot import ({exc})") from None
+        if isinstance(obj, type):
+            obj = obj()
+        if not all(hasattr(obj, a) for a in ("name", "meaning", "check")):
+            raise InputError(f"--invariant {path!r}: needs name, meaning and check(ctx)")
+        found.append(obj)
+    return found
+
+
 fail_on_option = click.option(
     "--fail-on",
     "fail_on",
     multiple=True,
-    type=click.Choice(STANDARD_NAMES),
     help="Exit 1 only if one of these invariants broke (repeatable). Default: any.",
 )
 
@@ -476,6 +504,7 @@ def _check_prefix(log: Log, timeline: replays.Timeline) -> None:
 @policy_option
 @format_option
 @fail_on_option
+@invariant_option
 @click.option(
     "--steps",
     type=click.Choice(["all", "changes", "none"]),
@@ -492,6 +521,7 @@ def replay(
     policy_file: str | None,
     fmt: str,
     fail_on: tuple[str, ...],
+    extra: tuple[str, ...],
     steps: str,
 ) -> None:
     """Replay a timeline (bundled NAME or FILE) event by event, checking every invariant.
@@ -524,7 +554,8 @@ def replay(
             log = Log.open(db, readonly=True)
             title = db
             source = log
-        run = Replay(source, policy, until=stop)
+        run = Replay(source, policy, until=stop, extra_invariants=load_invariants(extra))
+        _check_fail_on(fail_on, run)
         _render(run, fmt=fmt, steps=steps, title=title, total=_length(source))
         summary = run.summary
         if log is not None:
@@ -538,6 +569,13 @@ def replay(
             log.close()
     if summary.broke(fail_on or None):
         sys.exit(EXIT_BREACH)
+
+
+def _check_fail_on(fail_on: tuple[str, ...], run: Replay) -> None:
+    known = [inv.name for inv in run.invariants]
+    unknown = sorted(set(fail_on) - set(known))
+    if unknown:
+        raise InputError(f"--fail-on: unknown invariant {unknown[0]!r} (checked: {', '.join(known)})")
 
 
 def _length(source: object) -> int | None:
@@ -603,15 +641,17 @@ def _policy_dict(policy: Policy) -> dict[str, object]:
 @policy_option
 @format_option
 @fail_on_option
+@invariant_option
 @handle_errors
-def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...]) -> None:
+def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], extra: tuple[str, ...]) -> None:
     """Run every invariant over the stored log; print the first breach of each.
 
     Exit status 1 if a (--fail-on) invariant broke at any point.
     """
     policy = Policy.from_toml(policy_file) if policy_file else Policy()
     with Log.open(db, readonly=True) as log:
-        run = Replay(log, policy)
+        run = Replay(log, policy, extra_invariants=load_invariants(extra))
+        _check_fail_on(fail_on, run)
         if fmt == "text":
             _render(run, fmt="text", steps="none", title=db, total=log.head().seq)
             click.echo(f"Checkpoint: {log.checkpoint().to_json()}")
