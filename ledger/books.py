@@ -350,7 +350,7 @@ class Books:
         if available < minor:
             change.withdrawal_refused = (
                 f"{e.paid_from} holds {self.format(available, e.asset)} {e.asset}, "
-                f"cannot pay {ev.format_decimal(e.amount)}"
+                f"cannot pay {e.amount:,}"
             )
             return
         holder = self._move_out(change, e.account, e.asset, minor)

@@ -337,7 +337,7 @@ class WithdrawalsHonoured:
                 False,
                 observed=f"{ev.format_decimal(event.amount)} {event.asset} not paid",
                 threshold="paid on request",
-                detail=f"a withdrawal of {ev.format_decimal(event.amount)} {event.asset} from {event.account} was not paid: {change.withdrawal_refused}",
+                detail=f"a withdrawal of {event.amount:,} {event.asset} from {event.account} was not paid: {change.withdrawal_refused}",
             )
         elif change.withdrawal_paid is not None:
             yield Status(change.withdrawal_paid, True)
@@ -387,8 +387,8 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
         "detail": (
             f"the record says {event.entity} {event.measure.replace('_', ' ')}"
             + (f" of {event.asset}" if event.asset and event.measure != "balance" else "")
-            + f" was {ev.format_decimal(event.expected)} {unit} (± {ev.format_decimal(event.tolerance)}); "
-            + f"the books say {ev.format_decimal(actual_r)} (gap {ev.format_decimal(gap)})"
+            + f" was {event.expected:,} {unit} (± {event.tolerance:,}); "
+            + f"the books say {actual_r:,} (gap {gap:,})"
         ),
     }
 

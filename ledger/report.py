@@ -57,11 +57,21 @@ def step_line(step: Step) -> str:
     if step.skipped:
         marks = ["SKIPPED (enforced)"]
     if step.assertion is not None:
-        marks.append("assert ok" if step.assertion["ok"] else f"assert OFF by {step.assertion['gap']}")
+        marks.append("assert ok" if step.assertion["ok"] else f"assert OFF by {_grouped(step.assertion['gap'])}")
     return (
         f"{step.seq:>5}  {when:<16}  {label:<44} {_money(m.get('customer_liabilities')):>9} "
         f"{_money(m.get('custody')):>9} {m.get('reserve_ratio', ''):>7}  {' '.join(marks)}"
     ).rstrip()
+
+
+def _grouped(text: str) -> str:
+    """'8000000000 USD' -> '8,000,000,000 USD' (display only; JSON keeps plain decimals)."""
+    number, _, unit = text.partition(" ")
+    try:
+        value = Decimal(number)
+    except ArithmeticError:
+        return text
+    return f"{value:,}" + (f" {unit}" if unit else "")
 
 
 def summary_text(summary: Summary, *, title: str = "", quote: str = "USD") -> list[str]:
@@ -99,8 +109,8 @@ def summary_text(summary: Summary, *, title: str = "", quote: str = "USD") -> li
         for a in summary.assertions:
             verdict = "matches" if a["ok"] else "DOES NOT MATCH"
             out.append(
-                f"  {a['at'][:10]} {a['subject']:<40} record {a['expected']} ± {a['tolerance']}, "
-                f"books {a['actual']}: {verdict}"
+                f"  {a['at'][:10]} {a['subject']:<40} record {_grouped(a['expected'])} ± "
+                f"{_grouped(a['tolerance'])}, books {_grouped(a['actual'])}: {verdict}"
             )
     if summary.skipped:
         out.append("")
