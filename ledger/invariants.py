@@ -20,6 +20,7 @@ Write your own by giving an object those three members (no subclassing needed), 
 
 from __future__ import annotations
 
+import decimal
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -371,7 +372,26 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
         actual_r = actual
     else:
         unit = event.quote
-        actual_r = books.round_value(actual)
+        if unit != books.quote:
+            # The books value in the policy quote; restate in the figure's own quote asset.
+            price = books.price(unit) if unit in books.registry.assets else None
+            subject = "/".join(x for x in (event.entity, event.measure, event.asset or "") if x)
+            if price is None:
+                return {
+                    "subject": subject,
+                    "ok": False,
+                    "actual": "unpriced",
+                    "expected": f"{ev.format_decimal(event.expected)} {unit}",
+                    "tolerance": ev.format_decimal(event.tolerance),
+                    "gap": "unknown",
+                    "detail": (
+                        f"the record states {event.entity} {event.measure.replace('_', ' ')} in "
+                        f"{unit}, which has no price in {books.quote} yet: it cannot be compared"
+                    ),
+                }
+            actual = VALUE_CONTEXT.divide(actual, price)
+        scale = books.registry.assets[unit].scale if unit in books.registry.assets else 2
+        actual_r = actual.quantize(Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN, context=VALUE_CONTEXT)
     gap = actual_r - event.expected
     ok = abs(gap) <= event.tolerance
     subject = "/".join(

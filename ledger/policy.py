@@ -94,10 +94,23 @@ class Policy:
     def from_dict(cls, data: dict[str, Any], *, where: str = "policy", text: str = "") -> Policy:
         from ledger.invariants import STANDARD_NAMES
 
-        def line_of(key: str) -> str:
+        def line_of(path: str) -> str:
+            """The line of ``key`` or ``table.key`` (the table's own header when key is absent)."""
+            table, _, key = path.rpartition(".")
+            current = ""
+            header_line = 0
             for number, line in enumerate(text.splitlines(), start=1):
-                if line.strip().startswith(key):
+                stripped = line.strip()
+                if stripped.startswith("[") and stripped.endswith("]"):
+                    current = stripped.strip("[] ")
+                    if current == table:
+                        header_line = number
+                    continue
+                name = stripped.partition("=")[0].strip()
+                if current == table and name == key:
                     return f"{where}:{number}"
+            if header_line:
+                return f"{where}:{header_line}"
             return where
 
         kwargs: dict[str, Any] = {}
@@ -139,6 +152,6 @@ class Policy:
                 else:
                     raise ev.EventValueError(f"{key}: unknown policy key")
         except ev.EventValueError as exc:
-            key = str(exc).partition(":")[0].split(".")[0]
+            key = str(exc).partition(":")[0]
             raise InputError(f"{line_of(key)}: {exc}") from None
         return cls(**kwargs)

@@ -335,11 +335,11 @@ class Replay:
         return metrics
 
     def focus_venue(self) -> str | None:
-        """The venue with the largest customer liabilities (ties: alphabetical)."""
-        venues = sorted(self.books.venues)
+        """The venue with the largest customer liabilities (ties: alphabetically first)."""
+        venues = self.books.venues
         if not venues:
             return None
-        return max(venues, key=lambda v: (self.books.customer_liabilities(v), [-ord(c) for c in v]))
+        return min(venues, key=lambda v: (-self.books.customer_liabilities(v), v))
 
     def _summarise(self) -> Summary:
         order = [inv.name for inv in self.invariants]
@@ -393,19 +393,20 @@ def books_at(source: Source, *, policy: Policy | None = None, seq: int | None = 
 def enforcing_guard(log: Log, policy: Policy) -> Any:
     """A ``guard`` for :meth:`Log.append` that refuses events breaking the policy's hard rules.
 
-    It rebuilds the books from the log (O(log length)), then replays the new events with every
-    invariant checked; the first event that opens a violation of an enforced invariant raises
+    It replays the stored log (O(log length), invariants included, so that breaches already open
+    are not refused again), then the new events with every invariant checked; the first event that opens a violation of an enforced invariant raises
     :class:`InvariantRefused` and nothing is written.
     """
 
     def guard(_registry: Registry, new_events: Sequence[Event]) -> None:
         if not policy.enforce:
             return
-        books = books_at(log, policy=policy)
-        checker = Replay([], attrs.evolve(policy, enforce=frozenset()), books=books)
-        # Prime the open set with the violations already open in the stored history, so that
-        # only *new* breaches are refused.
-        for seq, event in enumerate(new_events, start=books.last_seq + 1):
+        # Replay the stored history first, so that violations already open in it are known:
+        # only *new* breaches are refused, not the continuation of old ones.
+        checker = Replay(log, attrs.evolve(policy, enforce=frozenset()), metrics=False)
+        for _ in checker:
+            pass
+        for seq, event in enumerate(new_events, start=checker.books.last_seq + 1):
             step = checker.step(seq, event)
             refused = [v for v in step.opened if v.invariant in policy.enforce]
             if refused:
