@@ -48,6 +48,7 @@ HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, DUE_FROM, DUE_TO, LOAN, PL
 _OFF_SHEET = (EQUITY, EXTERNAL)
 
 Key = tuple[str, str, str]  # (entity, account, asset)
+_ABSENT = object()  # "no entry" in the undo journal
 _AGGREGATES = ("pos", "neg", "custody", "cust_liab", "held", "pledged_by", "related")
 
 
@@ -121,21 +122,88 @@ class Books:
         self._class_cache: dict[tuple[str, str], tuple[str, str | None]] = {}
         self.last_seq = 0
         self.last_at: Any = None
+        self._undo: list[tuple[Any, ...]] | None = None
 
     # -- applying events ------------------------------------------------------------------------
-    def apply(self, event: Event, *, seq: int | None = None) -> Change:
-        """Check ``event`` and apply it; return what changed. Raises on impossible facts."""
-        self.registry.apply(event)
-        change = Change()
-        handler = getattr(self, "_on_" + event.type, None)
-        if handler is not None:
-            handler(event, change)
+    def apply(self, event: Event, *, seq: int | None = None, undoable: bool = False) -> Change:
+        """Check ``event`` and apply it; return what changed. Raises on impossible facts.
+
+        With ``undoable``, the books remember how to take the event back: call :meth:`undo`
+        to do so, or :meth:`keep` to accept it. Either costs O(what the event touched).
+        """
+        if undoable:
+            self.registry.begin()
+            self._undo = [("meta", self.last_seq, self.last_at)]
+        try:
+            self.registry.apply(event)
+            change = Change()
+            handler = getattr(self, "_on_" + event.type, None)
+            if handler is not None:
+                handler(event, change)
+        except BaseException:
+            if undoable:
+                self.undo()
+            raise
         for target in change.targets:
             if target in self.collateral:
                 self._reindex_cover(target)
         self.last_seq = seq if seq is not None else self.last_seq + 1
         self.last_at = event.at
         return change
+
+    def _remember(self, *entry: Any) -> None:
+        if self._undo is not None:
+            self._undo.append(entry)
+
+    def keep(self) -> None:
+        """Accept the event applied with ``undoable=True``."""
+        self._undo = None
+        self.registry.commit()
+
+    def undo(self) -> None:
+        """Take back the event applied with ``undoable=True``, exactly."""
+        entries, self._undo = self._undo, None
+        assert entries is not None, "undo without an undoable apply"
+        targets: set[str] = set()
+        new_venues = [entry[1] for entry in entries if entry[0] == "venue"]
+        for entry in reversed(entries):
+            kind = entry[0]
+            if kind == "post":
+                _, entity, account, asset, delta = entry
+                key = (entity, account, asset)
+                old = self.balances.get(key, 0)
+                new = old - delta
+                if new:
+                    self.balances[key] = new
+                else:
+                    self.balances.pop(key, None)
+                self._aggregate(entity, account, asset, old, new)
+            elif kind == "dict":
+                _, table, key, old_value = entry
+                if old_value is _ABSENT:
+                    table.pop(key, None)
+                else:
+                    table[key] = old_value
+            elif kind == "set":
+                _, members, member, present = entry
+                (members.add if present else members.discard)(member)
+            elif kind == "collateral":
+                _, target, asset, old_minor = entry
+                targets.add(target)
+                held = self.collateral.setdefault(target, {})
+                if old_minor is _ABSENT:
+                    held.pop(asset, None)
+                    if not held:
+                        del self.collateral[target]
+                else:
+                    held[asset] = old_minor
+            elif kind == "meta":
+                _, self.last_seq, self.last_at = entry
+        # Reversing a customer posting re-runs the aggregates, which mark the venue again.
+        self.venues.difference_update(new_venues)
+        for target in targets:
+            self._reindex_cover(target)
+        self.registry.rollback()
 
     def _minor(self, asset: str, amount: Decimal) -> int:
         return ev.to_minor(amount, self.registry.scale(asset))
@@ -189,12 +257,19 @@ class Books:
         change.postings.append(Posting(entity, account, asset, delta))
         change.accounts.add(key)
         change.entities.add(entity)
+        was_venue = entity in self.venues
+        if self._undo is not None:
+            self._undo.append(("post", entity, account, asset, delta))
         cls = self._aggregate(entity, account, asset, old, new)
         if cls == CUSTODY:
             change.venue_assets.add((entity, asset))
         elif cls == CUSTOMER:
             change.venue_assets.add((entity, asset))
             change.targets.add(f"{entity}:{account}")
+            if not was_venue:
+                # A new venue: its custody in every asset is now held to segregation.
+                self._remember("venue", entity)
+                change.venue_assets.update((entity, a) for a in self.entity_assets.get(entity, ()))
 
     def _aggregate(self, entity: str, account: str, asset: str, old: int, new: int) -> str:
         """Move the running aggregates from ``old`` to ``new`` for one account; return its class."""
@@ -396,6 +471,7 @@ class Books:
         pledgor = self._move_out(change, e.from_account, e.asset, minor)
         self._post(change, pledgor, f"pledged:{target}", e.asset, minor)
         pledged = self.collateral.setdefault(target, {})
+        self._remember("collateral", target, e.asset, pledged.get(e.asset, _ABSENT))
         pledged[e.asset] = pledged.get(e.asset, 0) + minor
         self.asset_targets[e.asset].add(target)
         change.targets.add(target)
@@ -403,6 +479,7 @@ class Books:
     def _release(self, e: Any, change: Change, target: str, minor: int) -> str:
         pledgor = self.registry.pledgor(e.loan, e.account)
         self._post(change, pledgor, f"pledged:{target}", e.asset, -minor)
+        self._remember("collateral", target, e.asset, self.collateral[target][e.asset])
         self.collateral[target][e.asset] -= minor
         change.targets.add(target)
         return pledgor
@@ -445,6 +522,7 @@ class Books:
     def _on_price_updated(self, e: ev.PriceUpdated, change: Change) -> None:
         if e.quote == self.quote:
             change.price_before = self.prices.get(e.asset)
+            self._remember("dict", self.prices, e.asset, self.prices.get(e.asset, _ABSENT))
             self.prices[e.asset] = e.price
             change.price_asset = e.asset
 
@@ -500,17 +578,22 @@ class Books:
         return found | self.complex_targets.get(asset, set())
 
     def _on_credit_line_granted(self, e: ev.CreditLineGranted, change: Change) -> None:
-        self.limits[(e.account, e.asset)] = self._minor(e.asset, e.limit)
+        key = (e.account, e.asset)
+        self._remember("dict", self.limits, key, self.limits.get(key, _ABSENT))
+        self.limits[key] = self._minor(e.asset, e.limit)
         venue, _, name = e.account.partition(":")
         change.accounts.add((venue, name, e.asset))
 
     def _on_withdrawals_halted(self, e: ev.WithdrawalsHalted, change: Change) -> None:
+        self._remember("set", self.halted, e.venue, e.venue in self.halted)
         self.halted.add(e.venue)
 
     def _on_withdrawals_resumed(self, e: ev.WithdrawalsResumed, change: Change) -> None:
+        self._remember("set", self.halted, e.venue, e.venue in self.halted)
         self.halted.discard(e.venue)
 
     def _on_bankruptcy_filed(self, e: ev.BankruptcyFiled, change: Change) -> None:
+        self._remember("set", self.bankrupt, e.entity, e.entity in self.bankrupt)
         self.bankrupt.add(e.entity)
 
     # -- reading: quantities ----------------------------------------------------------------------

@@ -64,10 +64,13 @@ class InputError(LedgerError):
 class ConflictError(LedgerError):
     """An event id is already recorded with different content. Nothing was written."""
 
-    def __init__(self, event_id: str, seq: int, fields: list[str], detail: str) -> None:
-        self.event_id, self.seq, self.fields = event_id, seq, fields
+    def __init__(
+        self, event_id: str, seq: int, fields: list[str], detail: str, *, where: str = ""
+    ) -> None:
+        self.event_id, self.seq, self.fields, self.where = event_id, seq, fields, where
+        prefix = f"{where}: " if where else ""
         super().__init__(
-            f"event_id {event_id!r} already recorded at seq {seq} with different {detail}"
+            f"{prefix}event_id {event_id!r} already recorded at seq {seq} with different {detail}"
         )
 
 

@@ -138,7 +138,7 @@ class NoUnauthorisedNegative:
                     f"{ref}/{asset}",
                     balance >= -limit,
                     observed=f"{books.format(balance, asset)} {asset}",
-                    threshold=f"-{books.format(limit, asset)} {asset}",
+                    threshold=f"-{books.format(limit, asset)} {asset}" if limit else f"0 {asset}",
                     detail=(
                         f"{holder}'s account at {entity} is at {books.format(balance, asset)} {asset}"
                         + (

@@ -22,6 +22,9 @@ from events import Event, EventValueError
 from events._fields import format_instant, parse_instant
 
 _MISSING = object()
+#: Account names the books use for their implicit accounts (see docs/model.md).
+RESERVED_NAMES = ("equity", "external")
+RESERVED_PREFIXES = ("claim", "due-from", "due-to", "loan", "pledged")
 
 
 @attrs.frozen
@@ -168,8 +171,14 @@ class Registry:
         self._set("asset", self.assets, e.asset, AssetInfo(e.scale, e.kind, e.issuer))
 
     def _apply_account_opened(self, e: ev.AccountOpened) -> None:
-        entity = e.account.partition(":")[0]
+        entity, _, name = e.account.partition(":")
         self._entity(entity, "account")
+        if name in RESERVED_NAMES or name.partition(":")[0] in RESERVED_PREFIXES:
+            raise SemanticError(
+                f"account: {name!r} is reserved for the books' own accounts "
+                f"({', '.join(RESERVED_NAMES)}, and names starting with "
+                f"{', '.join(p + ':' for p in RESERVED_PREFIXES)}); choose another name"
+            )
         if e.account in self.accounts:
             raise SemanticError(f"account: {e.account!r} is already open")
         if e.holder is not None:

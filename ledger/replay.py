@@ -8,7 +8,6 @@ and policy give the same steps and the same ``digest``.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -226,9 +225,8 @@ class Replay:
     def step(self, seq: int, event: Event, *, where: str = "", payload: str | None = None) -> Step:
         """Apply one event and check every invariant; return the step."""
         enforce = self.policy.enforce
-        saved = copy.deepcopy(self.books) if enforce else None
         try:
-            change = self.books.apply(event, seq=seq)
+            change = self.books.apply(event, seq=seq, undoable=bool(enforce))
         except EventValueError as exc:
             raise InputError(
                 [Problem(f"{exc}", event_id=event.id, where=f"{where} ({event.id})" if where else "")]
@@ -236,6 +234,7 @@ class Replay:
         ctx = Context(self.books, self.policy, event, change, seq)
         opened: list[Violation] = []
         closed: list[Violation] = []
+        touched_keys: list[tuple[str, str]] = []
         assertion = None
         if isinstance(event, ev.BalanceAsserted):
             assertion = assertion_result(self.books, event)
@@ -243,14 +242,11 @@ class Replay:
         for inv in self.invariants:
             for status in inv.check(ctx):
                 key = (inv.name, status.subject)
-                touched = self._touch.get(key)
-                if touched is None:
-                    if status.ok and key not in self._open:
-                        continue  # nothing to remember about a subject that was never in breach
-                    touched = self._touch[key] = deque(maxlen=CONTRIBUTORS_KEPT)
-                touched.append(event.id)
+                touched_keys.append(key)
                 current = self._open.get(key)
                 if not status.ok and current is None:
+                    before = self._touch.get(key, ())
+                    contributing = (*tuple(before)[-(CONTRIBUTORS_KEPT - 1):], event.id)
                     opened.append(
                         Violation(
                             inv.name,
@@ -261,7 +257,7 @@ class Replay:
                             status.observed,
                             status.threshold,
                             status.detail,
-                            tuple(touched),
+                            contributing,
                             event.source,
                         )
                     )
@@ -270,11 +266,19 @@ class Replay:
         if enforce:
             refused = [v for v in opened if v.invariant in enforce]
             if refused:
-                assert saved is not None
-                self.books = saved
+                self.books.undo()
                 reason = "; ".join(f"{v.invariant}: {v.detail}" for v in refused)
                 self._skipped.append((seq, event.id, reason))
                 return Step(seq, event, skipped=reason, metrics=dict(self._metrics))
+            self.books.keep()
+        # Remember which events touched each subject (a few, for "contributing"), only now that
+        # the event is known to stay in the books.
+        for key in touched_keys:
+            touched = self._touch.get(key)
+            if touched is None:
+                touched = self._touch[key] = deque(maxlen=CONTRIBUTORS_KEPT)
+            if not touched or touched[-1] != event.id:
+                touched.append(event.id)
         for v in opened:
             self._open[(v.invariant, v.subject)] = v
             self._counts[v.invariant] += 1

@@ -286,7 +286,7 @@ class Log:
 
         Reads in pages of ``batch_size`` by seq range, so memory does not grow with the log.
         """
-        last = from_seq - 1
+        last = max(from_seq, 1) - 1  # seqs start at 1: an empty first page must not end the scan
         stop = to_seq if to_seq is not None else None
         while True:
             hi = last + batch_size if stop is None else min(last + batch_size, stop)
@@ -411,7 +411,7 @@ class Log:
                 head = self.head()
                 if expected_head is not None and expected_head != head.seq:
                     raise HeadMismatchError(expected_head, head.seq)
-                existing, fresh = self._split_existing(batch, payloads)
+                existing, fresh = self._split_existing(batch, payloads, where)
                 self._refresh_registry(head.seq)
                 registry = self._registry
                 assert registry is not None
@@ -459,7 +459,7 @@ class Log:
         )
 
     def _split_existing(
-        self, batch: list[Event], payloads: list[str]
+        self, batch: list[Event], payloads: list[str], where: Sequence[str] | None = None
     ) -> tuple[list[tuple[int, str]], list[int]]:
         ids = [e.id for e in batch]
         found: dict[str, tuple[int, str]] = {}
@@ -483,7 +483,10 @@ class Log:
                 fields = ev.diff_fields(old, event)
                 first = fields[0]
                 a, b = ev.to_dict(old).get(first), ev.to_dict(event).get(first)
-                raise ConflictError(event.id, seq, fields, f"{first} ({a} ≠ {b})")
+                raise ConflictError(
+                    event.id, seq, fields, f"{first} ({a} ≠ {b})",
+                    where=where[index] if where is not None else "",
+                )
             existing.append((seq, event.id))
         return existing, fresh
 
@@ -535,12 +538,15 @@ class Log:
         cp_seqs = [c.seq for c in cps]
         expected_seq, prev = 1, GENESIS_HASH
         matched = 0
-        cursor = self._conn.execute(
-            "SELECT seq, event_id, type, occurred_at, recorded_at, payload, prev_hash, hash "
-            "FROM events ORDER BY seq"
-        )
         try:
-            for seq, eid, typ, occurred, recorded, payload, prev_hash, hash_ in cursor:
+            # Text columns are read as bytes and decoded here: a damaged byte must be reported
+            # as a bad row (VerificationError), not as a driver error for the whole file.
+            cursor = self._conn.execute(
+                "SELECT seq, CAST(event_id AS BLOB), CAST(type AS BLOB), CAST(occurred_at AS BLOB), "
+                "CAST(recorded_at AS BLOB), CAST(payload AS BLOB), prev_hash, hash "
+                "FROM events ORDER BY seq"
+            )
+            for seq, *raw, prev_hash, hash_ in cursor:
                 if seq != expected_seq:
                     what = "missing" if seq > expected_seq else "out of order"
                     raise VerificationError(
@@ -548,15 +554,24 @@ class Log:
                         seq=expected_seq,
                         kind="gap",
                     )
-                if bytes(prev_hash) != prev:
+                try:
+                    eid, typ, occurred, recorded, payload = (v.decode("utf-8") for v in raw)
+                    recorded.encode("ascii")
+                except (UnicodeError, AttributeError):  # AttributeError: a NULL
+                    raise VerificationError(
+                        f"seq {seq}: a column holds bytes that are not valid text; "
+                        "the row was edited or the file is damaged",
+                        seq=seq,
+                        kind="encoding",
+                    ) from None
+                if not isinstance(prev_hash, bytes) or bytes(prev_hash) != prev:
                     raise VerificationError(
                         f"seq {seq}: prev_hash does not match the hash of seq {seq - 1}; "
                         "a row was inserted, deleted or reordered",
                         seq=seq,
                         kind="chain",
                     )
-                data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-                digest = chain_hash(prev, seq, str(recorded), data)
+                digest = chain_hash(prev, seq, recorded, raw[4])
                 if digest != bytes(hash_):
                     raise VerificationError(
                         f"seq {seq}: hash does not match the row's content; the row was edited",
@@ -565,7 +580,7 @@ class Log:
                     )
                 try:
                     event = ev.from_json(payload)
-                except (EventValueError, ValueError) as exc:
+                except (EventValueError, ValueError, RecursionError) as exc:
                     raise VerificationError(
                         f"seq {seq}: payload is not a valid event ({exc})", seq=seq, kind="payload"
                     ) from None

@@ -1,0 +1,677 @@
+"""The replay engine: canaries in long histories, properties over random valid histories,
+the same steps from a log and from a timeline, --until, and streaming."""
+
+from __future__ import annotations
+
+import gc
+import random
+import tempfile
+import weakref
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scenario import CAST_SIZE, START, cast_events, run, timeline
+
+import events as ev
+import replays
+from ledger.books import CUSTODY, CUSTOMER, EQUITY, EXTERNAL, HOLDINGS, Books
+from ledger.errors import InputError
+from ledger.invariants import STANDARD, STANDARD_NAMES
+from ledger.policy import Policy
+from ledger.replay import Replay, books_at, replay
+from ledger.store import Log
+from ledger.synthetic import workload
+
+SRC = ("T",)
+CUSTOMERS = ("ex:c1", "ex:c2", "ex:c3", "ex:c4")
+SCALE = {"USD": 2, "BTC": 8, "TOK": 4}
+
+
+# ------------------------------------------------------------------------------------------------
+# A long, valid, clean history (plain random, fixed seed): every standard invariant holds.
+# ------------------------------------------------------------------------------------------------
+def clean_history(n: int, seed: int) -> list[ev.Event]:
+    """``n`` money events after the cast, over which no standard invariant ever breaks.
+
+    The venue keeps customer money in custody, 1:1 per asset, and has a large USD treasury so
+    that BTC's haircut never takes the reserve ratio below 1. Loans to the affiliate are
+    secured by BTC worth at least four times the principal at the lowest BTC price reached.
+    Balance assertions computed from an independent model are sprinkled in; they must match.
+    """
+    rng = random.Random(seed)
+    at = START
+    out: list[ev.Event] = [*cast_events()]
+    out += [
+        ev.AccountOpened(id=f"account:{ref}", at=at, source=SRC, account=ref, purpose="customer", holder="cust")
+        for ref in CUSTOMERS
+    ]
+    serial = 0
+
+    def nid() -> str:
+        nonlocal serial
+        serial += 1
+        return f"e{serial}"
+
+    out += [
+        ev.Transfer(id="seed-ex", at=at, source=SRC, from_account="world:market", to_account="ex:treasury", asset="USD", amount="1000000000"),
+        ev.Transfer(id="seed-bank", at=at, source=SRC, from_account="world:market", to_account="bank:vault", asset="USD", amount="1000000000"),
+        ev.Transfer(id="seed-aff", at=at, source=SRC, from_account="world:market", to_account="aff:bank", asset="BTC", amount="100000"),
+        ev.PriceUpdated(id="px-btc-0", at=at, source=SRC, asset="BTC", quote="USD", price="20000"),
+    ]
+    bal: dict[tuple[str, str], int] = defaultdict(int)  # (customer account, asset) -> holder minor
+    price = 2_000_000  # BTC in cents, kept within 15,000..30,000 USD
+    loans: dict[str, tuple[int, int]] = {}  # loan -> (outstanding cents, pledged BTC sats)
+    made = 0
+    while made < n:
+        at = at + timedelta(seconds=rng.randint(0, 2))
+        roll = rng.random()
+        acct = rng.choice(CUSTOMERS)
+        asset = "USD" if rng.random() < 0.7 else "BTC"
+        top = 10**7 if asset == "USD" else 10**8
+        event: ev.Event
+        if roll < 0.35:
+            minor = rng.randint(1, top)
+            bal[(acct, asset)] += minor
+            event = ev.Deposit(id=nid(), at=at, source=SRC, account=acct, asset=asset, amount=ev.from_minor(minor, SCALE[asset]), landed="ex:custody")
+        elif roll < 0.55:
+            if bal[(acct, asset)] == 0:
+                continue
+            minor = rng.randint(1, bal[(acct, asset)])
+            bal[(acct, asset)] -= minor
+            event = ev.Withdrawal(id=nid(), at=at, source=SRC, account=acct, asset=asset, amount=ev.from_minor(minor, SCALE[asset]), paid_from="ex:custody")
+        elif roll < 0.72:
+            other = rng.choice(CUSTOMERS)
+            if other == acct or bal[(acct, asset)] == 0:
+                continue
+            minor = rng.randint(1, bal[(acct, asset)])
+            bal[(acct, asset)] -= minor
+            bal[(other, asset)] += minor
+            event = ev.Transfer(id=nid(), at=at, source=SRC, from_account=acct, to_account=other, asset=asset, amount=ev.from_minor(minor, SCALE[asset]))
+        elif roll < 0.80:
+            price = min(max(price + price * rng.randint(-300, 300) // 10_000, 1_500_000), 3_000_000)
+            event = ev.PriceUpdated(id=nid(), at=at, source=SRC, asset="BTC", quote="USD", price=ev.from_minor(price, 2))
+        elif roll < 0.86:
+            if len(loans) >= 10:
+                continue
+            loan = f"L{serial + 1}"
+            cents = rng.randint(100, 10**7)
+            sats = -(-cents * 4 * 10**8 // 1_500_000)  # 4x the principal at 15,000 USD
+            loans[loan] = (cents, sats)
+            out.append(ev.LoanOpened(id=nid(), at=at, source=SRC, loan=loan, lender="bank", borrower="aff", asset="USD", principal=ev.from_minor(cents, 2), disbursed_from="bank:vault", disbursed_to="aff:bank"))
+            made += 1
+            event = ev.CollateralPledged(id=nid(), at=at, source=SRC, loan=loan, asset="BTC", amount=ev.from_minor(sats, 8), from_account="aff:bank")
+        elif roll < 0.92:
+            if not loans:
+                continue
+            loan = rng.choice(sorted(loans))
+            cents, sats = loans[loan]
+            pay = cents if rng.random() < 0.5 else rng.randint(1, cents)
+            if pay < cents:
+                loans[loan] = (cents - pay, sats)
+                event = ev.LoanRepaid(id=nid(), at=at, source=SRC, loan=loan, amount=ev.from_minor(pay, 2), paid_from="aff:bank", paid_to="bank:vault")
+            else:
+                del loans[loan]
+                out.append(ev.LoanRepaid(id=nid(), at=at, source=SRC, loan=loan, amount=ev.from_minor(pay, 2), paid_from="aff:bank", paid_to="bank:vault"))
+                made += 1
+                event = ev.CollateralReleased(id=nid(), at=at, source=SRC, loan=loan, asset="BTC", amount=ev.from_minor(sats, 8), to_account="aff:bank")
+        else:
+            event = ev.BalanceAsserted(
+                id=nid(), at=at, source=SRC, entity="ex", measure="balance", account=acct, asset=asset,
+                expected=ev.from_minor(bal[(acct, asset)], SCALE[asset]), tolerance="0",
+            )
+        out.append(event)
+        made += 1
+    return out
+
+
+CLEAN_N = 2_400
+
+
+@pytest.fixture(scope="module")
+def clean():
+    history = clean_history(CLEAN_N, seed=20221111)
+    return history
+
+
+def test_the_clean_history_is_long_and_breaks_nothing(clean):
+    _, summary = run(clean)
+    assert summary.events == len(clean) >= 2_000 + CAST_SIZE
+    assert summary.broke() == []
+    assert len(summary.assertions) > 100 and all(a["ok"] for a in summary.assertions)
+
+
+def _insert(history: list[ev.Event], position: int, make) -> tuple[list[ev.Event], int, str]:
+    """Insert ``make(at)`` after ``history[position - 1]``; return history, its seq and id."""
+    event = make(history[position - 1].at)
+    return [*history[:position], event, *history[position:]], position + 1, event.id
+
+
+CANARIES = {
+    "segregation": lambda at: ev.Transfer(id="canary", at=at, source=SRC, from_account="ex:custody", to_account="ex:treasury", asset="USD", amount="0.01"),
+    "withdrawals-honoured": lambda at: ev.Withdrawal(id="canary", at=at, source=SRC, account="ex:c1", asset="USD", amount="10000000000.00", paid_from="ex:treasury"),
+    "no-unauthorised-negative": lambda at: ev.Withdrawal(id="canary", at=at, source=SRC, account="ex:aff", asset="USD", amount="0.01", paid_from="ex:treasury"),
+    "collateral-coverage": lambda at: ev.PriceUpdated(id="canary", at=at, source=SRC, asset="BTC", quote="USD", price="0.01"),
+    "assertions": lambda at: ev.BalanceAsserted(id="canary", at=at, source=SRC, entity="ex", measure="customer_shortfall", quote="USD", expected="0.01", tolerance="0"),
+    "reserve-ratio": lambda at: ev.Transfer(id="canary", at=at, source=SRC, from_account="ex:treasury", to_account="world:market", asset="USD", amount="1000000000"),
+}
+
+
+@pytest.mark.parametrize("invariant", sorted(CANARIES))
+def test_canary_violation_seeded_at_a_random_position_is_reported_at_exactly_that_seq(clean, invariant):
+    rng = random.Random(f"canary-{invariant}")
+    first_money = CAST_SIZE + len(CUSTOMERS) + 4
+    # Late enough that customers hold money and loans are open, anywhere after that.
+    position = rng.randrange(first_money + 200, len(clean) - 1)
+    history, seq, eid = _insert(clean, position, CANARIES[invariant])
+    replay_ = Replay(history, invariants=[inv for inv in STANDARD if inv.name == invariant], metrics=False)
+    found = [(v.seq, v.event_id) for step in replay_ for v in step.opened]
+    assert found, f"{invariant} was never reported"
+    assert found[0] == (seq, eid)
+
+
+def test_conservation_canary_in_a_long_history(clean, monkeypatch):
+    """A books bug that hits one random transfer is caught at exactly that transfer."""
+    rng = random.Random("conservation")
+    transfers = [i for i, e in enumerate(clean) if isinstance(e, ev.Transfer) and e.from_account in CUSTOMERS]
+    index = rng.choice(transfers[len(transfers) // 4 :])
+    target = clean[index].id
+    original = Books._on_transfer
+
+    def leaky(self, e, change):
+        original(self, e, change)
+        if e.id == target:
+            self._post(change, "ex", "treasury", e.asset, 1)
+
+    monkeypatch.setattr(Books, "_on_transfer", leaky)
+    steps, summary = run(clean, invariants=[STANDARD[0]], metrics=False)
+    assert [(v.seq, v.event_id) for s in steps for v in s.opened] == [(index + 1, target)]
+    assert summary.first_breaches["conservation"].subject == f"ex/{clean[index].asset}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Random valid histories (Hypothesis): every event type that moves money, over the cast.
+# ------------------------------------------------------------------------------------------------
+EXTRA = [
+    ev.AccountOpened(id="account:cust:wallet", at=START, source=SRC, account="cust:wallet", purpose="corporate"),
+    ev.AccountOpened(id="account:aff:custody", at=START, source=SRC, account="aff:custody", purpose="customer-custody"),
+]
+HOLDINGS_ACCOUNTS = ("ex:custody", "ex:treasury", "aff:bank", "bank:vault", "cust:wallet", "world:market")
+
+
+@st.composite
+def histories(draw, max_events: int = 30, venue_first: bool = False) -> list[ev.Event]:
+    """A history the log accepts: the cast, then money events that are valid given the past.
+
+    Validity is what the registry demands (loans repaid within what is outstanding, collateral
+    released or seized within what is pledged, only the issuer mints); business rules may
+    break (overdrafts, refused withdrawals, shortfalls): history may be bad.
+
+    ``venue_first``: the first money event is a customer deposit, so ``ex`` is a venue from
+    the start (see ``test_segregation_of_an_asset_overdrawn_before_the_entity_was_a_venue``).
+    """
+    out: list[ev.Event] = [*cast_events(), *EXTRA]
+    at = START
+    if venue_first:
+        out.append(ev.Deposit(id="first", at=at, source=SRC, account="ex:cust", asset="USD", amount="0.01", landed="ex:custody"))
+    loans: dict[str, dict] = {}
+    pledges: dict[tuple[str, str], int] = defaultdict(int)  # (target, asset) -> minor
+
+    def amount(asset: str) -> tuple[int, Decimal]:
+        minor = draw(st.integers(1, 10 ** (SCALE[asset] + 4)))
+        return minor, ev.from_minor(minor, SCALE[asset])
+
+    n = draw(st.integers(max(1, max_events // 4), max_events))
+    for i in range(n):
+        at = at + timedelta(minutes=draw(st.integers(0, 90)))
+        eid = f"h{i}"
+        kind = draw(
+            st.sampled_from(
+                ["deposit", "withdrawal", "transfer", "book", "loan", "repay", "pledge", "release",
+                 "seize", "price", "mint", "credit", "halt", "assert"]
+            )
+        )
+        asset = draw(st.sampled_from(("USD", "BTC", "TOK")))
+        if kind == "deposit":
+            _, amt = amount(asset)
+            account = draw(st.sampled_from(("ex:cust", "ex:aff")))
+            route = draw(st.sampled_from(("custody", "treasury", "owed_by", "due", "wallet")))
+            fields: dict = {"account": account, "asset": asset, "amount": amt, "landed": "ex:custody"}
+            if route == "treasury":
+                fields["landed"] = "ex:treasury"
+            elif route == "owed_by":
+                fields.update(landed="aff:bank", owed_by="ex:aff")
+            elif route == "due":
+                fields["landed"] = "bank:vault"
+            elif route == "wallet" and account == "ex:cust":
+                fields["from_account"] = "cust:wallet"
+            out.append(ev.Deposit(id=eid, at=at, source=SRC, **fields))
+        elif kind == "withdrawal":
+            _, amt = amount(asset)
+            account = draw(st.sampled_from(("ex:cust", "ex:aff")))
+            to = draw(st.sampled_from((None, "cust:wallet" if account == "ex:cust" else "aff:bank")))
+            paid = draw(st.sampled_from(("ex:custody", "ex:treasury")))
+            out.append(ev.Withdrawal(id=eid, at=at, source=SRC, account=account, asset=asset, amount=amt, paid_from=paid, to=to))
+        elif kind == "transfer":
+            src, dst = draw(st.lists(st.sampled_from(HOLDINGS_ACCOUNTS), min_size=2, max_size=2, unique=True))
+            _, amt = amount(asset)
+            out.append(ev.Transfer(id=eid, at=at, source=SRC, from_account=src, to_account=dst, asset=asset, amount=amt))
+        elif kind == "book":
+            src, dst = draw(st.permutations(["ex:cust", "ex:aff"]))
+            _, amt = amount(asset)
+            out.append(ev.Transfer(id=eid, at=at, source=SRC, from_account=src, to_account=dst, asset=asset, amount=amt))
+        elif kind == "loan":
+            lender, src = draw(st.sampled_from((("bank", "bank:vault"), ("ex", "ex:treasury"))))
+            minor, amt = amount(asset)
+            loan = f"L{i}"
+            loans[loan] = {"asset": asset, "out": minor}
+            out.append(ev.LoanOpened(id=eid, at=at, source=SRC, loan=loan, lender=lender, borrower="aff", asset=asset, principal=amt, disbursed_from=src, disbursed_to="aff:bank"))
+        elif kind == "repay" and loans:
+            loan = draw(st.sampled_from(sorted(loans)))
+            info = loans[loan]
+            if info["out"] == 0:
+                continue
+            minor = draw(st.integers(1, info["out"]))
+            info["out"] -= minor
+            paid_to = "bank:vault" if loan_lender(out, loan) == "bank" else "ex:treasury"
+            out.append(ev.LoanRepaid(id=eid, at=at, source=SRC, loan=loan, amount=ev.from_minor(minor, SCALE[info["asset"]]), paid_from="aff:bank", paid_to=paid_to))
+        elif kind == "pledge":
+            target = draw(st.sampled_from([*sorted(loans), "ex:aff"]))
+            minor, amt = amount(asset)
+            pledges[(target, asset)] += minor
+            key = "account" if target == "ex:aff" else "loan"
+            out.append(ev.CollateralPledged(id=eid, at=at, source=SRC, asset=asset, amount=amt, from_account="aff:bank", **{key: target}))
+        elif kind in ("release", "seize"):
+            held = sorted(k for k, v in pledges.items() if v > 0)
+            if not held:
+                continue
+            target, asset = draw(st.sampled_from(held))
+            minor = draw(st.integers(1, pledges[(target, asset)]))
+            pledges[(target, asset)] -= minor
+            amt = ev.from_minor(minor, SCALE[asset])
+            key = "account" if target == "ex:aff" else "loan"
+            if kind == "release":
+                out.append(ev.CollateralReleased(id=eid, at=at, source=SRC, asset=asset, amount=amt, to_account="aff:bank", **{key: target}))
+            elif target == "ex:aff":
+                credited, _ = amount("USD")
+                out.append(ev.CollateralSeized(id=eid, at=at, source=SRC, asset=asset, amount=amt, to_account="ex:treasury", account=target, credited=ev.from_minor(credited, 2), credited_asset="USD"))
+            else:
+                info = loans[target]
+                credited = draw(st.integers(0, info["out"]))
+                info["out"] -= credited
+                to = "bank:vault" if loan_lender(out, target) == "bank" else "ex:treasury"
+                out.append(ev.CollateralSeized(id=eid, at=at, source=SRC, asset=asset, amount=amt, to_account=to, loan=target, credited=ev.from_minor(credited, SCALE[info["asset"]])))
+        elif kind == "price":
+            p = ev.from_minor(draw(st.integers(1, 10**8)), 2)
+            out.append(ev.PriceUpdated(id=eid, at=at, source=SRC, asset=draw(st.sampled_from(("BTC", "TOK"))), quote="USD", price=p))
+        elif kind == "mint":
+            _, amt = amount("TOK")
+            out.append(ev.TokensMinted(id=eid, at=at, source=SRC, asset="TOK", amount=amt, to_account="ex:treasury"))
+        elif kind == "credit":
+            limit = ev.from_minor(draw(st.integers(0, 10**8)), SCALE[asset])
+            out.append(ev.CreditLineGranted(id=eid, at=at, source=SRC, account="ex:aff", asset=asset, limit=limit))
+        elif kind == "halt":
+            cls = draw(st.sampled_from((ev.WithdrawalsHalted, ev.WithdrawalsResumed)))
+            out.append(cls(id=eid, at=at, source=SRC, venue="ex"))
+        elif kind == "assert":
+            measure = draw(st.sampled_from(ev.MEASURES))
+            fields = {"entity": draw(st.sampled_from(("ex", "aff", "bank"))), "measure": measure, "expected": ev.from_minor(draw(st.integers(-(10**8), 10**8)), 2), "tolerance": "0.01"}
+            if measure == "balance":
+                fields.update(account=draw(st.sampled_from(("ex:cust", "ex:aff", "ex:custody"))), asset="USD")
+            else:
+                fields["quote"] = "USD"
+                if measure == "holdings_value":
+                    fields["asset"] = asset
+            out.append(ev.BalanceAsserted(id=eid, at=at, source=SRC, **fields))
+    return out
+
+
+def loan_lender(history: list[ev.Event], loan: str) -> str:
+    for e in history:
+        if isinstance(e, ev.LoanOpened) and e.loan == loan:
+            return e.lender
+    raise KeyError(loan)
+
+
+# Example counts come from the Hypothesis profile (tests/conftest.py: dev 50, ci 100, explore 2,000).
+HYPO = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def step_dicts(source, policy: Policy | None = None) -> tuple[list[dict], str]:
+    r = replay(source, policy)
+    steps = [s.to_dict() for s in r]
+    return steps, r.summary.digest
+
+
+@HYPO
+@given(histories())
+def test_conservation_never_breaks(history):
+    _, summary = run(history, metrics=False)
+    assert summary.breach_counts["conservation"] == 0
+    # ...and the books balance in total too: per entity and asset, all accounts sum to zero.
+    books = books_at(history)
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for (entity, _, asset), minor in books.balances.items():
+        totals[(entity, asset)] += minor
+    assert {k: v for k, v in totals.items() if v} == {}
+
+
+@HYPO
+@given(histories())
+def test_replaying_twice_gives_identical_steps_and_digest(history):
+    first, digest1 = step_dicts(history)
+    second, digest2 = step_dicts(list(history))
+    assert first == second
+    assert digest1 == digest2
+    assert len(first) == len(history)
+
+
+@HYPO
+@given(histories(max_events=20))
+def test_replay_from_a_log_equals_replay_from_the_events(history):
+    with tempfile.TemporaryDirectory() as tmp:
+        with Log.open(Path(tmp) / "h.db", create=True) as log:
+            log.append(history)
+            from_log, digest_log = step_dicts(log)
+            records, digest_records = step_dicts(list(log.iter_records()))
+    from_events, digest_events = step_dicts(history)
+    assert from_log == from_events == records
+    assert digest_log == digest_events == digest_records
+
+
+# -- an oracle: every standard invariant recomputed from scratch, over every subject -------------
+def _entity_values(books: Books):
+    assets: dict[str, Decimal] = defaultdict(Decimal)
+    owed: dict[str, Decimal] = defaultdict(Decimal)
+    related: dict[str, Decimal] = defaultdict(Decimal)
+    own: dict[str, Decimal] = defaultdict(Decimal)
+    held: dict[tuple[str, str], int] = defaultdict(int)
+    for (entity, account, asset), minor in books.balances.items():
+        cls, other = books.classify(entity, account)
+        if cls in (EQUITY, EXTERNAL):
+            continue
+        if minor > 0:
+            assets[entity] += books.value(minor, asset)
+            if other is not None and other != entity and books.registry.affiliated(entity, other):
+                related[entity] += books.value(minor, asset)
+        if cls == CUSTOMER and minor < 0:
+            owed[entity] += books.value(-minor, asset)
+        if cls in (HOLDINGS, CUSTODY):
+            held[(entity, asset)] += minor
+        issuer = books.registry.assets[asset].issuer
+        if cls in (HOLDINGS, CUSTODY) or account.startswith("pledged:"):
+            if issuer is not None and books.registry.affiliated(entity, issuer):
+                own[entity] += books.value(minor, asset)
+    return assets, owed, related, own, held
+
+
+def broken_subjects(books: Books, policy: Policy) -> dict[str, set[str]]:
+    """Every standard invariant recomputed from scratch over every subject: what is broken now.
+
+    Subjects are named as the standard invariants name them.
+    """
+    assets, owed, related, own, held = _entity_values(books)
+    out: dict[str, set[str]] = defaultdict(set)
+    custody: dict[tuple[str, str], int] = defaultdict(int)
+    liab: dict[tuple[str, str], int] = defaultdict(int)
+    for (entity, account, asset), minor in books.balances.items():
+        cls, _ = books.classify(entity, account)
+        ref = f"{entity}:{account}"
+        if cls in (HOLDINGS, CUSTODY) and minor < 0:
+            out["no-unauthorised-negative"].add(f"{ref}/{asset}")
+        elif cls == CUSTOMER and -minor < -books.limit(ref, asset):
+            out["no-unauthorised-negative"].add(f"{ref}/{asset}")
+        if cls == CUSTODY:
+            custody[(entity, asset)] += minor
+        elif cls == CUSTOMER and minor < 0:
+            liab[(entity, asset)] -= minor
+    for venue, asset in set(custody) | set(liab):
+        if venue in books.venues and custody[(venue, asset)] < liab[(venue, asset)]:
+            out["segregation"].add(f"{venue}/{asset}")
+    for venue in books.venues:
+        if owed[venue] > 0:
+            reserves = sum(
+                (books.value(m, a) * (1 - books.haircut(a, owner=venue)) for (e, a), m in held.items() if e == venue and m > 0),
+                Decimal(0),
+            )
+            if reserves / owed[venue] < policy.min_reserve_ratio:
+                out["reserve-ratio"].add(venue)
+    for target in books.collateral:
+        debt = books.secured_debt(target)
+        if debt > 0 and books.collateral_value(target) / debt < policy.min_collateral_coverage:
+            out["collateral-coverage"].add(target)
+    for entity, total in assets.items():
+        if total > 0 and own[entity] / total > policy.max_own_token_share:
+            out["own-token-concentration"].add(entity)
+    for entity, exposure in related.items():
+        base = owed[entity] if entity in books.venues else assets[entity]
+        if exposure > 0 and base > 0 and exposure / base > policy.max_related_party_exposure:
+            out["related-party-exposure"].add(entity)
+    return out
+
+
+ORACLES = ("no-unauthorised-negative", "segregation", "reserve-ratio", "collateral-coverage", "own-token-concentration", "related-party-exposure")
+
+
+@HYPO
+@given(histories(max_events=40, venue_first=True))
+def test_incremental_invariants_agree_with_a_full_rescan(history):
+    """Each invariant looks only at what an event touched; a rescan of everything must agree."""
+    open_: dict[str, set[str]] = defaultdict(set)
+    r = Replay(history, metrics=False)
+    for step in r:
+        for v in step.opened:
+            open_[v.invariant].add(v.subject)
+        for v in step.closed:
+            open_[v.invariant].discard(v.subject)
+        rescan = broken_subjects(r.books, r.policy)
+        for name in ORACLES:
+            assert open_[name] == rescan[name], (
+                f"{name} after seq {step.seq} ({step.event.type} {step.event.id}): "
+                f"incremental {sorted(open_[name])}, rescan {sorted(rescan[name])}"
+            )
+
+
+def test_segregation_of_an_asset_overdrawn_before_the_entity_was_a_venue(tmp_path):
+    tl = timeline(
+        tmp_path,
+        """
+        [[events]]
+        id = "overdraw"
+        type = "transfer"
+        from_account = "ex:custody"
+        to_account = "ex:treasury"
+        asset = "USD"
+        amount = "0.01"
+
+        [[events]]
+        id = "first-customer"
+        type = "deposit"
+        account = "ex:cust"
+        asset = "BTC"
+        amount = "1"
+        landed = "ex:custody"
+        """,
+    )
+    _, summary = run(tl)
+    # ex is now a venue whose USD custody (-0.01) is below what it owes in USD (0).
+    assert ("segregation", "ex/USD") in [(v.invariant, v.subject) for v in summary.still_open]
+
+
+# ------------------------------------------------------------------------------------------------
+# until, sources, streaming
+# ------------------------------------------------------------------------------------------------
+UNTIL = """
+[[events]]
+id = "a"
+type = "deposit"
+at = 2022-02-01T00:00:00Z
+account = "ex:cust"
+asset = "USD"
+amount = "1.00"
+landed = "ex:custody"
+
+[[events]]
+id = "b"
+type = "deposit"
+at = 2022-02-02T00:00:00Z
+account = "ex:cust"
+asset = "USD"
+amount = "2.00"
+landed = "ex:custody"
+
+[[events]]
+id = "c"
+type = "deposit"
+at = 2022-02-02T00:00:00Z
+account = "ex:cust"
+asset = "USD"
+amount = "4.00"
+landed = "ex:custody"
+
+[[events]]
+id = "d"
+type = "deposit"
+at = 2022-02-03T00:00:00Z
+account = "ex:cust"
+asset = "USD"
+amount = "8.00"
+landed = "ex:custody"
+"""
+
+
+@pytest.mark.parametrize(
+    ("until", "last", "owed"),
+    [
+        ("2022-02-01T23:59:59Z", "a", "1"),
+        ("2022-02-02T00:00:00Z", "c", "7"),  # both events at that instant are included
+        ("2022-02-02T12:00:00+02:00", "c", "7"),
+        ("2022-02-03T00:00:00Z", "d", "15"),
+        ("2022-01-15", "account:world:market", None),
+    ],
+)
+def test_until_stops_after_the_last_event_at_or_before(tmp_path, until, last, owed):
+    tl = timeline(tmp_path, UNTIL)
+    steps, summary = run(tl, until=ev.parse_instant(until))
+    assert steps[-1].event.id == last
+    assert summary.events == len(steps) == [e.id for e in tl.events].index(last) + 1
+    assert summary.final_metrics.get("customer_liabilities") == owed
+    books = books_at(tl, at=ev.parse_instant(until))
+    assert books.last_seq == summary.last_seq
+
+
+def test_replay_accepts_a_path_a_bundled_name_and_records(tmp_path):
+    tl = timeline(tmp_path, UNTIL)
+    by_path, d1 = step_dicts(tl.path)
+    by_str, d2 = step_dicts(str(tl.path))
+    by_tl, d3 = step_dicts(tl)
+    assert by_path == by_str == by_tl and d1 == d2 == d3
+    bundled, digest = step_dicts("small-example")
+    assert len(bundled) == 24 and digest == replay("small-example").run().digest
+
+
+@pytest.mark.parametrize("name", ["small-example", "ftx-2022"])
+def test_replay_from_a_log_equals_replay_from_the_timeline(tmp_path, name):
+    tl = replays.load_timeline(name)
+    with Log.open(tmp_path / "l.db", create=True) as log:
+        log.append(tl.events, where=tl.where)
+        from_log, digest_log = step_dicts(log)
+    from_timeline, digest_timeline = step_dicts(tl)
+    assert from_log == from_timeline
+    assert digest_log == digest_timeline
+    assert len(from_log) == len(tl.events)
+
+
+def test_an_impossible_event_stops_the_replay_with_where_it_is():
+    history = [*cast_events(), ev.LoanRepaid(id="bad", at=START, source=SRC, loan="nope", amount="1", paid_from="aff:bank", paid_to="bank:vault")]
+    with pytest.raises(InputError, match="bad"):
+        run(history)
+
+
+def test_summary_needs_a_finished_replay(tmp_path):
+    r = replay(timeline(tmp_path, UNTIL))
+    with pytest.raises(RuntimeError):
+        _ = r.summary
+    assert r.run().events == CAST_SIZE + 4
+
+
+def test_replay_streams_a_long_generator_lazily():
+    n = 50_000
+    consumed = 0
+
+    def source():
+        nonlocal consumed
+        for event in workload(n, accounts=100):
+            consumed += 1
+            yield event
+
+    r = Replay(source())
+    it = iter(r)
+    first = next(it)
+    assert first.seq == 1 and consumed == 1  # a step is produced before the source is drained
+    ref = weakref.ref(first)
+    event_ref = weakref.ref(first.event)
+    del first
+    seen = 1
+    for _ in it:
+        seen += 1
+        if seen == 1_000:
+            assert consumed == 1_000
+            gc.collect()
+            # The engine keeps neither the steps nor the events behind it.
+            assert ref() is None and event_ref() is None
+    assert seen == consumed == n
+    assert r.summary.events == n and r.summary.last_seq == n
+    assert r.summary.broke() == []
+
+
+def test_counts_are_per_invariant_in_order(tmp_path):
+    _, summary = run("small-example")
+    assert list(summary.breach_counts) == list(STANDARD_NAMES)
+    assert summary.breach_counts == {
+        "conservation": 0,
+        "no-unauthorised-negative": 0,
+        "segregation": 1,
+        "reserve-ratio": 1,
+        "collateral-coverage": 1,
+        "own-token-concentration": 2,
+        "related-party-exposure": 1,
+        "withdrawals-honoured": 1,
+        "assertions": 0,
+    }
+    assert [(v.invariant, v.seq) for v in summary.still_open] == [
+        ("related-party-exposure", 17),
+        ("reserve-ratio", 17),
+        ("segregation", 17),
+        ("collateral-coverage", 18),
+        ("withdrawals-honoured", 22),
+    ]
+
+
+def test_values_in_metrics_round_half_even(tmp_path):
+    # 0.1 TOK owed to customers at 1.25 = 0.125 -> "0.12" in the step metrics.
+    tl = timeline(
+        tmp_path,
+        """
+        [[events]]
+        id = "p"
+        type = "price_updated"
+        asset = "TOK"
+        quote = "USD"
+        price = "1.25"
+
+        [[events]]
+        id = "d"
+        type = "deposit"
+        account = "ex:cust"
+        asset = "TOK"
+        amount = "0.1"
+        landed = "ex:custody"
+        """,
+    )
+    steps, _ = run(tl)
+    assert steps[-1].metrics["customer_liabilities"] == "0.12"
