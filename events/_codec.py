@@ -64,6 +64,20 @@ def canonical_bytes(event: Event) -> bytes:
     return canonical_json(event).encode("utf-8")
 
 
+_DECODE_INFO: dict[type, tuple[dict[str, str], tuple[str, ...]]] = {}
+
+
+def _decode_info(cls: type) -> tuple[dict[str, str], tuple[str, ...]]:
+    info = _DECODE_INFO.get(cls)
+    if info is None:
+        fields = attrs.fields(cls)
+        info = _DECODE_INFO[cls] = (
+            {f.name: f.metadata["kind"] for f in fields},
+            tuple(f.name for f in fields if f.default is attrs.NOTHING),
+        )
+    return info
+
+
 def from_dict(data: dict[str, Any]) -> Event:
     """Build an event from a decoded record, strictly.
 
@@ -89,24 +103,20 @@ def from_dict(data: dict[str, Any]) -> Event:
             + ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))
             + ")"
         )
-    fields = {f.name: f for f in attrs.fields(cls)}
-    unknown = sorted(k for k in data if k not in fields and k not in _ENVELOPE)
+    kinds, required = _decode_info(cls)
+    unknown = sorted(k for k in data if k not in kinds and k not in _ENVELOPE)
     if unknown:
         raise EventValueError(
-            f"{unknown[0]}: unknown field for {type_name} (fields: {', '.join(fields)})"
+            f"{unknown[0]}: unknown field for {type_name} (fields: {', '.join(kinds)})"
         )
-    missing = [
-        name
-        for name, f in fields.items()
-        if f.default is attrs.NOTHING and name not in data
-    ]
+    missing = [name for name in required if name not in data]
     if missing:
         raise EventValueError(f"{missing[0]}: required")
     kwargs = {}
     for name, value in data.items():
         if name in _ENVELOPE:
             continue
-        kind = fields[name].metadata["kind"]
+        kind = kinds[name]
         if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             raise EventValueError(f"{name}: expected an integer, got {type(value).__name__}")
         if kind in ("id", "text") and not isinstance(value, str) and value is not None:
