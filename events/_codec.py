@@ -130,11 +130,11 @@ def from_dict(data: dict[str, Any]) -> Event:
 
 def from_json(text: str | bytes) -> Event:
     """Decode one JSON record (floats refused, decimals kept exact) into an event."""
-    data = json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_constant)
+    data = json.loads(text, parse_float=_exact_decimal, parse_constant=_refuse_constant)
     return from_dict(data)
 
 
-def _refuse_float(literal: str) -> Decimal:
+def _exact_decimal(literal: str) -> Decimal:
     # JSON numbers with a fraction are read as exact decimals, never as binary floats.
     return Decimal(literal)
 
