@@ -163,6 +163,8 @@ def append(file: str, db: str, expected_head: int | None, policy_file: str | Non
         result = log.append(
             timeline.events, expected_head=expected_head, where=timeline.where, guard=guard
         )
+        if log.meta("quote") is None and timeline.path.endswith(".toml"):
+            log.set_meta("quote", timeline.quote)
     click.echo(f"{timeline.path}: {result}")
 
 
@@ -304,8 +306,8 @@ def export(db: str, what: str, fmt: str, output: str, policy_file: str | None) -
     `--what events --format jsonl` is the canonical form, re-importable with `ledger append`.
     Money stays exact: decimal strings, and integer minor units with the scale for postings.
     """
-    policy = Policy.from_toml(policy_file) if policy_file else Policy()
     with Log.open(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
+        policy = _policy(policy_file, log)
         if what == "events" and fmt == "jsonl":
             count = replays.dump_jsonl(log.iter_events(), out)
         else:
@@ -425,9 +427,8 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
 def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str) -> None:
     """What changed between two points (each a seq number or a time): balances, loans, prices,
     open violations, and the events that caused each balance change."""
-    policy = Policy.from_toml(policy_file) if policy_file else Policy()
     with Log.open(db, readonly=True) as log:
-        inv = Investigation(log, policy)
+        inv = Investigation(log, _policy(policy_file, log))
         a, b = (_point(inv, p) for p in (point_a, point_b))
         result = inv.diff(a, b)
     if fmt == "json":
@@ -468,10 +469,17 @@ def _point(inv: Investigation, text: str) -> int:
 def materialize(db: str, policy_file: str | None) -> None:
     """Write projection tables (postings, balances, violations, loans, prices) into the database
     for the sqlite3 shell or Datasette. Money columns stay exact (text decimals, minor units)."""
-    policy = Policy.from_toml(policy_file) if policy_file else Policy()
     with Log.open(db) as log:
-        counts = Investigation(log, policy).materialize()
+        counts = Investigation(log, _policy(policy_file, log)).materialize()
     click.echo(f"{db}: " + ", ".join(f"{name} {count} rows" for name, count in counts.items()))
+
+
+def _policy(policy_file: str | None, log: Log | None = None) -> Policy:
+    """The policy file's policy, or the defaults valued in the log's recorded quote asset."""
+    if policy_file:
+        return Policy.from_toml(policy_file)
+    quote = log.meta("quote") if log is not None else None
+    return Policy(quote=quote) if quote else Policy()
 
 
 def _check_prefix(log: Log, timeline: replays.Timeline) -> None:
@@ -547,6 +555,8 @@ def replay(
                 log = Log.open(db, create=True)
                 _check_prefix(log, loaded)
                 result = log.append(loaded.events, where=loaded.where)
+                if log.meta("quote") is None:
+                    log.set_meta("quote", loaded.quote)
                 if fmt == "text":
                     click.echo(f"{db}: {result}")
                 source = log
@@ -554,6 +564,8 @@ def replay(
             log = Log.open(db, readonly=True)
             title = db
             source = log
+            if policy_file is None:
+                policy = _policy(None, log)
         run = Replay(source, policy, until=stop, extra_invariants=load_invariants(extra))
         _check_fail_on(fail_on, run)
         _render(run, fmt=fmt, steps=steps, title=title, total=_length(source))
@@ -648,9 +660,8 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
 
     Exit status 1 if a (--fail-on) invariant broke at any point.
     """
-    policy = Policy.from_toml(policy_file) if policy_file else Policy()
     with Log.open(db, readonly=True) as log:
-        run = Replay(log, policy, extra_invariants=load_invariants(extra))
+        run = Replay(log, _policy(policy_file, log), extra_invariants=load_invariants(extra))
         _check_fail_on(fail_on, run)
         if fmt == "text":
             _render(run, fmt="text", steps="none", title=db, total=log.head().seq)
@@ -677,7 +688,6 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
 
     Uses stored snapshots (see `ledger snapshot`) so that any point costs at most K events.
     """
-    policy = Policy.from_toml(policy_file) if policy_file else Policy()
     when = _instant(at, "--at")
     known = _instant(recorded, "--recorded")
     if timeline is not None:
@@ -685,10 +695,12 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
             raise InputError("--recorded needs a database (a timeline file has no record times)")
         if when is not None and seq is not None:
             raise InputError("name one point: --at, --seq or --recorded")
-        books = books_at(replays.load_timeline(timeline), policy=policy, seq=seq, at=when)
+        loaded = replays.load_timeline(timeline)
+        policy = Policy.from_toml(policy_file) if policy_file else Policy(quote=loaded.quote)
+        books = books_at(loaded, policy=policy, seq=seq, at=when)
     else:
         with Log.open(db, readonly=True) as log:
-            inv = Investigation(log, policy)
+            inv = Investigation(log, _policy(policy_file, log))
             books = inv.as_of(seq=seq, at=when, recorded=known)
             for warning in inv.warnings:
                 click.echo(f"warning: {warning}", err=True)

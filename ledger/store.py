@@ -512,6 +512,25 @@ class Log:
         )
         return out
 
+    # -- metadata ------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        """A metadata value (``ledger_id``, ``format``, ``quote``...), or None."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a metadata value (not part of the hash chain; ``ledger_id`` cannot change)."""
+        if key in ("ledger_id", "format"):
+            raise StorageError(f"meta key {key!r} is fixed when the log is created")
+        try:
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+
     # -- tamper evidence -----------------------------------------------------------------------
     def checkpoint(self) -> Checkpoint:
         """The current head as a :class:`Checkpoint` to keep outside the database."""
