@@ -19,6 +19,10 @@ def identifier(value: object, *, field: str) -> str:
     """
     if not isinstance(value, str):
         raise EventValueError(f"{field}: expected a string, got {type(value).__name__}")
+    if value.isascii() and value.isprintable() and value and len(value) <= MAX_ID_CHARS:
+        # Fast path: printable ASCII has no control or format characters and is already NFC.
+        if value[0] != " " and value[-1] != " ":
+            return value
     _check_encodable(value, field=field)
     text = unicodedata.normalize("NFC", value)
     if not text:
@@ -73,7 +77,10 @@ def utc_instant(value: object, *, field: str = "at") -> datetime:
         raise EventValueError(
             f"{field}: timestamp must include a UTC offset (write 'Z' or '+00:00'), got {value}"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before the first representable instant
+        raise EventValueError(f"{field}: {value.isoformat()} is out of range in UTC") from None
 
 
 def parse_instant(text: str, *, field: str = "at") -> datetime:
@@ -92,15 +99,23 @@ def parse_instant(text: str, *, field: str = "at") -> datetime:
         raise EventValueError(
             f"{field}: timestamp must include a UTC offset (write 'Z' or '+00:00'), got {text!r}"
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise EventValueError(f"{field}: {text!r} is out of range in UTC") from None
 
 
 def format_instant(value: datetime) -> str:
     """Canonical UTC text: ``2022-11-08T14:00:00Z`` (microseconds only when present)."""
     value = value.astimezone(UTC)
+    # Not strftime: its %Y does not zero-pad years before 1000, which would not parse back.
+    text = (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
     if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{text}.{value.microsecond:06d}Z"
+    return text + "Z"
 
 
 def one_of(value: object, choices: tuple[str, ...], *, field: str) -> str:

@@ -22,6 +22,11 @@ MAX_PRICE_PLACES = 18
 _MAX_LITERAL_CHARS = 64
 # Enough digits that scaling any accepted literal never rounds (64-digit literals, scale <= 18).
 _EXACT = decimal.Context(prec=100, traps=[decimal.Inexact, decimal.InvalidOperation])
+# For normalising: wide enough that removing trailing zeros never rounds or underflows.
+_WIDE = decimal.Context(
+    prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
+    traps=[decimal.Inexact, decimal.InvalidOperation],
+)
 
 
 def parse_decimal(value: object, *, field: str) -> Decimal:
@@ -64,6 +69,13 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
         raise EventValueError(f"{field}: non-finite number not allowed ({value!r})")
     if result.adjusted() > _MAX_LITERAL_CHARS:
         raise EventValueError(f"{field}: number too large")
+    # A Decimal passed in directly is not bounded by the literal length: bound its precision
+    # too, so that no later step (normalising, scaling) has to round it.
+    _, digits, exponent = result.as_tuple()
+    if result and (len(digits) > _MAX_LITERAL_CHARS + 1 or exponent < -_MAX_LITERAL_CHARS):
+        raise EventValueError(
+            f"{field}: number too precise (more than {_MAX_LITERAL_CHARS} digits or decimal places)"
+        )
     return result
 
 
@@ -119,11 +131,13 @@ def positive_price(value: object, *, field: str = "price") -> Decimal:
 
 def _normalise(value: Decimal) -> Decimal:
     # One representation per value: "10.50" and "10.5" are the same amount, and "-0" is 0.
+    # Exact: the default context (28 digits) would round long values, turn tiny ones into 0
+    # and refuse to quantize large ones.
     if value == 0:
         return Decimal(0)
-    value = value.normalize()
+    value = value.normalize(_WIDE)
     if value.as_tuple().exponent > 0:
-        value = value.quantize(Decimal(1))
+        value = value.quantize(Decimal(1), context=_WIDE)
     return value
 
 
@@ -138,8 +152,11 @@ def format_decimal(value: Decimal) -> str:
 
 def decimal_places(value: Decimal) -> int:
     """Number of decimal places that ``value`` needs."""
-    exponent = _normalise(value).as_tuple().exponent
-    return -exponent if exponent < 0 else 0
+    if not value:
+        return 0
+    _, digits, exponent = value.as_tuple()
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing))
 
 
 def to_minor(amount: Decimal, scale: int, *, field: str = "amount", asset: str = "") -> int:
@@ -148,8 +165,21 @@ def to_minor(amount: Decimal, scale: int, *, field: str = "amount", asset: str =
     Raises :class:`EventValueError` when the amount is finer than the scale (never rounds) or
     exceeds :data:`MAX_MINOR`.
     """
-    scaled = amount.scaleb(scale, _EXACT)
-    if scaled != scaled.to_integral_value():
+    if isinstance(amount, bool) or not isinstance(amount, (Decimal, int)):
+        raise EventValueError(
+            f"{field}: expected an exact amount (Decimal or int), got {type(amount).__name__}"
+        )
+    if not isinstance(amount, Decimal):
+        amount = Decimal(amount)
+    if not amount.is_finite():
+        raise EventValueError(f"{field}: non-finite number not allowed ({amount})")
+    if amount and amount.adjusted() + scale > len(str(MAX_MINOR)):
+        raise EventValueError(f"{field}: amount exceeds maximum {MAX_MINOR} minor units")
+    try:
+        scaled = amount.scaleb(scale, _EXACT)
+    except decimal.DecimalException:  # more digits than the context holds: too precise
+        scaled = None
+    if scaled is None or scaled != scaled.to_integral_value():
         places = decimal_places(amount)
         label = f" {asset}" if asset else ""
         raise EventValueError(

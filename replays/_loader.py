@@ -135,7 +135,8 @@ class _LineIndex:
     """Finds the line of the k-th ``[[section]]`` header and of a key inside that block."""
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        # Lines as TOML counts them: str.splitlines() would also split at U+2028, NEL...
+        self.lines = text.split("\n")
         self.headers: dict[str, list[int]] = {}
         for number, line in enumerate(self.lines, start=1):
             match = _TOML_HEADER.match(line)
@@ -173,13 +174,31 @@ def load_toml(path: str | Path) -> Timeline:
                 f"{path}:{match['line']}:{match['col']}: invalid TOML: {match['msg']}"
             ) from None
         raise InputError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid TOML: input too deeply nested") from None
+    except ValueError as exc:  # int() refusing a 5000-digit literal; tomllib gives no line
+        line, field = 1, "value"
+        index = _LineIndex(text)
+        for number, text_line in enumerate(index.lines, start=1):
+            if re.search(r"\d{500}", text_line):
+                match = _KEY.match(text_line)
+                line, field = number, match["key"] if match else field
+                # The [[section]] block it is in, as other field errors name it: events[3].amount
+                blocks = [(start, name, i) for name, starts in index.headers.items()
+                          for i, start in enumerate(starts) if start < number]
+                if blocks:
+                    _, name, i = max(blocks)
+                    field = f"{name}[{i}].{field}"
+                break
+        raise InputError(f"{path}:{line}: {field}: number too large ({exc})") from None
     lines = _LineIndex(text)
     if "schema_version" not in data:
         raise InputError(f"{path}:1: missing schema_version (write 'schema_version = 1' first)")
     version = data["schema_version"]
     if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:
         raise InputError(
-            f"{path}: unsupported schema_version {version!r} (supported: "
+            f"{path}:{_find_line(lines.lines, 'schema_version')}: "
+            f"unsupported schema_version {version!r} (supported: "
             + ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))
             + ")"
         )
@@ -291,7 +310,7 @@ def _file_rules(timeline: Timeline, *, require_sources: bool) -> list[Problem]:
             first = timeline.where[seen[event.id]]
             problems.append(
                 Problem(
-                    f"duplicate event_id {event.id!r} ({_line_of(first)} and {_line_of(here)})",
+                    f"id: duplicate event_id {event.id!r} ({_line_of(first)} and {_line_of(here)})",
                     index=index, event_id=event.id, field="id", where=here,
                 )
             )
@@ -344,6 +363,24 @@ def _refuse_constant(literal: str) -> Any:
     raise EventValueError(f"non-finite number not allowed ({literal})")
 
 
+def _int_or_decimal(literal: str) -> int | Decimal:
+    # Python refuses int() of more than 4300 digits; a Decimal is then refused by the field's
+    # own check ("amount: number too large"), which names the field.
+    return int(literal) if len(literal) <= 100 else Decimal(literal)
+
+
+def _decode_record(text: str) -> Any:
+    # As decode_json_record, but NaN and Infinity decode to non-finite Decimals so that the
+    # field they are in refuses them by name (every field refuses a non-finite Decimal).
+    return json.loads(
+        text,
+        parse_float=Decimal,
+        parse_int=_int_or_decimal,
+        parse_constant=Decimal,
+        object_pairs_hook=_no_duplicate_keys,
+    )
+
+
 def decode_json_record(text: str) -> dict[str, Any]:
     """Decode one JSON object strictly: exact decimals, no NaN/Infinity, no duplicate keys."""
     return json.loads(
@@ -361,7 +398,9 @@ def load_jsonl(path: str | Path) -> Timeline:
     problems: list[Problem] = []
     out: list[Event] = []
     where: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split at "\n" only: canonical JSON keeps U+2028, U+2029 and NEL unescaped inside strings,
+    # and str.splitlines() would cut a record there.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         here = f"{path}:{number}"
@@ -369,7 +408,7 @@ def load_jsonl(path: str | Path) -> Timeline:
             problems.append(Problem(f"record too large ({len(line)} characters)", where=here))
             continue
         try:
-            record = decode_json_record(line)
+            record = _decode_record(line)
             if not isinstance(record, dict):
                 raise EventValueError(f"event: expected a JSON object, got {type(record).__name__}")
             event = ev.from_dict(record)
