@@ -130,8 +130,22 @@ def from_dict(data: dict[str, Any]) -> Event:
 
 def from_json(text: str | bytes) -> Event:
     """Decode one JSON record (floats refused, decimals kept exact) into an event."""
-    data = json.loads(text, parse_float=_exact_decimal, parse_constant=_refuse_constant)
+    data = json.loads(
+        text,
+        parse_float=_exact_decimal,
+        parse_constant=_refuse_constant,
+        object_pairs_hook=_no_duplicate_keys,
+    )
     return from_dict(data)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise EventValueError(f"{key}: duplicate key {key!r}")
+        out[key] = value
+    return out
 
 
 def _exact_decimal(literal: str) -> Decimal:

@@ -149,9 +149,13 @@ class Checkpoint:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{where}: not a checkpoint file ({exc})") from None
-        if len(cp.head_hash) != 64:
-            raise InputError(f"{where}: head_hash must be 64 hex digits")
-        return cp
+        try:
+            if len(cp.head_hash) != 64:
+                raise ValueError
+            bytes.fromhex(cp.head_hash)
+        except ValueError:
+            raise InputError(f"{where}: head_hash must be 64 hex digits") from None
+        return attrs.evolve(cp, head_hash=cp.head_hash.lower())
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Checkpoint:
@@ -332,7 +336,7 @@ class Log:
         Effective times never go backwards in seq order (the log refuses that), so this is a
         binary search over seq: O(log N) point reads, no index needed.
         """
-        stamp = ev.format_instant(at)
+        stamp = ev.format_instant(_aware(at, "at"))
         lo, hi = 0, self.head().seq  # invariant: answer in [lo, hi]
         while lo < hi:
             mid = (lo + hi + 1) // 2
@@ -347,7 +351,7 @@ class Log:
 
     def seq_recorded(self, recorded: datetime) -> int:
         """The last seq recorded at or before ``recorded`` (what the log knew then)."""
-        stamp = ev.format_instant(recorded)
+        stamp = ev.format_instant(_aware(recorded, "recorded"))
         lo, hi = 0, self.head().seq
         while lo < hi:
             mid = (lo + hi + 1) // 2
@@ -640,8 +644,21 @@ class Log:
                     kind="truncation",
                 )
             if cp.seq == 0:
+                if cp.head_hash != GENESIS_HASH.hex():
+                    raise VerificationError(
+                        "a checkpoint at seq 0 must carry the empty log's hash (64 zeros)",
+                        seq=0,
+                        kind="checkpoint",
+                    )
                 matched += 1
         return VerifyResult(last, Head(last, prev), matched)
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    try:
+        return ev._fields.utc_instant(value, field=field)
+    except EventValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _instant_key(text: str) -> str:
