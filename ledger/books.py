@@ -123,6 +123,7 @@ class Books:
         self.last_seq = 0
         self.last_at: Any = None
         self._undo: list[tuple[Any, ...]] | None = None
+        self._haircuts: dict[tuple[str, str | None], Decimal] = {}
 
     # -- applying events ------------------------------------------------------------------------
     def apply(self, event: Event, *, seq: int | None = None, undoable: bool = False) -> Change:
@@ -637,10 +638,17 @@ class Books:
 
     def haircut(self, asset: str, *, owner: str | None = None) -> Decimal:
         """Haircut of ``asset``; tokens issued by ``owner`` or an affiliate use ``affiliate_token``."""
-        info = self.registry.assets[asset]
-        if owner is not None and info.issuer is not None and self.registry.affiliated(owner, info.issuer):
-            return self.policy.haircut("affiliate_token")
-        return self.policy.haircut(info.kind)
+        key = (asset, owner)
+        cut = self._haircuts.get(key)
+        if cut is None:
+            # Assets, issuers and groups never change once declared, so this can be remembered.
+            info = self.registry.assets[asset]
+            if owner is not None and info.issuer is not None and self.registry.affiliated(owner, info.issuer):
+                cut = self.policy.haircut("affiliate_token")
+            else:
+                cut = self.policy.haircut(info.kind)
+            self._haircuts[key] = cut
+        return cut
 
     def round_value(self, value: Decimal) -> Decimal:
         """Round a value once, to the quote's scale, half-even (0.125 -> 0.12, 0.135 -> 0.14)."""
@@ -697,8 +705,9 @@ class Books:
     def own_token_value(self, entity: str) -> Decimal:
         """Market value of tokens issued by ``entity`` or an affiliate, held or pledged by it."""
         total = Decimal(0)
+        assets = self.registry.assets
         for asset in self.entity_assets.get(entity, ()):
-            issuer = self.registry.assets[asset].issuer
+            issuer = assets[asset].issuer
             if issuer is not None and self.registry.affiliated(entity, issuer):
                 total = VALUE_CONTEXT.add(total, self.holdings_value(entity, asset))
         return total

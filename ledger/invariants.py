@@ -266,11 +266,11 @@ class OwnTokenConcentration:
     def check(self, ctx: Context) -> Iterator[Status]:
         books, maximum = ctx.books, ctx.policy.max_own_token_share
         for entity in sorted(_entities_touched(ctx)):
-            total = books.total_assets(entity)
-            if total <= 0:
+            own = books.own_token_value(entity)
+            total = books.total_assets(entity) if own > 0 else Decimal(0)
+            if own <= 0 or total <= 0:
                 yield Status(entity, True)
                 continue
-            own = books.own_token_value(entity)
             share = _ratio(own, total)
             if share <= maximum:
                 yield Status(entity, True)
@@ -299,9 +299,12 @@ class RelatedPartyExposure:
         books, maximum = ctx.books, ctx.policy.max_related_party_exposure
         for entity in sorted(_entities_touched(ctx)):
             exposure = books.related_exposure(entity)
+            if exposure <= 0:
+                yield Status(entity, True)
+                continue
             is_venue = entity in books.venues
             base = books.customer_liabilities(entity) if is_venue else books.total_assets(entity)
-            if exposure <= 0 or base <= 0:
+            if base <= 0:
                 yield Status(entity, True)
                 continue
             share = _ratio(exposure, base)

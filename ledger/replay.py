@@ -309,6 +309,8 @@ class Replay:
 
     def _credit_notices(self, change: Any) -> list[str]:
         books, out = self.books, []
+        if not books.limits:
+            return out
         for entity, account, asset in change.accounts:
             ref = f"{entity}:{account}"
             limit = books.limit(ref, asset)
