@@ -130,13 +130,9 @@ def from_dict(data: dict[str, Any]) -> Event:
 
 def from_json(text: str | bytes) -> Event:
     """Decode one JSON record (floats refused, decimals kept exact) into an event."""
-    data = json.loads(
-        text,
-        parse_float=_exact_decimal,
-        parse_constant=_refuse_constant,
-        object_pairs_hook=_no_duplicate_keys,
-    )
-    return from_dict(data)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return from_dict(_DECODER.decode(text))
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -146,6 +142,14 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise EventValueError(f"{key}: duplicate key {key!r}")
         out[key] = value
     return out
+
+
+# One decoder for every record (json.loads would build a new one per call when given hooks).
+_DECODER = json.JSONDecoder(
+    parse_float=_exact_decimal,
+    parse_constant=_refuse_constant,
+    object_pairs_hook=_no_duplicate_keys,
+)
 
 
 def _exact_decimal(literal: str) -> Decimal:
