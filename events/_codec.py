@@ -144,14 +144,6 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-# One decoder for every record (json.loads would build a new one per call when given hooks).
-_DECODER = json.JSONDecoder(
-    parse_float=_exact_decimal,
-    parse_constant=_refuse_constant,
-    object_pairs_hook=_no_duplicate_keys,
-)
-
-
 def _exact_decimal(literal: str) -> Decimal:
     # JSON numbers with a fraction are read as exact decimals, never as binary floats.
     return Decimal(literal)
@@ -166,3 +158,11 @@ def diff_fields(a: Event, b: Event) -> list[str]:
     da, db = to_dict(a), to_dict(b)
     names = ["type"] + [k for k in sorted(set(da) | set(db)) if k != "type"]
     return [n for n in names if da.get(n) != db.get(n)]
+
+
+# One decoder for every record (json.loads would build a new one per call when given hooks).
+_DECODER = json.JSONDecoder(
+    parse_float=_exact_decimal,
+    parse_constant=_refuse_constant,
+    object_pairs_hook=_no_duplicate_keys,
+)
