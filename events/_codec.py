@@ -135,7 +135,8 @@ def from_json(text: str | bytes) -> Event:
     return from_dict(_DECODER.decode(text))
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for json: a repeated key is an error (json would keep the last)."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
@@ -153,6 +154,11 @@ def _refuse_constant(literal: str) -> Any:
     raise EventValueError(f"non-finite number not allowed ({literal})")
 
 
+def decode_json(text: str) -> Any:
+    """Strict JSON: exact decimals, no NaN or Infinity, no duplicate keys."""
+    return _DECODER.decode(text)
+
+
 def diff_fields(a: Event, b: Event) -> list[str]:
     """Names of the fields whose canonical values differ, in a fixed order (type first)."""
     da, db = to_dict(a), to_dict(b)
@@ -164,5 +170,5 @@ def diff_fields(a: Event, b: Event) -> list[str]:
 _DECODER = json.JSONDecoder(
     parse_float=_exact_decimal,
     parse_constant=_refuse_constant,
-    object_pairs_hook=_no_duplicate_keys,
+    object_pairs_hook=refuse_duplicate_keys,
 )

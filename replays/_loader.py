@@ -20,6 +20,7 @@ import attrs
 
 import events as ev
 from events import Event, EventValueError
+from events._codec import refuse_duplicate_keys
 from ledger.errors import InputError, Problem
 from ledger.registry import Registry
 
@@ -350,19 +351,6 @@ def _line_of(where: str) -> str:
 
 
 # -- JSON Lines ------------------------------------------------------------------------------------
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise EventValueError(f"{key}: duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _refuse_constant(literal: str) -> Any:
-    raise EventValueError(f"non-finite number not allowed ({literal})")
-
-
 def _int_or_decimal(literal: str) -> int | Decimal:
     # Python refuses int() of more than 4300 digits; a Decimal is then refused by the field's
     # own check ("amount: number too large"), which names the field.
@@ -377,18 +365,13 @@ def _decode_record(text: str) -> Any:
         parse_float=Decimal,
         parse_int=_int_or_decimal,
         parse_constant=Decimal,
-        object_pairs_hook=_no_duplicate_keys,
+        object_pairs_hook=refuse_duplicate_keys,
     )
 
 
 def decode_json_record(text: str) -> dict[str, Any]:
     """Decode one JSON object strictly: exact decimals, no NaN/Infinity, no duplicate keys."""
-    return json.loads(
-        text,
-        parse_float=Decimal,
-        parse_constant=_refuse_constant,
-        object_pairs_hook=_no_duplicate_keys,
-    )
+    return ev.decode_json(text)
 
 
 def load_jsonl(path: str | Path) -> Timeline:
