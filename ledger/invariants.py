@@ -98,7 +98,7 @@ class Conservation:
                 continue
             yield Status(
                 f"{entity}/{asset}",
-                total == 0,
+                False,
                 observed=f"{ctx.books.format(total, asset)} {asset}",
                 threshold="0",
                 detail=f"the postings of {ctx.event.id} do not balance for {entity} in {asset}",
@@ -122,7 +122,7 @@ class NoUnauthorisedNegative:
                     continue
                 yield Status(
                     f"{entity}:{account}/{asset}",
-                    balance >= 0,
+                    False,
                     observed=f"{books.format(balance, asset)} {asset}",
                     threshold="0",
                     detail=f"{entity}:{account} holds less than nothing: {books.format(balance, asset)} {asset}",
@@ -136,7 +136,7 @@ class NoUnauthorisedNegative:
                     continue
                 yield Status(
                     f"{ref}/{asset}",
-                    balance >= -limit,
+                    False,
                     observed=f"{books.format(balance, asset)} {asset}",
                     threshold=f"-{books.format(limit, asset)} {asset}" if limit else f"0 {asset}",
                     detail=(
@@ -168,7 +168,7 @@ class Segregation:
                 continue
             yield Status(
                 f"{venue}/{asset}",
-                held >= owed,
+                False,
                 observed=f"{books.format(held, asset)} {asset} in custody",
                 threshold=f"{books.format(owed, asset)} {asset} owed",
                 detail=(
@@ -214,7 +214,7 @@ class ReserveRatio:
                 continue
             yield Status(
                 venue,
-                ratio >= minimum,
+                False,
                 observed=fmt_ratio(ratio),
                 threshold=fmt_ratio(minimum),
                 detail=(
@@ -247,7 +247,7 @@ class CollateralCoverage:
                 continue
             yield Status(
                 target,
-                ratio >= margin,
+                False,
                 observed=fmt_ratio(ratio),
                 threshold=fmt_ratio(margin),
                 detail=(
@@ -277,7 +277,7 @@ class OwnTokenConcentration:
                 continue
             yield Status(
                 entity,
-                share <= maximum,
+                False,
                 observed=fmt_ratio(share),
                 threshold=fmt_ratio(maximum),
                 detail=(
@@ -314,7 +314,7 @@ class RelatedPartyExposure:
             against = "customer liabilities" if is_venue else "total assets"
             yield Status(
                 entity,
-                share <= maximum,
+                False,
                 observed=fmt_ratio(share),
                 threshold=fmt_ratio(maximum),
                 detail=(
