@@ -9,7 +9,6 @@ and policy give the same steps and the same ``digest``.
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -192,7 +191,9 @@ class Replay:
         self._source = source
         self._until = until
         self._open: dict[tuple[str, str], Violation] = {}
-        self._touch: dict[tuple[str, str], deque[str]] = {}
+        # Per subject, the ids of the latest events that touched it (a small tuple: one of these
+        # exists for every subject ever checked, so it must stay small).
+        self._touch: dict[tuple[str, str], tuple[str, ...]] = {}
         self._first: dict[str, Violation] = {}
         self._counts: dict[str, int] = {n: 0 for n in names}
         self._assertions: list[dict[str, Any]] = []
@@ -246,7 +247,7 @@ class Replay:
                 current = self._open.get(key)
                 if not status.ok and current is None:
                     before = self._touch.get(key, ())
-                    contributing = (*tuple(before)[-(CONTRIBUTORS_KEPT - 1):], event.id)
+                    contributing = (*before[-(CONTRIBUTORS_KEPT - 1):], event.id)
                     opened.append(
                         Violation(
                             inv.name,
@@ -273,12 +274,11 @@ class Replay:
             self.books.keep()
         # Remember which events touched each subject (a few, for "contributing"), only now that
         # the event is known to stay in the books.
+        touch, event_id = self._touch, event.id
         for key in touched_keys:
-            touched = self._touch.get(key)
-            if touched is None:
-                touched = self._touch[key] = deque(maxlen=CONTRIBUTORS_KEPT)
-            if not touched or touched[-1] != event.id:
-                touched.append(event.id)
+            before = touch.get(key, ())
+            if not before or before[-1] != event_id:
+                touch[key] = (*before[-(CONTRIBUTORS_KEPT - 1):], event_id)
         for v in opened:
             self._open[(v.invariant, v.subject)] = v
             self._counts[v.invariant] += 1
