@@ -188,7 +188,7 @@ def log_(db: str, types: tuple[str, ...], from_: str | None, to: str | None, lim
     end = _instant(to, "--to")
     shown = 0
     with Log.open(db, readonly=True) as log:
-        first = _first_at_or_after(log, start) if start is not None else 1
+        first = log.seq_before(start) + 1 if start is not None else 1
         for record in log.iter_records(from_seq=first):
             event = record.event
             if end is not None and event.at > end:
@@ -205,23 +205,6 @@ def log_(db: str, types: tuple[str, ...], from_: str | None, to: str | None, lim
                 click.echo(json.dumps(data, sort_keys=True, ensure_ascii=False))
             else:
                 click.echo(f"{record.seq:>7}  {ev.format_instant(event.at)}  {event.type:<20} {event.id}  {describe(event)}")
-
-
-def _first_at_or_after(log: Log, start: Any) -> int:
-    lo, hi = 1, log.head().seq + 1
-    stamp = ev.format_instant(start)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        (occurred,) = log.connection.execute("SELECT occurred_at FROM events WHERE seq = ?", (mid,)).fetchone()
-        if _key(occurred) < _key(stamp):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-def _key(text: str) -> str:
-    return text[:19] + ".000000Z" if len(text) == 20 else text
 
 
 def describe(event: ev.Event) -> str:
@@ -360,7 +343,7 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
     """
     with Log.open(db, readonly=True) as log:
         inv = Investigation(log)
-        start = from_seq if from_seq is not None else (_first_at_or_after(log, _instant(from_, "--from")) if from_ else 1)
+        start = from_seq if from_seq is not None else (log.seq_before(_instant(from_, "--from")) + 1 if from_ else 1)
         stop = to_seq if to_seq is not None else (log.seq_at(_instant(to, "--to")) if to else None)
         lines = inv.history(account, asset=asset, from_seq=start, to_seq=stop)
         if fmt != "text":

@@ -336,29 +336,31 @@ class Log:
         Effective times never go backwards in seq order (the log refuses that), so this is a
         binary search over seq: O(log N) point reads, no index needed.
         """
-        stamp = ev.format_instant(_aware(at, "at"))
-        lo, hi = 0, self.head().seq  # invariant: answer in [lo, hi]
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            (occurred,) = self._conn.execute(
-                "SELECT occurred_at FROM events WHERE seq = ?", (mid,)
-            ).fetchone()
-            if _instant_key(occurred) <= _instant_key(stamp):
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        return self._last_seq_where("occurred_at", _aware(at, "at"), inclusive=True)
+
+    def seq_before(self, at: datetime) -> int:
+        """The last seq whose effective time is < ``at`` (0 if none)."""
+        return self._last_seq_where("occurred_at", _aware(at, "at"), inclusive=False)
 
     def seq_recorded(self, recorded: datetime) -> int:
-        """The last seq recorded at or before ``recorded`` (what the log knew then)."""
-        stamp = ev.format_instant(_aware(recorded, "recorded"))
-        lo, hi = 0, self.head().seq
+        """The last seq recorded at or before ``recorded`` (what the log knew then).
+
+        Assumes record times never go backwards in seq order (one writer clock); a clock set
+        back between appends makes the answer approximate around that point.
+        """
+        return self._last_seq_where("recorded_at", _aware(recorded, "recorded"), inclusive=True)
+
+    def _last_seq_where(self, column: str, instant: datetime, *, inclusive: bool) -> int:
+        assert column in ("occurred_at", "recorded_at")
+        stamp = _instant_key(ev.format_instant(instant))
+        lo, hi = 0, self.head().seq  # invariant: the answer is in [lo, hi]
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            (rec,) = self._conn.execute(
-                "SELECT recorded_at FROM events WHERE seq = ?", (mid,)
+            (value,) = self._conn.execute(
+                f"SELECT {column} FROM events WHERE seq = ?", (mid,)
             ).fetchone()
-            if _instant_key(rec) <= _instant_key(stamp):
+            key = _instant_key(value)
+            if key < stamp or (inclusive and key == stamp):
                 lo = mid
             else:
                 hi = mid - 1
