@@ -43,6 +43,9 @@ GENESIS_HASH = bytes(32)
 DEFAULT_DB = "ledger.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 LOG_FORMAT = "1"
+# Up to this many events appended by another writer are applied to the cached registry; beyond
+# it, reloading the registry table is cheaper.
+_CATCH_UP_MAX = 2_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -374,6 +377,14 @@ class Log:
 
     def _refresh_registry(self, head_seq: int) -> None:
         if self._registry is not None and self._registry_seq == head_seq:
+            return
+        behind = head_seq - self._registry_seq
+        if self._registry is not None and 0 < behind <= _CATCH_UP_MAX:
+            # Another writer appended a few events: apply them rather than reload everything.
+            for record in self.iter_records(from_seq=self._registry_seq + 1, to_seq=head_seq):
+                self._registry.apply(record.event)
+            self._registry._dirty.clear()  # the other writer already stored these entries
+            self._registry_seq = head_seq
             return
         registry = Registry()
         registry.load(self._conn.execute("SELECT kind, key, value FROM registry"))

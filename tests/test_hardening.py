@@ -43,3 +43,31 @@ def test_stored_json_with_a_duplicate_key_does_not_decode():
     text = '{"type":"disclosure","v":1,"id":"x","at":"2022-01-01T00:00:00Z","source":["S"],"entity":"a","title":"t","title":"u"}'
     with pytest.raises(ev.EventValueError, match="duplicate key 'title'"):
         ev.from_json(text)
+
+
+def test_a_writer_catches_up_with_another_writers_appends(tmp_path):
+    """Two Log objects on one file: the second applies the first's new events to its cached
+    registry (a short gap) or reloads it (a long one); either way it equals a fresh load."""
+    from datetime import timedelta
+
+    from ledger.testing.strategies import START
+
+    path = tmp_path / "l.db"
+
+    def deposit(i, account="ex:cust"):
+        return ev.Deposit(id=f"d{i}", at=START + timedelta(minutes=i), source=("T",), account=account, asset="USD", amount="1", landed="ex:custody")
+
+    with Log.open(path, create=True) as a, Log.open(path) as b:
+        a.append(cast_events())
+        b.append([deposit(1)])  # b now caches the registry at this head
+        a.append([ev.AccountOpened(id="open-new", at=START + timedelta(minutes=2), source=("T",), account="ex:new", purpose="customer", holder="cust")])
+        a.append([deposit(i) for i in range(3, 10)])
+        # b has not seen "ex:new" opened; it must catch up and accept a deposit into it.
+        result = b.append([deposit(10, account="ex:new")])
+        assert len(result.appended) == 1
+        fresh = Log.open(path)
+        try:
+            assert b.registry().accounts == fresh.registry().accounts
+            assert b.registry().state == fresh.registry().state
+        finally:
+            fresh.close()
