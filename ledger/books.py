@@ -109,7 +109,6 @@ class Books:
         self.venues: set[str] = set()  # entities with customer accounts
         # secured targets (loan id or customer account ref) -> pledged minor per asset
         self.collateral: dict[str, dict[str, int]] = {}
-        self.asset_targets: dict[str, set[str]] = defaultdict(set)
         # Break-price index for collateral coverage. A "simple" secured debt (collateral in one
         # asset A, debt only in the quote asset) is covered exactly when price(A) >= k, where
         # k = debt x margin / (collateral x (1 - haircut)). Keeping (k, target) sorted per A
@@ -358,12 +357,8 @@ class Books:
             for asset in assets:
                 books.entity_assets[entity].add(asset)
                 books.asset_entities[asset].add(entity)
-        for target, held in books.collateral.items():
-            for asset in held:
-                books.asset_targets[asset].add(target)
+        for target in books.collateral:
             books._reindex_cover(target)
-        for loan_id, loan in registry.loans.items():
-            books.asset_targets[loan.asset].add(loan_id)
         return books
 
     def _move_out(self, change: Change, ref: str, asset: str, minor: int) -> str:
@@ -452,7 +447,6 @@ class Books:
         self._move_in(change, e.disbursed_to, e.asset, minor)
         self._post(change, e.borrower, f"loan:{e.loan}", e.asset, -minor)
         change.targets.add(e.loan)
-        self.asset_targets[e.asset].add(e.loan)
 
     def _on_loan_repaid(self, e: ev.LoanRepaid, change: Change) -> None:
         loan = self.registry.loans[e.loan]
@@ -474,7 +468,6 @@ class Books:
         pledged = self.collateral.setdefault(target, {})
         self._remember("collateral", target, e.asset, pledged.get(e.asset, _ABSENT))
         pledged[e.asset] = pledged.get(e.asset, 0) + minor
-        self.asset_targets[e.asset].add(target)
         change.targets.add(target)
 
     def _release(self, e: Any, change: Change, target: str, minor: int) -> str:

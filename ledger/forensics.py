@@ -386,9 +386,7 @@ class Investigation:
     def _open_violations(self, a: int, b: int) -> tuple[dict, dict]:
         run = Replay(self.log, self.policy, metrics=False)
         open_now: dict[tuple[str, str], dict[str, Any]] = {}
-        at_a: dict[tuple[str, str], dict[str, Any]] = {}
-        if a == 0:
-            at_a = {}
+        at_a: dict[tuple[str, str], dict[str, Any]] = {}  # stays empty when a == 0
         for step in run:
             for v in step.opened:
                 open_now[(v.invariant, v.subject)] = v.to_dict()
