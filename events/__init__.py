@@ -8,6 +8,7 @@ from events._codec import (
     diff_fields,
     from_dict,
     from_json,
+    from_stored,
     to_dict,
 )
 from events._errors import EventValueError
@@ -81,6 +82,7 @@ __all__ = [
     "from_dict",
     "from_json",
     "from_minor",
+    "from_stored",
     "parse_decimal",
     "parse_instant",
     "to_dict",

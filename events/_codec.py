@@ -8,12 +8,14 @@ optional fields left out when empty, and ``"v"`` (the schema version) in every r
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import attrs
+import orjson
 
-from events import _fields, _money
+from events import _fields
 from events._errors import EventValueError
 from events._model import EVENT_TYPES, Event
 
@@ -22,18 +24,27 @@ SUPPORTED_SCHEMA_VERSIONS = (1,)
 _ENVELOPE = ("type", "v")
 
 
-def _encode_value(kind: str, value: Any) -> Any:
-    if kind in ("amount", "amount0", "signed", "price", "decimal"):
-        return _money.format_decimal(value)
+_DECIMAL_KINDS = frozenset({"amount", "amount0", "signed", "price", "decimal"})
+
+
+def _plain_decimal(value: Decimal) -> str:
+    # Event fields are normalised when the event is built (no trailing zeros, no "-0"), so
+    # plain notation is already the canonical text.
+    return format(value, "f")
+
+
+def _encoder(kind: str) -> Any:
+    if kind in _DECIMAL_KINDS:
+        return _plain_decimal
     if kind == "instant":
-        return _fields.format_instant(value)
+        return _fields.format_instant
     if kind == "sources":
-        return list(value)
-    return value
+        return list
+    return None
 
 
-_PLAIN_KINDS = frozenset({"id", "text", "int"})
 _FIELD_KINDS: dict[type, tuple[tuple[str, str], ...]] = {}
+_ENCODERS: dict[type, tuple[tuple[str, Any], ...]] = {}
 
 
 def _field_kinds(cls: type) -> tuple[tuple[str, str], ...]:
@@ -43,25 +54,37 @@ def _field_kinds(cls: type) -> tuple[tuple[str, str], ...]:
     return kinds
 
 
+def _encoders(cls: type) -> tuple[tuple[str, Any], ...]:
+    encoders = _ENCODERS.get(cls)
+    if encoders is None:
+        encoders = _ENCODERS[cls] = tuple((n, _encoder(k)) for n, k in _field_kinds(cls))
+    return encoders
+
+
 def to_dict(event: Event) -> dict[str, Any]:
     """The event as a JSON-ready dict (strings and ints only, no ``None``)."""
     out: dict[str, Any] = {"type": event.type, "v": SCHEMA_VERSION}
-    for name, kind in _field_kinds(type(event)):
+    for name, encode in _encoders(type(event)):
         value = getattr(event, name)
         if value is None:
             continue
-        out[name] = value if kind in _PLAIN_KINDS else _encode_value(kind, value)
+        out[name] = value if encode is None else encode(value)
     return out
+
+
+def canonical_bytes(event: Event) -> bytes:
+    """Canonical UTF-8 JSON of ``event``: what the log hashes and stores.
+
+    Encoded by orjson (keys sorted, no spaces, UTF-8 kept as is, control characters escaped);
+    ``tests/test_events.py`` holds it byte-equal to the standard library's
+    ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
+    """
+    return orjson.dumps(to_dict(event), option=orjson.OPT_SORT_KEYS)
 
 
 def canonical_json(event: Event) -> str:
     """Canonical JSON text of ``event`` (see the module docstring)."""
-    return json.dumps(to_dict(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical_bytes(event: Event) -> bytes:
-    """UTF-8 bytes of :func:`canonical_json`: what the log hashes."""
-    return canonical_json(event).encode("utf-8")
+    return canonical_bytes(event).decode("utf-8")
 
 
 _DECODE_INFO: dict[type, tuple[dict[str, str], tuple[str, ...]]] = {}
@@ -133,6 +156,71 @@ def from_json(text: str | bytes) -> Event:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     return from_dict(_DECODER.decode(text))
+
+
+_REQUIRED = object()
+_STORED_INFO: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
+
+
+def _stored_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
+    info = _STORED_INFO.get(cls)
+    if info is None:
+        rows = []
+        for f in attrs.fields(cls):
+            kind = f.metadata["kind"]
+            if kind in _DECIMAL_KINDS:
+                convert: Any = _stored_decimal
+            elif kind == "instant":
+                convert = _stored_instant
+            elif kind == "sources":
+                convert = tuple
+            else:
+                convert = None
+            default = _REQUIRED if f.default is attrs.NOTHING else f.default
+            rows.append((f.name, convert, default))
+        info = _STORED_INFO[cls] = tuple(rows)
+    return info
+
+
+def _stored_decimal(text: Any) -> Decimal:
+    if type(text) is not str:
+        raise EventValueError(f"expected a decimal string, got {type(text).__name__}")
+    return Decimal(text)
+
+
+def _stored_instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise EventValueError(f"stored instant {text!r} has no offset")
+    return value
+
+
+def from_stored(payload: str | bytes) -> Event:
+    """Rebuild an event from a payload this library wrote (canonical JSON), without validation.
+
+    The log stores only canonical payloads of events that passed every check when they were
+    appended, and ``Log.verify`` re-decodes each one strictly (:func:`from_json`) and checks that
+    it re-encodes to the same bytes. Reading the log back therefore converts types only (decimal
+    strings, timestamps, source lists), several times faster than :func:`from_json`. Raises
+    :class:`EventValueError` (or ``ValueError``/``KeyError``/``TypeError``) on a payload that is
+    not even the right shape: the reader reports that as a damaged log.
+    """
+    data = orjson.loads(payload)
+    cls = EVENT_TYPES[data["type"]]
+    if data.get("v") not in SUPPORTED_SCHEMA_VERSIONS:
+        raise EventValueError(f"v: unsupported schema_version {data.get('v')!r}")
+    event = cls.__new__(cls)
+    setter = object.__setattr__
+    for name, convert, default in _stored_info(cls):
+        value = data.get(name)
+        if value is None:
+            if default is _REQUIRED:
+                raise EventValueError(f"{name}: required")
+            value = default
+        elif convert is not None:
+            value = convert(value)
+        setter(event, name, value)
+    return event
 
 
 def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -107,11 +107,12 @@ def parse_instant(text: str, *, field: str = "at") -> datetime:
 
 def format_instant(value: datetime) -> str:
     """Canonical UTC text: ``2022-11-08T14:00:00Z`` (microseconds only when present)."""
-    value = value.astimezone(UTC)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     # Not strftime: its %Y does not zero-pad years before 1000, which would not parse back.
-    text = (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
-        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    # %-formatting: about twice as fast as the f-string here, and this runs for every event.
+    text = "%04d-%02d-%02dT%02d:%02d:%02d" % (  # noqa: UP031
+        value.year, value.month, value.day, value.hour, value.minute, value.second
     )
     if value.microsecond:
         return f"{text}.{value.microsecond:06d}Z"

@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -52,8 +52,7 @@ _ABSENT = object()  # "no entry" in the undo journal
 _AGGREGATES = ("pos", "neg", "custody", "cust_liab", "held", "pledged_by", "related")
 
 
-@attrs.frozen
-class Posting:
+class Posting(NamedTuple):
     """One leg: ``delta`` minor units of ``asset`` to ``entity``'s ``account``."""
 
     entity: str
@@ -123,6 +122,7 @@ class Books:
         self.last_at: Any = None
         self._undo: list[tuple[Any, ...]] | None = None
         self._haircuts: dict[tuple[str, str | None], Decimal] = {}
+        self._unit_prices: dict[str, Any] = {}
 
     # -- applying events ------------------------------------------------------------------------
     def apply(self, event: Event, *, seq: int | None = None, undoable: bool = False) -> Change:
@@ -184,6 +184,8 @@ class Books:
                     table.pop(key, None)
                 else:
                     table[key] = old_value
+                if table is self.prices:
+                    self._unit_prices.pop(key, None)
             elif kind == "set":
                 _, members, member, present = entry
                 (members.add if present else members.discard)(member)
@@ -210,38 +212,48 @@ class Books:
 
     def classify(self, entity: str, account: str) -> tuple[str, str | None]:
         """(class, counterparty entity) of an account in ``entity``'s books."""
+        cls, other, _ = self._account_class(entity, account)
+        return cls, other
+
+    def _account_class(self, entity: str, account: str) -> tuple[str, str | None, bool]:
+        """(class, counterparty, counterparty is an affiliate), remembered per account.
+
+        Safe to remember: an account's purpose, a loan's parties and an entity's group never
+        change once recorded.
+        """
         cached = self._class_cache.get((entity, account))
         if cached is not None:
             return cached
         info = self.registry.accounts.get(f"{entity}:{account}")
         if info is not None:
             if info.purpose == "customer":
-                result: tuple[str, str | None] = (CUSTOMER, info.holder)
+                cls: str = CUSTOMER
+                other: str | None = info.holder
             elif info.purpose == "customer-custody":
-                result = (CUSTODY, None)
+                cls, other = CUSTODY, None
             elif info.purpose == "external":
-                result = (EXTERNAL, None)
+                cls, other = EXTERNAL, None
             else:
-                result = (HOLDINGS, None)
+                cls, other = HOLDINGS, None
         elif account == EQUITY:
-            result = (EQUITY, None)
+            cls, other = EQUITY, None
         elif account == EXTERNAL:
-            result = (EXTERNAL, None)
+            cls, other = EXTERNAL, None
         else:
             prefix, _, rest = account.partition(":")
             if prefix == CLAIM:
-                result = (CLAIM, rest.partition(":")[0])
+                cls, other = CLAIM, rest.partition(":")[0]
             elif prefix in (DUE_FROM, DUE_TO):
-                result = (prefix, rest)
+                cls, other = prefix, rest
             elif prefix == LOAN:
                 loan = self.registry.loans[rest]
-                other = loan.borrower if loan.lender == entity else loan.lender
-                result = (LOAN, other)
+                cls, other = LOAN, loan.borrower if loan.lender == entity else loan.lender
             elif prefix == PLEDGED:
-                result = (PLEDGED, None)
+                cls, other = PLEDGED, None
             else:
                 raise AssertionError(f"unknown account {entity}:{account}")
-        self._class_cache[(entity, account)] = result
+        related = other is not None and other != entity and self.registry.affiliated(entity, other)
+        result = self._class_cache[(entity, account)] = (cls, other, related)
         return result
 
     def _post(self, change: Change, entity: str, account: str, asset: str, delta: int) -> None:
@@ -274,25 +286,28 @@ class Books:
     def _aggregate(self, entity: str, account: str, asset: str, old: int, new: int) -> str:
         """Move the running aggregates from ``old`` to ``new`` for one account; return its class."""
         delta = new - old
-        cls, other = self.classify(entity, account)
+        cls, _, related = self._class_cache.get((entity, account)) or self._account_class(entity, account)
         ea = (entity, asset)
-        if cls not in _OFF_SHEET:
-            self.pos[ea] += max(new, 0) - max(old, 0)
-            self.neg[ea] += max(-new, 0) - max(-old, 0)
-            if asset not in self.entity_assets[entity]:
-                self.entity_assets[entity].add(asset)
+        old_pos = old if old > 0 else 0
+        new_pos = new if new > 0 else 0
+        if cls != EQUITY and cls != EXTERNAL:
+            self.pos[ea] += new_pos - old_pos
+            self.neg[ea] += (new_pos - new) - (old_pos - old)  # the change in max(-balance, 0)
+            assets = self.entity_assets[entity]
+            if asset not in assets:
+                assets.add(asset)
                 self.asset_entities[asset].add(entity)
-        if cls in (HOLDINGS, CUSTODY):
+        if cls == HOLDINGS or cls == CUSTODY:
             self.held[ea] += delta
             if cls == CUSTODY:
                 self.custody[ea] += delta
         elif cls == CUSTOMER:
-            self.cust_liab[ea] += max(-new, 0) - max(-old, 0)
+            self.cust_liab[ea] += (new_pos - new) - (old_pos - old)
             self.venues.add(entity)
         elif cls == PLEDGED:
             self.pledged_by[ea] += delta
-        if other is not None and other != entity and self.registry.affiliated(entity, other):
-            self.related[ea] += max(new, 0) - max(old, 0)
+        if related:
+            self.related[ea] += new_pos - old_pos
         return cls
 
     # -- state for snapshots (plain JSON, never pickle: snapshots may come from a file that
@@ -518,6 +533,7 @@ class Books:
             change.price_before = self.prices.get(e.asset)
             self._remember("dict", self.prices, e.asset, self.prices.get(e.asset, _ABSENT))
             self.prices[e.asset] = e.price
+            self._unit_prices.pop(e.asset, None)
             change.price_asset = e.asset
 
     # -- the collateral break-price index --------------------------------------------------------
@@ -623,11 +639,22 @@ class Books:
 
     def value(self, minor: int, asset: str) -> Decimal:
         """Exact market value of ``minor`` units of ``asset`` in the quote (0 if unpriced)."""
-        price = Decimal(1) if asset == self.quote else self.prices.get(asset)
-        if price is None or minor == 0:
+        if minor == 0:
             return Decimal(0)
-        scale = self.registry.assets[asset].scale
-        return VALUE_CONTEXT.multiply(Decimal(minor), price).scaleb(-scale, VALUE_CONTEXT)
+        unit = self._unit_prices.get(asset, _ABSENT)
+        if unit is _ABSENT:
+            unit = self._unit_price(asset)
+        if unit is None:
+            return Decimal(0)
+        return VALUE_CONTEXT.multiply(minor, unit)
+
+    def _unit_price(self, asset: str) -> Decimal | None:
+        # The value of one minor unit: price x 10^-scale (exact; the same digits and exponent
+        # as pricing the amount and then shifting it). Forgotten when the price changes.
+        price = Decimal(1) if asset == self.quote else self.prices.get(asset)
+        unit = None if price is None else price.scaleb(-self.registry.assets[asset].scale, VALUE_CONTEXT)
+        self._unit_prices[asset] = unit
+        return unit
 
     def haircut(self, asset: str, *, owner: str | None = None) -> Decimal:
         """Haircut of ``asset``; tokens issued by ``owner`` or an affiliate use ``affiliate_token``."""

@@ -24,17 +24,14 @@ import decimal
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
-
-import attrs
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import events as ev
 from ledger.books import CUSTODY, CUSTOMER, HOLDINGS, VALUE_CONTEXT, Books, Change
 from ledger.policy import Policy
 
 
-@attrs.frozen
-class Status:
+class Status(NamedTuple):
     """The state of one subject of one invariant after an event.
 
     Attributes:
@@ -43,6 +40,8 @@ class Status:
         observed: the value seen, as text.
         threshold: the bound it is held to, as text.
         detail: a plain-language sentence for a person.
+
+    A named tuple (immutable, cheap to build): invariants yield one per subject per event.
     """
 
     subject: str
@@ -52,8 +51,7 @@ class Status:
     detail: str = ""
 
 
-@attrs.frozen
-class Context:
+class Context(NamedTuple):
     """What an invariant sees: the books after the event, the event, what it changed."""
 
     books: Books

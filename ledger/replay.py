@@ -240,30 +240,18 @@ class Replay:
         if isinstance(event, ev.BalanceAsserted):
             assertion = assertion_result(self.books, event)
             assertion = {"seq": seq, "event_id": event.id, "at": ev.format_instant(event.at), **assertion}
+        open_now = self._open
+        touch = touched_keys.append
         for inv in self.invariants:
+            name = inv.name
             for status in inv.check(ctx):
-                key = (inv.name, status.subject)
-                touched_keys.append(key)
-                current = self._open.get(key)
-                if not status.ok and current is None:
-                    before = self._touch.get(key, ())
-                    contributing = (*before[-(CONTRIBUTORS_KEPT - 1):], event.id)
-                    opened.append(
-                        Violation(
-                            inv.name,
-                            status.subject,
-                            seq,
-                            event.id,
-                            ev.format_instant(event.at),
-                            status.observed,
-                            status.threshold,
-                            status.detail,
-                            contributing,
-                            event.source,
-                        )
-                    )
-                elif status.ok and current is not None:
-                    closed.append(current)
+                key = (name, status.subject)
+                touch(key)
+                if status.ok:
+                    if open_now and key in open_now:
+                        closed.append(open_now[key])
+                elif key not in open_now:
+                    opened.append(self._violation(name, status, seq, event))
         if enforce:
             refused = [v for v in opened if v.invariant in enforce]
             if refused:
@@ -287,24 +275,41 @@ class Replay:
             del self._open[(v.invariant, v.subject)]
         if assertion is not None:
             self._assertions.append(assertion)
-        self._digest.update(payload.encode("utf-8") if payload else ev.canonical_bytes(event))
-        self._digest.update(b"\n")
+        digest = self._digest.update
+        digest(payload.encode("utf-8") if payload else ev.canonical_bytes(event))
+        digest(b"\n")
         self._events += 1
         notices = list(change.notices)
         if change.withdrawal_refused:
             notices.append(f"withdrawal not paid: {change.withdrawal_refused}")
-        notices += self._credit_notices(change)
+        if self.books.limits:
+            notices += self._credit_notices(change)
         if self._want_metrics:
             self._metrics = self._key_metrics(change)
         return Step(
             seq,
             event,
-            tuple(opened),
-            tuple(closed),
-            dict(self._metrics),
-            tuple(notices),
+            tuple(opened) if opened else (),
+            tuple(closed) if closed else (),
+            dict(self._metrics) if self._metrics else {},
+            tuple(notices) if notices else (),
             None,
             assertion,
+        )
+
+    def _violation(self, name: str, status: Any, seq: int, event: Event) -> Violation:
+        before = self._touch.get((name, status.subject), ())
+        return Violation(
+            name,
+            status.subject,
+            seq,
+            event.id,
+            ev.format_instant(event.at),
+            status.observed,
+            status.threshold,
+            status.detail,
+            (*before[-(CONTRIBUTORS_KEPT - 1):], event.id),
+            event.source,
         )
 
     def _credit_notices(self, change: Any) -> list[str]:

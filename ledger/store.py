@@ -309,10 +309,13 @@ class Log:
                 raise _translate(exc, self.path) from None
             if not rows:
                 return
+            from_stored = ev.from_stored
             for seq, payload, recorded_at, prev_hash, hash_ in rows:
                 try:
-                    event = ev.from_json(payload)
-                except (EventValueError, ValueError) as exc:
+                    # Stored payloads were validated on append and are checked strictly by
+                    # verify(); reading them back only converts types (events.from_stored).
+                    event = from_stored(payload)
+                except (EventValueError, ValueError, KeyError, TypeError, AttributeError) as exc:
                     raise VerificationError(
                         f"seq {seq}: stored payload does not decode ({exc}); run 'ledger verify'",
                         seq=seq,

@@ -61,6 +61,10 @@ def test_codec_round_trip_for_every_type(type_name, data):
     assert ev.canonical_bytes(event) == text.encode("utf-8")
     assert ev.from_json(text.encode("utf-8")) == event
     assert ev.from_dict(ev.to_dict(event)) == event
+    # The log's reader (no re-validation) rebuilds the very same event from canonical bytes.
+    stored = ev.from_stored(text)
+    assert stored == event and type(stored) is type(event)
+    assert ev.from_stored(text.encode("utf-8")) == event
     # Canonical form: sorted keys, no spaces, version tag, only strings and ints (no floats).
     decoded = json.loads(text)
     assert list(decoded) == sorted(decoded)
@@ -91,6 +95,33 @@ def test_canonical_json_golden_bytes():
         '"id":"d1","landed":"ex:custody","note":"Résumé\u2028line","source":["S"],'
         '"type":"deposit","v":1}'
     )
+
+
+def test_canonical_bytes_equal_the_standard_library_encoding_for_every_character_class():
+    # orjson encodes; the definition of the canonical form is the standard library's
+    # json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False).
+    text = "".join(chr(c) for c in range(1, 0x250)) + "\u2028\u2029\ufeff\U0001f600\"\\/"
+    event = dep(note=text)
+    reference = json.dumps(ev.to_dict(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert ev.canonical_bytes(event) == reference.encode("utf-8")
+    assert ev.from_stored(ev.canonical_bytes(event)) == event
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[]",
+        b'{"type":"no_such_type","v":1}',
+        b'{"type":"deposit","v":2}',
+        b'{"type":"deposit","v":1,"id":"d"}',
+        b'{"account":"ex:c","amount":10.5,"asset":"USD","at":"2022-01-01T00:00:00Z","id":"d","landed":"ex:k","source":["S"],"type":"deposit","v":1}',
+        b'{"account":"ex:c","amount":"1","asset":"USD","at":"2022-01-01T00:00:00","id":"d","landed":"ex:k","source":["S"],"type":"deposit","v":1}',
+    ],
+)
+def test_from_stored_refuses_what_is_not_a_stored_payload(payload):
+    with pytest.raises((EventValueError, ValueError, KeyError, TypeError, AttributeError)):
+        ev.from_stored(payload)
 
 
 def test_microseconds_are_kept_and_only_when_present():
