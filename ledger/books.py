@@ -208,7 +208,7 @@ class Books:
         self.registry.rollback()
 
     def _minor(self, asset: str, amount: Decimal) -> int:
-        return ev.to_minor(amount, self.registry.scale(asset))
+        return self.registry.minor(asset, amount)
 
     def classify(self, entity: str, account: str) -> tuple[str, str | None]:
         """(class, counterparty entity) of an account in ``entity``'s books."""

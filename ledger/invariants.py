@@ -21,7 +21,6 @@ Write your own by giving an object those three members (no subclassing needed), 
 from __future__ import annotations
 
 import decimal
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple, Protocol
@@ -87,9 +86,10 @@ class Conservation:
     meaning: ClassVar[str] = "every event's postings balance per entity and asset"
 
     def check(self, ctx: Context) -> Iterator[Status]:
-        sums: dict[tuple[str, str], int] = defaultdict(int)
-        for p in ctx.change.postings:
-            sums[(p.entity, p.asset)] += p.delta
+        sums: dict[tuple[str, str], int] = {}
+        for entity, _, asset, delta in ctx.change.postings:
+            key = (entity, asset)
+            sums[key] = sums.get(key, 0) + delta
         for (entity, asset), total in sorted(sums.items()):
             if total == 0:
                 yield Status(f"{entity}/{asset}", True)
@@ -111,10 +111,11 @@ class NoUnauthorisedNegative:
 
     def check(self, ctx: Context) -> Iterator[Status]:
         books = ctx.books
-        for entity, account, asset in sorted(ctx.change.accounts):
+        for key in sorted(ctx.change.accounts):
+            entity, account, asset = key
             cls, holder = books.classify(entity, account)
-            if cls in (HOLDINGS, CUSTODY):
-                balance = books.balances.get((entity, account, asset), 0)
+            if cls == HOLDINGS or cls == CUSTODY:
+                balance = books.balances.get(key, 0)
                 if balance >= 0:
                     yield Status(f"{entity}:{account}/{asset}", True)
                     continue

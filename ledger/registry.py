@@ -22,6 +22,7 @@ from events import Event, EventValueError
 from events._fields import format_instant, parse_instant
 
 _MISSING = object()
+_LAST_AT = ("state", "last_at")
 #: Account names the books use for their implicit accounts (see docs/model.md).
 RESERVED_NAMES = ("equity", "external")
 RESERVED_PREFIXES = ("claim", "due-from", "due-to", "loan", "pledged")
@@ -72,10 +73,13 @@ class Registry:
         self.state: dict[str, Any] = {"last_at": None}
         self._journal: list[tuple[dict, str, object]] | None = None
         self._dirty: set[tuple[str, str]] = set()
+        self._last_minor: tuple[Any, str, int] = (None, "", 0)
+        self._last_at_journaled = False
 
     # -- journal -------------------------------------------------------------------------------
     def begin(self) -> None:
         self._journal = []
+        self._last_at_journaled = False
 
     def rollback(self) -> None:
         assert self._journal is not None, "rollback without begin"
@@ -86,6 +90,7 @@ class Registry:
                 table[key] = old
         self._journal = None
         self._dirty.clear()
+        self._last_minor = (None, "", 0)
 
     def commit(self) -> set[tuple[str, str]]:
         """End the batch; return the (kind, key) entries changed, for persisting."""
@@ -128,7 +133,13 @@ class Registry:
         handler = getattr(self, "_apply_" + event.type)
         handler(event)
         if last_at != event.at:
-            self._set("state", self.state, "last_at", event.at)
+            # The one entry every event changes: journal its first change in a batch only
+            # (rollback restores the oldest value), instead of once per event.
+            if self._journal is not None and not self._last_at_journaled:
+                self._journal.append((self.state, "last_at", last_at))
+                self._last_at_journaled = True
+            self.state["last_at"] = event.at
+            self._dirty.add(_LAST_AT)
 
     def _entity(self, entity: str, field: str) -> None:
         if entity not in self.entities:
@@ -154,9 +165,19 @@ class Registry:
     def _minor(self, asset: str, amount: Any, field: str) -> int:
         info = self._asset(asset)
         try:
-            return ev.to_minor(amount, info.scale, field=field, asset=asset)
+            minor = ev.to_minor(amount, info.scale, field=field, asset=asset)
         except EventValueError as exc:
             raise SemanticError(str(exc)) from None
+        self._last_minor = (amount, asset, minor)
+        return minor
+
+    def minor(self, asset: str, amount: Any) -> int:
+        """``amount`` of ``asset`` in minor units; the books ask for the amount just checked,
+        so the last conversion is remembered (the same Decimal object, the same asset)."""
+        last_amount, last_asset, minor = self._last_minor
+        if amount is last_amount and asset == last_asset:
+            return minor
+        return ev.to_minor(amount, self.assets[asset].scale)
 
     def _apply_entity_registered(self, e: ev.EntityRegistered) -> None:
         if e.entity in self.entities:

@@ -191,9 +191,9 @@ class Replay:
         self._source = source
         self._until = until
         self._open: dict[tuple[str, str], Violation] = {}
-        # Per subject, the ids of the latest events that touched it (a small tuple: one of these
-        # exists for every subject ever checked, so it must stay small).
-        self._touch: dict[tuple[str, str], tuple[str, ...]] = {}
+        # Per subject, the ids of the latest events that touched it (at most
+        # CONTRIBUTORS_KEPT - 1: one of these exists for every subject ever checked).
+        self._touch: dict[tuple[str, str], list[str]] = {}
         self._first: dict[str, Violation] = {}
         self._counts: dict[str, int] = {n: 0 for n in names}
         self._assertions: list[dict[str, Any]] = []
@@ -264,9 +264,13 @@ class Replay:
         # the event is known to stay in the books.
         touch, event_id = self._touch, event.id
         for key in touched_keys:
-            before = touch.get(key, ())
-            if not before or before[-1] != event_id:
-                touch[key] = (*before[-(CONTRIBUTORS_KEPT - 1):], event_id)
+            ids = touch.get(key)
+            if ids is None:
+                touch[key] = [event_id]
+            elif ids[-1] != event_id:
+                ids.append(event_id)
+                if len(ids) >= CONTRIBUTORS_KEPT:
+                    del ids[0]
         for v in opened:
             self._open[(v.invariant, v.subject)] = v
             self._counts[v.invariant] += 1

@@ -390,7 +390,15 @@ class Log:
             self._registry_seq = head_seq
             return
         registry = Registry()
-        registry.load(self._conn.execute("SELECT kind, key, value FROM registry"))
+        registry.load(
+            self._conn.execute("SELECT kind, key, value FROM registry WHERE kind != 'state'")
+        )
+        # The time of the last event is read from the log itself rather than stored in the
+        # registry table: rewriting that row would cost every single-event commit a page.
+        row = self._conn.execute(
+            "SELECT occurred_at FROM events WHERE seq = ?", (head_seq,)
+        ).fetchone()
+        registry.state["last_at"] = ev.parse_instant(row[0]) if row is not None else None
         self._registry, self._registry_seq = registry, head_seq
 
     # -- writing -------------------------------------------------------------------------------
@@ -455,7 +463,7 @@ class Log:
                     [
                         (kind, key, value)
                         for kind, key in sorted(dirty)
-                        if (value := registry.encode(kind, key)) is not None
+                        if kind != "state" and (value := registry.encode(kind, key)) is not None
                     ],
                 )
                 conn.execute("COMMIT")
