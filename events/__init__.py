@@ -9,6 +9,7 @@ from events._codec import (
     from_dict,
     from_json,
     from_stored,
+    log_record,
     to_dict,
 )
 from events._errors import EventValueError
@@ -83,6 +84,7 @@ __all__ = [
     "from_json",
     "from_minor",
     "from_stored",
+    "log_record",
     "parse_decimal",
     "parse_instant",
     "to_dict",

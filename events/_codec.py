@@ -82,6 +82,16 @@ def canonical_bytes(event: Event) -> bytes:
     return orjson.dumps(to_dict(event), option=orjson.OPT_SORT_KEYS)
 
 
+def log_record(event: Event) -> tuple[str, bytes, str]:
+    """What the log stores for ``event``: canonical JSON as text and bytes, and ``at`` as text.
+
+    One encoding for the three (the log hashes the bytes, stores the text, indexes the time).
+    """
+    data = to_dict(event)
+    raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return raw.decode("utf-8"), raw, data["at"]
+
+
 def canonical_json(event: Event) -> str:
     """Canonical JSON text of ``event`` (see the module docstring)."""
     return canonical_bytes(event).decode("utf-8")

@@ -212,10 +212,13 @@ class Replay:
         self._summary = self._summarise()
 
     def run(self) -> Summary:
-        """Replay to the end, discarding the steps; return the summary."""
-        for _ in self:
-            pass
-        return self.summary
+        """Replay to the end and return the summary (no :class:`Step` is built)."""
+        for seq, event, where, payload in _iter_source(self._source):
+            if self._until is not None and event.at > self._until:
+                break
+            self._advance(seq, event, where, payload)
+        self._summary = self._summarise()
+        return self._summary
 
     @property
     def summary(self) -> Summary:
@@ -225,6 +228,34 @@ class Replay:
 
     def step(self, seq: int, event: Event, *, where: str = "", payload: str | None = None) -> Step:
         """Apply one event and check every invariant; return the step."""
+        change, opened, closed, assertion, skipped = self._advance(seq, event, where, payload)
+        if skipped is not None:
+            return Step(seq, event, skipped=skipped, metrics=dict(self._metrics))
+        notices = list(change.notices)
+        if change.withdrawal_refused:
+            notices.append(f"withdrawal not paid: {change.withdrawal_refused}")
+        if self.books.limits:
+            notices += self._credit_notices(change)
+        if self._want_metrics:
+            self._metrics = self._key_metrics(change)
+        return Step(
+            seq,
+            event,
+            tuple(opened),
+            tuple(closed),
+            dict(self._metrics),
+            tuple(notices),
+            None,
+            assertion,
+        )
+
+    def _advance(
+        self, seq: int, event: Event, where: str, payload: str | None
+    ) -> tuple[Any, list[Violation], list[Violation], dict[str, Any] | None, str | None]:
+        """Apply one event, check every invariant, record what opened and closed.
+
+        Returns (change, opened, closed, assertion, reason skipped or None).
+        """
         enforce = self.policy.enforce
         try:
             change = self.books.apply(event, seq=seq, undoable=bool(enforce))
@@ -258,7 +289,7 @@ class Replay:
                 self.books.undo()
                 reason = "; ".join(f"{v.invariant}: {v.detail}" for v in refused)
                 self._skipped.append((seq, event.id, reason))
-                return Step(seq, event, skipped=reason, metrics=dict(self._metrics))
+                return change, [], [], None, reason
             self.books.keep()
         # Remember which events touched each subject (a few, for "contributing"), only now that
         # the event is known to stay in the books.
@@ -283,23 +314,7 @@ class Replay:
         digest(payload.encode("utf-8") if payload else ev.canonical_bytes(event))
         digest(b"\n")
         self._events += 1
-        notices = list(change.notices)
-        if change.withdrawal_refused:
-            notices.append(f"withdrawal not paid: {change.withdrawal_refused}")
-        if self.books.limits:
-            notices += self._credit_notices(change)
-        if self._want_metrics:
-            self._metrics = self._key_metrics(change)
-        return Step(
-            seq,
-            event,
-            tuple(opened) if opened else (),
-            tuple(closed) if closed else (),
-            dict(self._metrics) if self._metrics else {},
-            tuple(notices) if notices else (),
-            None,
-            assertion,
-        )
+        return change, opened, closed, assertion, None
 
     def _violation(self, name: str, status: Any, seq: int, event: Event) -> Violation:
         before = self._touch.get((name, status.subject), ())

@@ -80,13 +80,9 @@ CREATE TABLE IF NOT EXISTS registry (
 
 def chain_hash(prev_hash: bytes, seq: int, recorded_at: str, payload: bytes) -> bytes:
     """The row hash: SHA-256(tag || prev_hash || seq (8 bytes, big-endian) || recorded_at || 0 || payload)."""
-    h = hashlib.sha256(HASH_TAG)
-    h.update(prev_hash)
-    h.update(seq.to_bytes(8, "big"))
-    h.update(recorded_at.encode("ascii"))
-    h.update(b"\x00")
-    h.update(payload)
-    return h.digest()
+    return hashlib.sha256(
+        b"".join((HASH_TAG, prev_hash, seq.to_bytes(8, "big"), recorded_at.encode("ascii"), b"\x00", payload))
+    ).digest()
 
 
 @attrs.frozen
@@ -427,7 +423,8 @@ class Log:
         if not batch:
             return AppendResult([], [], self.head())
         _check_batch_ids(batch, where)
-        payloads = [ev.canonical_json(e) for e in batch]
+        records = [ev.log_record(e) for e in batch]
+        payloads = [text for text, _, _ in records]
         conn = self._conn
         registry: Registry | None = None
         try:
@@ -456,7 +453,7 @@ class Log:
                     raise InputError(problems)
                 if guard is not None and fresh:
                     guard(registry, [batch[i] for i in fresh])
-                appended = self._insert(head, [(batch[i], payloads[i]) for i in fresh])
+                appended = self._insert(head, [(batch[i], records[i]) for i in fresh])
                 dirty = registry._dirty
                 conn.executemany(
                     "INSERT OR REPLACE INTO registry (kind, key, value) VALUES (?, ?, ?)",
@@ -519,18 +516,16 @@ class Log:
         return existing, fresh
 
     def _insert(
-        self, head: Head, items: list[tuple[Event, str]]
+        self, head: Head, items: list[tuple[Event, tuple[str, bytes, str]]]
     ) -> list[tuple[int, str, bytes]]:
         recorded_at = ev.format_instant(self._clock())
         prev, seq = head.hash, head.seq
         rows = []
         out = []
-        for event, payload in items:
+        for event, (text, raw, at_text) in items:
             seq += 1
-            digest = chain_hash(prev, seq, recorded_at, payload.encode("utf-8"))
-            rows.append(
-                (seq, event.id, event.type, ev.format_instant(event.at), recorded_at, payload, prev, digest)
-            )
+            digest = chain_hash(prev, seq, recorded_at, raw)
+            rows.append((seq, event.id, event.type, at_text, recorded_at, text, prev, digest))
             out.append((seq, event.id, digest))
             prev = digest
         self._conn.executemany(
