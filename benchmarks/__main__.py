@@ -3,6 +3,7 @@
     python -m benchmarks                 # default N = 200,000
     python -m benchmarks --n 1000000     # full size (minutes)
     python -m benchmarks --quick         # CI: tiny N, checks the harness only
+    python -m benchmarks --scale 10000000  # append + replay N events end to end, one process
 
 For each measurement it prints events/s, the ratio to the raw baseline and peak memory (each
 measurement runs in a fresh subprocess so peaks do not mix), and writes everything as JSON.
@@ -29,6 +30,7 @@ CASES = (
     "raw_replay_loop",
     "as_of",
 )
+EXTRA_CASES = ("scale",)
 
 
 def main() -> None:
@@ -38,7 +40,11 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness (CI)")
     parser.add_argument("--output", default="benchmarks/results/latest.json")
-    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scale", type=int, metavar="N",
+        help="instead of the table: append N events and replay them with every invariant, timed end to end",
+    )
+    parser.add_argument("--case", choices=CASES + EXTRA_CASES, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -47,6 +53,9 @@ def main() -> None:
         from benchmarks.cases import run_case
 
         print(json.dumps(run_case(args.case, n=args.n, single=args.single, accounts=args.accounts, db=args.db)))
+        return
+    if args.scale:
+        _scale(args)
         return
     results = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
@@ -87,7 +96,7 @@ def main() -> None:
         "n": args.n,
         "single": args.single,
         "accounts": args.accounts,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": _machine(),
         "results": results,
         "table": rows,
     }
@@ -95,6 +104,35 @@ def main() -> None:
     with open(args.output, "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=2, sort_keys=True)
     print(f"\nwrote {args.output}")
+
+
+def _machine() -> dict[str, object]:
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+
+
+def _scale(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="ledger-scale-") as tmp:
+        db = os.path.join(tmp, "scale.db")
+        started = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks", "--case", "scale", "--n", str(args.scale),
+             "--accounts", str(args.accounts), "--db", db],
+            check=True, capture_output=True, text=True,
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["wall_s"] = round(time.perf_counter() - started, 3)
+    n = result["events"]
+    print(
+        f"scale: {n:,} events appended in {result['append_s']:,.1f} s ({n / result['append_s']:,.0f} ev/s), "
+        f"replayed with every invariant in {result['replay_s']:,.1f} s ({n / result['replay_s']:,.0f} ev/s)\n"
+        f"total {result['seconds'] / 60:.1f} min (wall {result['wall_s'] / 60:.1f} min with generating the "
+        f"workload), peak {result['peak_mb']} MB, log {result['db_mb']} MB, breaches {result['breaches']}"
+    )
+    output = args.output.replace("latest.json", f"scale-{n}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as fh:
+        json.dump({"n": n, "accounts": args.accounts, "machine": _machine(), "scale": result}, fh, indent=2, sort_keys=True)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -82,14 +82,14 @@ def canonical_bytes(event: Event) -> bytes:
     return orjson.dumps(to_dict(event), option=orjson.OPT_SORT_KEYS)
 
 
-def log_record(event: Event) -> tuple[str, bytes, str]:
-    """What the log stores for ``event``: canonical JSON as text and bytes, and ``at`` as text.
+def log_record(event: Event) -> tuple[str, str]:
+    """What the log stores for ``event``: its canonical JSON text and ``at`` as text.
 
-    One encoding for the three (the log hashes the bytes, stores the text, indexes the time).
+    One encoding for both. Only the text is kept: orjson's bytes objects each hold on to a
+    few kilobytes of memory, which would add up in a batch of thousands of events.
     """
     data = to_dict(event)
-    raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-    return raw.decode("utf-8"), raw, data["at"]
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode("utf-8"), data["at"]
 
 
 def canonical_json(event: Event) -> str:

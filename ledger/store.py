@@ -424,7 +424,7 @@ class Log:
             return AppendResult([], [], self.head())
         _check_batch_ids(batch, where)
         records = [ev.log_record(e) for e in batch]
-        payloads = [text for text, _, _ in records]
+        payloads = [text for text, _ in records]
         conn = self._conn
         registry: Registry | None = None
         try:
@@ -516,15 +516,15 @@ class Log:
         return existing, fresh
 
     def _insert(
-        self, head: Head, items: list[tuple[Event, tuple[str, bytes, str]]]
+        self, head: Head, items: list[tuple[Event, tuple[str, str]]]
     ) -> list[tuple[int, str, bytes]]:
         recorded_at = ev.format_instant(self._clock())
         prev, seq = head.hash, head.seq
         rows = []
         out = []
-        for event, (text, raw, at_text) in items:
+        for event, (text, at_text) in items:
             seq += 1
-            digest = chain_hash(prev, seq, recorded_at, raw)
+            digest = chain_hash(prev, seq, recorded_at, text.encode("utf-8"))
             rows.append((seq, event.id, event.type, at_text, recorded_at, text, prev, digest))
             out.append((seq, event.id, digest))
             prev = digest
