@@ -32,6 +32,12 @@ VALUE_CONTEXT = decimal.Context(
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
 
+#: For the running values: exact or an error, never a silent rounding. Values have at most
+#: 19 + 28 digits and 36 decimal places, so sums of them fit in far fewer than 200 digits.
+SUM_CONTEXT = decimal.Context(
+    prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow]
+)
+
 # Account classes (derived from the purpose, or from the implicit account's prefix).
 HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, DUE_FROM, DUE_TO, LOAN, PLEDGED = (
     "holdings",
@@ -75,6 +81,9 @@ class Change:
     withdrawal_refused: str | None = None  # reason, when a withdrawal request was not paid
     withdrawal_paid: str | None = None  # venue, when a withdrawal was paid
     notices: list[str] = attrs.field(factory=list)
+    # Filled by the invariants on first use (several of them look at the same entities).
+    entities_touched: list[str] | None = None
+    venues_touched: list[str] | None = None
 
 
 class Books:
@@ -123,6 +132,12 @@ class Books:
         self._undo: list[tuple[Any, ...]] | None = None
         self._haircuts: dict[tuple[str, str | None], Decimal] = {}
         self._unit_prices: dict[str, Any] = {}
+        # Running values in the quote, per venue, of what the reserve-ratio check reads after
+        # every event: customer liabilities and haircut liquid reserves. Kept exactly (see
+        # SUM_CONTEXT) as aggregates and prices move, so reading them is O(1) instead of a
+        # sum over the venue's assets. tests/test_books.py holds them equal to the sums.
+        self.liab_value: dict[str, Decimal] = defaultdict(Decimal)
+        self.reserve_value: dict[str, Decimal] = defaultdict(Decimal)
 
     # -- applying events ------------------------------------------------------------------------
     def apply(self, event: Event, *, seq: int | None = None, undoable: bool = False) -> Change:
@@ -184,8 +199,9 @@ class Books:
                     table.pop(key, None)
                 else:
                     table[key] = old_value
-                if table is self.prices:
-                    self._unit_prices.pop(key, None)
+            elif kind == "price":
+                _, asset, old_price = entry
+                self._set_price(asset, old_price)
             elif kind == "set":
                 _, members, member, present = entry
                 (members.add if present else members.discard)(member)
@@ -298,17 +314,77 @@ class Books:
                 assets.add(asset)
                 self.asset_entities[asset].add(entity)
         if cls == HOLDINGS or cls == CUSTODY:
-            self.held[ea] += delta
+            held_before = self.held[ea]
+            held_after = self.held[ea] = held_before + delta
             if cls == CUSTODY:
                 self.custody[ea] += delta
+            moved = (held_after if held_after > 0 else 0) - (held_before if held_before > 0 else 0)
+            if moved:
+                self._add_value(self.reserve_value, entity, asset, moved, self._keep(asset, entity))
         elif cls == CUSTOMER:
-            self.cust_liab[ea] += (new_pos - new) - (old_pos - old)
+            owed = (new_pos - new) - (old_pos - old)
+            self.cust_liab[ea] += owed
             self.venues.add(entity)
+            if owed:
+                self._add_value(self.liab_value, entity, asset, owed, None)
         elif cls == PLEDGED:
             self.pledged_by[ea] += delta
         if related:
             self.related[ea] += new_pos - old_pos
         return cls
+
+    def _keep(self, asset: str, owner: str) -> Decimal:
+        """The share of ``asset``'s value that counts as a liquid reserve of ``owner``."""
+        return 1 - self.haircut(asset, owner=owner)
+
+    def _add_value(
+        self, table: dict[str, Decimal], entity: str, asset: str, minor: int, keep: Decimal | None
+    ) -> None:
+        unit = self._unit_prices.get(asset, _ABSENT)
+        if unit is _ABSENT:
+            unit = self._unit_price(asset)
+        if unit is None:
+            return  # unpriced: worth nothing until its first price
+        value = SUM_CONTEXT.multiply(minor, unit)
+        if keep is not None:
+            value = SUM_CONTEXT.multiply(value, keep)
+        table[entity] = SUM_CONTEXT.add(table[entity], value)
+
+    def _set_price(self, asset: str, price: Any) -> None:
+        """Set (or, with ``_ABSENT``, forget) a price and move the running values with it."""
+        before = self._unit_prices.get(asset, _ABSENT)
+        if before is _ABSENT:
+            before = self._unit_price(asset)
+        if price is _ABSENT:
+            self.prices.pop(asset, None)
+        else:
+            self.prices[asset] = price
+        self._unit_prices.pop(asset, None)
+        after = self._unit_price(asset)
+        step = SUM_CONTEXT.subtract(after or 0, before or 0)
+        if not step:
+            return
+        for entity in self.asset_entities.get(asset, ()):
+            ea = (entity, asset)
+            owed = self.cust_liab.get(ea, 0)
+            if owed:
+                self.liab_value[entity] = SUM_CONTEXT.add(
+                    self.liab_value[entity], SUM_CONTEXT.multiply(owed, step)
+                )
+            held = self.held.get(ea, 0)
+            if held > 0:
+                moved = SUM_CONTEXT.multiply(SUM_CONTEXT.multiply(held, step), self._keep(asset, entity))
+                self.reserve_value[entity] = SUM_CONTEXT.add(self.reserve_value[entity], moved)
+
+    def _rebuild_values(self) -> None:
+        self.liab_value.clear()
+        self.reserve_value.clear()
+        for (entity, asset), owed in self.cust_liab.items():
+            if owed:
+                self._add_value(self.liab_value, entity, asset, owed, None)
+        for (entity, asset), held in self.held.items():
+            if held > 0:
+                self._add_value(self.reserve_value, entity, asset, held, self._keep(asset, entity))
 
     # -- state for snapshots (plain JSON, never pickle: snapshots may come from a file that
     #    someone else wrote, and loading them must not run code) ------------------------------
@@ -372,6 +448,7 @@ class Books:
             for asset in assets:
                 books.entity_assets[entity].add(asset)
                 books.asset_entities[asset].add(entity)
+        books._rebuild_values()
         for target in books.collateral:
             books._reindex_cover(target)
         return books
@@ -531,9 +608,8 @@ class Books:
     def _on_price_updated(self, e: ev.PriceUpdated, change: Change) -> None:
         if e.quote == self.quote:
             change.price_before = self.prices.get(e.asset)
-            self._remember("dict", self.prices, e.asset, self.prices.get(e.asset, _ABSENT))
-            self.prices[e.asset] = e.price
-            self._unit_prices.pop(e.asset, None)
+            self._remember("price", e.asset, self.prices.get(e.asset, _ABSENT))
+            self._set_price(e.asset, e.price)
             change.price_asset = e.asset
 
     # -- the collateral break-price index --------------------------------------------------------
@@ -696,7 +772,7 @@ class Books:
         return VALUE_CONTEXT.subtract(self.total_assets(entity), self.total_liabilities(entity))
 
     def customer_liabilities(self, venue: str) -> Decimal:
-        return self._sum(self.cust_liab, venue)
+        return self.liab_value.get(venue, Decimal(0))
 
     def custody_value(self, venue: str) -> Decimal:
         return self._sum(self.custody, venue)
@@ -714,13 +790,7 @@ class Books:
 
     def liquid_reserves(self, venue: str) -> Decimal:
         """Haircut value of the venue's holdings (custody and corporate), own tokens at 100% off."""
-        total = Decimal(0)
-        for asset in self.entity_assets.get(venue, ()):
-            minor = self.held.get((venue, asset), 0)
-            if minor > 0:
-                keep = 1 - self.haircut(asset, owner=venue)
-                total = VALUE_CONTEXT.add(total, VALUE_CONTEXT.multiply(self.value(minor, asset), keep))
-        return total
+        return self.reserve_value.get(venue, Decimal(0))
 
     def own_token_value(self, entity: str) -> Decimal:
         """Market value of tokens issued by ``entity`` or an affiliate, held or pledged by it."""

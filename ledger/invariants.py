@@ -178,19 +178,27 @@ class Segregation:
             )
 
 
-def _venues_touched(ctx: Context) -> set[str]:
-    books = ctx.books
-    venues = {v for v, _ in ctx.change.venue_assets} | (ctx.change.entities & books.venues)
-    if ctx.change.price_asset is not None:
-        venues |= books.asset_entities.get(ctx.change.price_asset, set()) & books.venues
-    return venues
+def _venues_touched(ctx: Context) -> list[str]:
+    """Venues whose reserves may have moved: sorted, computed once per event."""
+    change = ctx.change
+    if change.venues_touched is None:
+        books = ctx.books
+        venues = {v for v, _ in change.venue_assets} | (change.entities & books.venues)
+        if change.price_asset is not None:
+            venues |= books.asset_entities.get(change.price_asset, set()) & books.venues
+        change.venues_touched = sorted(venues)
+    return change.venues_touched
 
 
-def _entities_touched(ctx: Context) -> set[str]:
-    entities = set(ctx.change.entities)
-    if ctx.change.price_asset is not None:
-        entities |= ctx.books.asset_entities.get(ctx.change.price_asset, set())
-    return entities
+def _entities_touched(ctx: Context) -> list[str]:
+    """Entities whose balance sheet may have moved: sorted, computed once per event."""
+    change = ctx.change
+    if change.entities_touched is None:
+        entities = change.entities
+        if change.price_asset is not None:
+            entities = entities | ctx.books.asset_entities.get(change.price_asset, set())
+        change.entities_touched = sorted(entities)
+    return change.entities_touched
 
 
 class ReserveRatio:
@@ -201,7 +209,7 @@ class ReserveRatio:
 
     def check(self, ctx: Context) -> Iterator[Status]:
         books, minimum = ctx.books, ctx.policy.min_reserve_ratio
-        for venue in sorted(_venues_touched(ctx)):
+        for venue in _venues_touched(ctx):
             owed = books.customer_liabilities(venue)
             if owed <= 0:
                 yield Status(venue, True)
@@ -264,7 +272,7 @@ class OwnTokenConcentration:
 
     def check(self, ctx: Context) -> Iterator[Status]:
         books, maximum = ctx.books, ctx.policy.max_own_token_share
-        for entity in sorted(_entities_touched(ctx)):
+        for entity in _entities_touched(ctx):
             own = books.own_token_value(entity)
             total = books.total_assets(entity) if own > 0 else Decimal(0)
             if own <= 0 or total <= 0:
@@ -296,7 +304,7 @@ class RelatedPartyExposure:
 
     def check(self, ctx: Context) -> Iterator[Status]:
         books, maximum = ctx.books, ctx.policy.max_related_party_exposure
-        for entity in sorted(_entities_touched(ctx)):
+        for entity in _entities_touched(ctx):
             exposure = books.related_exposure(entity)
             if exposure <= 0:
                 yield Status(entity, True)

@@ -6,12 +6,16 @@ import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scenario import timeline
 
 import events as ev
 from ledger.books import Books
 from ledger.errors import InputError
 from ledger.policy import Policy
+from ledger.testing.strategies import histories as ledger_histories
+from ledger.testing.strategies import policies
 
 
 def apply_all(tl, books: Books | None = None) -> tuple[dict[str, list[tuple[str, str, str, int]]], Books]:
@@ -901,3 +905,47 @@ def test_account_names_reserved_for_implicit_accounts_are_refused(tmp_path, name
     with pytest.raises(InputError, match="account"):
         tl.check()
 
+
+
+# ------------------------------------------------------------------------------------------------
+# running values: kept incrementally, always equal to the sums over assets
+# ------------------------------------------------------------------------------------------------
+def _reference_values(books: Books, entity: str) -> tuple[Decimal, Decimal]:
+    owed = reserves = Decimal(0)
+    for asset in books.entity_assets.get(entity, ()):
+        owed += books.value(books.cust_liab.get((entity, asset), 0), asset)
+        held = books.held.get((entity, asset), 0)
+        if held > 0:
+            reserves += books.value(held, asset) * (1 - books.haircut(asset, owner=entity))
+    return owed, reserves
+
+
+def _values(books: Books) -> dict[str, tuple[Decimal, Decimal]]:
+    return {
+        entity: (books.customer_liabilities(entity), books.liquid_reserves(entity))
+        for entity in sorted(books.entity_assets)
+    }
+
+
+@given(history=ledger_histories(max_events=60), policy=policies(), data=st.data())
+def test_running_values_equal_the_sums_after_every_event_undo_and_snapshot(history, policy, data):
+    books = Books(policy)
+    for event in history:
+        before = _values(books)
+        undo = data.draw(st.booleans(), label=f"undo {event.id}")
+        books.apply(event, undoable=undo)
+        for entity in books.entity_assets:
+            assert (books.customer_liabilities(entity), books.liquid_reserves(entity)) == _reference_values(
+                books, entity
+            )
+        if undo:
+            if data.draw(st.booleans(), label=f"take back {event.id}"):
+                books.undo()
+                assert _values(books) == {e: v for e, v in before.items()} | {
+                    e: (Decimal(0), Decimal(0)) for e in _values(books) if e not in before
+                }
+                books.apply(event)
+            else:
+                books.keep()
+    restored = Books.from_state(json.loads(json.dumps(books.to_state())), policy)
+    assert _values(restored) == _values(books)
