@@ -307,8 +307,10 @@ class Books:
         old_pos = old if old > 0 else 0
         new_pos = new if new > 0 else 0
         if cls != EQUITY and cls != EXTERNAL:
-            self.pos[ea] += new_pos - old_pos
-            self.neg[ea] += (new_pos - new) - (old_pos - old)  # the change in max(-balance, 0)
+            if new_pos != old_pos:
+                self.pos[ea] += new_pos - old_pos
+            if new_pos - new != old_pos - old:  # max(-balance, 0) moved
+                self.neg[ea] += (new_pos - new) - (old_pos - old)
             assets = self.entity_assets[entity]
             if asset not in assets:
                 assets.add(asset)
@@ -329,7 +331,7 @@ class Books:
                 self._add_value(self.liab_value, entity, asset, owed, None)
         elif cls == PLEDGED:
             self.pledged_by[ea] += delta
-        if related:
+        if related and new_pos != old_pos:
             self.related[ea] += new_pos - old_pos
         return cls
 

@@ -241,8 +241,8 @@ class Investigation:
         target = self.resolve(seq=seq, at=at, recorded=recorded)
         books = self._load_snapshot(target) or Books(self.policy)
         if books.last_seq < target:
-            for record in self.log.iter_records(from_seq=books.last_seq + 1, to_seq=target):
-                books.apply(record.event, seq=record.seq)
+            for seq, event, _ in self.log.iter_payloads(from_seq=books.last_seq + 1, to_seq=target):
+                books.apply(event, seq=seq)
         return books
 
     # -- account history -------------------------------------------------------------------------

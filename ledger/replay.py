@@ -149,7 +149,10 @@ Source = Any  # a Timeline, a Log, a path or bundled name, or an iterable of eve
 
 
 def _iter_source(source: Source) -> Iterator[tuple[int, Event, str, str | None]]:
-    """(seq, event, where, canonical payload if already known) per event, streamed."""
+    """(seq, event, where, canonical payload if already known) per event, streamed.
+
+    ``where`` is "" for a log (errors then name the seq).
+    """
     if isinstance(source, (str, Path)):
         source = replays.load_timeline(source)
     if isinstance(source, replays.Timeline):
@@ -157,8 +160,8 @@ def _iter_source(source: Source) -> Iterator[tuple[int, Event, str, str | None]]
             yield index + 1, event, source.where[index], None
         return
     if isinstance(source, Log):
-        for record in source.iter_records():
-            yield record.seq, record.event, f"seq {record.seq}", record.payload or None
+        for seq, event, payload in source.iter_payloads():
+            yield seq, event, "", payload
         return
     for index, item in enumerate(source):
         if isinstance(item, Record):
@@ -261,7 +264,7 @@ class Replay:
             change = self.books.apply(event, seq=seq, undoable=bool(enforce))
         except EventValueError as exc:
             raise InputError(
-                [Problem(f"{exc}", event_id=event.id, where=f"{where} ({event.id})" if where else "")]
+                [Problem(f"{exc}", event_id=event.id, where=f"{where or f'seq {seq}'} ({event.id})")]
             ) from None
         ctx = Context(self.books, self.policy, event, change, seq)
         opened: list[Violation] = []
@@ -272,12 +275,12 @@ class Replay:
             assertion = assertion_result(self.books, event)
             assertion = {"seq": seq, "event_id": event.id, "at": ev.format_instant(event.at), **assertion}
         open_now = self._open
-        touch = touched_keys.append
+        note_touched = touched_keys.append
         for inv in self.invariants:
             name = inv.name
             for status in inv.check(ctx):
                 key = (name, status.subject)
-                touch(key)
+                note_touched(key)
                 if status.ok:
                     if open_now and key in open_now:
                         closed.append(open_now[key])
@@ -416,7 +419,7 @@ def books_at(source: Source, *, policy: Policy | None = None, seq: int | None = 
         try:
             books.apply(event, seq=s)
         except EventValueError as exc:
-            raise InputError([Problem(str(exc), event_id=event.id, where=where)]) from None
+            raise InputError([Problem(str(exc), event_id=event.id, where=where or f"seq {s}")]) from None
     return books
 
 

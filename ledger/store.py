@@ -21,6 +21,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -289,35 +290,39 @@ class Log:
 
         Reads in pages of ``batch_size`` by seq range, so memory does not grow with the log.
         """
+        columns = "seq, payload, recorded_at, prev_hash, hash"
+        for seq, payload, recorded_at, prev_hash, hash_ in self._pages(columns, from_seq, to_seq, batch_size):
+            event = _decode_stored(seq, payload)
+            yield Record(seq, event, recorded_at, bytes(prev_hash), bytes(hash_), payload)
+
+    def iter_payloads(
+        self, *, from_seq: int = 1, to_seq: int | None = None, batch_size: int = 2000
+    ) -> Iterator[tuple[int, Event, str]]:
+        """Stream ``(seq, event, canonical payload)`` in seq order: what a replay reads.
+
+        Like :meth:`iter_records` without the chain columns (cheaper per row).
+        """
+        for seq, payload in self._pages("seq, payload", from_seq, to_seq, batch_size):
+            yield seq, _decode_stored(seq, payload), payload
+
+    def _pages(
+        self, columns: str, from_seq: int, to_seq: int | None, batch_size: int
+    ) -> Iterator[tuple[Any, ...]]:
         last = max(from_seq, 1) - 1  # seqs start at 1: an empty first page must not end the scan
-        stop = to_seq if to_seq is not None else None
         while True:
-            hi = last + batch_size if stop is None else min(last + batch_size, stop)
-            if stop is not None and last >= stop:
+            if to_seq is not None and last >= to_seq:
                 return
+            hi = last + batch_size if to_seq is None else min(last + batch_size, to_seq)
             try:
                 rows = self._conn.execute(
-                    "SELECT seq, payload, recorded_at, prev_hash, hash FROM events "
-                    "WHERE seq > ? AND seq <= ? ORDER BY seq",
+                    f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
                     (last, hi),
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
             if not rows:
                 return
-            from_stored = ev.from_stored
-            for seq, payload, recorded_at, prev_hash, hash_ in rows:
-                try:
-                    # Stored payloads were validated on append and are checked strictly by
-                    # verify(); reading them back only converts types (events.from_stored).
-                    event = from_stored(payload)
-                except (EventValueError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                    raise VerificationError(
-                        f"seq {seq}: stored payload does not decode ({exc}); run 'ledger verify'",
-                        seq=seq,
-                        kind="payload",
-                    ) from None
-                yield Record(seq, event, recorded_at, bytes(prev_hash), bytes(hash_), payload)
+            yield from rows
             last = rows[-1][0]
 
     def iter_events(self, *, from_seq: int = 1, to_seq: int | None = None) -> Iterator[Event]:
@@ -454,15 +459,15 @@ class Log:
                 if guard is not None and fresh:
                     guard(registry, [batch[i] for i in fresh])
                 appended = self._insert(head, [(batch[i], records[i]) for i in fresh])
-                dirty = registry._dirty
-                conn.executemany(
-                    "INSERT OR REPLACE INTO registry (kind, key, value) VALUES (?, ?, ?)",
-                    [
-                        (kind, key, value)
-                        for kind, key in sorted(dirty)
-                        if kind != "state" and (value := registry.encode(kind, key)) is not None
-                    ],
-                )
+                changed = [
+                    (kind, key, value)
+                    for kind, key in sorted(registry._dirty)
+                    if kind != "state" and (value := registry.encode(kind, key)) is not None
+                ]
+                if changed:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO registry (kind, key, value) VALUES (?, ?, ?)", changed
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -671,6 +676,19 @@ class Log:
                     )
                 matched += 1
         return VerifyResult(last, Head(last, prev), matched)
+
+
+def _decode_stored(seq: int, payload: str) -> Event:
+    try:
+        # Stored payloads were validated on append and are checked strictly by verify();
+        # reading them back only converts types (events.from_stored).
+        return ev.from_stored(payload)
+    except (EventValueError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise VerificationError(
+            f"seq {seq}: stored payload does not decode ({exc}); run 'ledger verify'",
+            seq=seq,
+            kind="payload",
+        ) from None
 
 
 def _aware(value: datetime, field: str) -> datetime:
