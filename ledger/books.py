@@ -132,6 +132,7 @@ class Books:
         self._undo: list[tuple[Any, ...]] | None = None
         self._haircuts: dict[tuple[str, str | None], Decimal] = {}
         self._unit_prices: dict[str, Any] = {}
+        self._own_tokens: dict[tuple[str, str], bool] = {}
         # Running values in the quote, per venue, of what the reserve-ratio check reads after
         # every event: customer liabilities and haircut liquid reserves. Kept exactly (see
         # SUM_CONTEXT) as aggregates and prices move, so reading them is O(1) instead of a
@@ -269,7 +270,11 @@ class Books:
             else:
                 raise AssertionError(f"unknown account {entity}:{account}")
         related = other is not None and other != entity and self.registry.affiliated(entity, other)
-        result = self._class_cache[(entity, account)] = (cls, other, related)
+        result = (cls, other, related)
+        if cls != LOAN and cls != PLEDGED:
+            # Per-loan accounts are not remembered: there is one set per loan ever made, most
+            # of them settled long ago, and they are cheap to classify again.
+            self._class_cache[(entity, account)] = result
         return result
 
     def _post(self, change: Change, entity: str, account: str, asset: str, delta: int) -> None:
@@ -642,7 +647,8 @@ class Books:
             bisect.insort(self.cover_index[asset], (k, target))
         else:
             assets = {a for a, _ in held} | debt_assets
-            self._complex_of[target] = assets
+            if assets:  # a settled target (no collateral, no debt) needs no entry
+                self._complex_of[target] = assets
             for asset in assets:
                 self.complex_targets[asset].add(target)
 
@@ -797,12 +803,19 @@ class Books:
     def own_token_value(self, entity: str) -> Decimal:
         """Market value of tokens issued by ``entity`` or an affiliate, held or pledged by it."""
         total = Decimal(0)
-        assets = self.registry.assets
         for asset in self.entity_assets.get(entity, ()):
-            issuer = assets[asset].issuer
-            if issuer is not None and self.registry.affiliated(entity, issuer):
+            if self._is_own_token(entity, asset):
                 total = VALUE_CONTEXT.add(total, self.holdings_value(entity, asset))
         return total
+
+    def _is_own_token(self, entity: str, asset: str) -> bool:
+        # Remembered: issuers and groups never change once declared.
+        key = (entity, asset)
+        own = self._own_tokens.get(key)
+        if own is None:
+            issuer = self.registry.assets[asset].issuer
+            own = self._own_tokens[key] = issuer is not None and self.registry.affiliated(entity, issuer)
+        return own
 
     def secured_debt(self, target: str) -> Decimal:
         """Value of what a secured target owes: a loan's outstanding principal, or an account's

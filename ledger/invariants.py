@@ -111,11 +111,12 @@ class NoUnauthorisedNegative:
 
     def check(self, ctx: Context) -> Iterator[Status]:
         books = ctx.books
+        balances, limits = books.balances, books.limits
         for key in sorted(ctx.change.accounts):
             entity, account, asset = key
             cls, holder = books.classify(entity, account)
             if cls == HOLDINGS or cls == CUSTODY:
-                balance = books.balances.get(key, 0)
+                balance = balances.get(key, 0)
                 if balance >= 0:
                     yield Status(f"{entity}:{account}/{asset}", True)
                     continue
@@ -128,8 +129,8 @@ class NoUnauthorisedNegative:
                 )
             elif cls == CUSTOMER:
                 ref = f"{entity}:{account}"
-                balance = books.balance(ref, asset)
-                limit = books.limit(ref, asset)
+                balance = -balances.get(key, 0)  # the holder's view of a customer account
+                limit = limits.get((ref, asset), 0) if limits else 0
                 if balance >= -limit:
                     yield Status(f"{ref}/{asset}", True)
                     continue
