@@ -133,6 +133,7 @@ class Books:
         self._haircuts: dict[tuple[str, str | None], Decimal] = {}
         self._unit_prices: dict[str, Any] = {}
         self._own_tokens: dict[tuple[str, str], bool] = {}
+        self._handlers: dict[str, Any] = {}
         # Running values in the quote, per venue, of what the reserve-ratio check reads after
         # every event: customer liabilities and haircut liquid reserves. Kept exactly (see
         # SUM_CONTEXT) as aggregates and prices move, so reading them is O(1) instead of a
@@ -153,7 +154,9 @@ class Books:
         try:
             self.registry.apply(event)
             change = Change()
-            handler = getattr(self, "_on_" + event.type, None)
+            handler = self._handlers.get(event.type)
+            if handler is None and event.type not in self._handlers:
+                handler = self._handlers[event.type] = getattr(self, "_on_" + event.type, None)
             if handler is not None:
                 handler(event, change)
         except BaseException:

@@ -1,6 +1,7 @@
 """Invariants: named, incremental checks run after every event.
 
-An invariant is any object with ``name``, ``meaning`` and ``check(ctx)``. ``check`` looks only at
+An invariant is any object with ``name``, ``meaning`` and ``check(ctx)`` (and optionally
+``event_types``, the event types it reacts to). ``check`` looks only at
 what the event touched (``ctx.change``) and yields a :class:`Status` per subject it looked at:
 ok or not, the observed value and the threshold. The replay engine turns a subject that stops
 being ok into an *opened* violation and one that becomes ok again into a *closed* one. Each check
@@ -61,6 +62,10 @@ class Context(NamedTuple):
 
 
 class Invariant(Protocol):
+    """``name``, ``meaning`` and ``check(ctx)``; optionally ``event_types``: a set of event type
+    names the invariant reacts to (the replay then calls ``check`` only for those events).
+    Without it, ``check`` is called after every event."""
+
     name: str
     meaning: str
 
@@ -337,6 +342,7 @@ class WithdrawalsHonoured:
 
     name: ClassVar[str] = "withdrawals-honoured"
     meaning: ClassVar[str] = "every withdrawal request is paid"
+    event_types: ClassVar[frozenset[str]] = frozenset({"withdrawal"})
 
     def check(self, ctx: Context) -> Iterator[Status]:
         change = ctx.change
@@ -360,6 +366,7 @@ class Assertions:
 
     name: ClassVar[str] = "assertions"
     meaning: ClassVar[str] = "each figure from the public record matches the books within its tolerance"
+    event_types: ClassVar[frozenset[str]] = frozenset({"balance_asserted"})
 
     def check(self, ctx: Context) -> Iterator[Status]:
         event = ctx.event

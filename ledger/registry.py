@@ -75,6 +75,7 @@ class Registry:
         self._dirty: set[tuple[str, str]] = set()
         self._last_minor: tuple[Any, str, int] = (None, "", 0)
         self._last_at_journaled = False
+        self._handlers: dict[str, Any] = {}
 
     # -- journal -------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -130,7 +131,9 @@ class Registry:
                 f"at: {format_instant(event.at)} is before the previous event's "
                 f"{format_instant(last_at)}; events must be in time order"
             )
-        handler = getattr(self, "_apply_" + event.type)
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            handler = self._handlers[event.type] = getattr(self, "_apply_" + event.type)
         handler(event)
         if last_at != event.at:
             # The one entry every event changes: journal its first change in a batch only

@@ -190,6 +190,11 @@ class Replay:
         names = [inv.name for inv in self.invariants]
         if len(set(names)) != len(names):
             raise InputError(f"invariant names must be unique, got {names}")
+        # Per event type, the invariants to run (those without ``event_types`` run for all).
+        self._checks: dict[str, list[Any]] = {
+            t: [inv for inv in self.invariants if t in getattr(inv, "event_types", (t,))]
+            for t in ev.EVENT_TYPES
+        }
         self.books = books or Books(self.policy)
         self._source = source
         self._until = until
@@ -276,7 +281,7 @@ class Replay:
             assertion = {"seq": seq, "event_id": event.id, "at": ev.format_instant(event.at), **assertion}
         open_now = self._open
         note_touched = touched_keys.append
-        for inv in self.invariants:
+        for inv in self._checks[event.type]:
             name = inv.name
             for status in inv.check(ctx):
                 key = (name, status.subject)

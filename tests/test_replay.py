@@ -21,7 +21,7 @@ import events as ev
 import replays
 from ledger.books import CUSTODY, CUSTOMER, EQUITY, EXTERNAL, HOLDINGS, Books
 from ledger.errors import InputError
-from ledger.invariants import STANDARD, STANDARD_NAMES
+from ledger.invariants import STANDARD, STANDARD_NAMES, Status
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, replay
 from ledger.store import Log
@@ -675,3 +675,27 @@ def test_values_in_metrics_round_half_even(tmp_path):
     )
     steps, _ = run(tl)
     assert steps[-1].metrics["customer_liabilities"] == "0.12"
+
+
+class _Counting:
+    """A user invariant that counts the events it was asked about; one subject, never ok."""
+
+    def __init__(self, name, event_types=None):
+        self.name, self.meaning, self.seen = name, "counts", []
+        if event_types is not None:
+            self.event_types = event_types
+
+    def check(self, ctx):
+        self.seen.append(ctx.event.type)
+        yield Status("x", False, detail="always broken")
+
+
+def test_event_types_limit_which_events_an_invariant_sees():
+    tl = replays.load_timeline("small-example")
+    every, deposits = _Counting("every"), _Counting("deposits", frozenset({"deposit"}))
+    summary = replay(tl, extra_invariants=[every, deposits]).run()
+    assert every.seen == [e.type for e in tl.events]
+    assert deposits.seen == [e.type for e in tl.events if e.type == "deposit"] and deposits.seen
+    first_deposit = next(e for e in tl.events if e.type == "deposit")
+    assert summary.first_breaches["deposits"].event_id == first_deposit.id
+    assert summary.first_breaches["every"].event_id == tl.events[0].id
