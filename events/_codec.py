@@ -179,29 +179,70 @@ def _stored_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
         for f in attrs.fields(cls):
             kind = f.metadata["kind"]
             if kind in _DECIMAL_KINDS:
-                convert: Any = _stored_decimal
+                convert: Any = _STORED_DECIMALS[kind]
             elif kind == "instant":
                 convert = _stored_instant
             elif kind == "sources":
-                convert = tuple
+                convert = _stored_sources
+            elif kind == "int":
+                convert = _stored_int
             else:
-                convert = None
+                convert = _stored_str
             default = _REQUIRED if f.default is attrs.NOTHING else f.default
             rows.append((f.name, convert, default))
         info = _STORED_INFO[cls] = tuple(rows)
     return info
 
 
-def _stored_decimal(text: Any) -> Decimal:
+# Reading back converts types and checks only what would otherwise crash the books or pass a
+# wrong sign silently (type, finiteness, sign); the full field rules are verify()'s job.
+def _stored_decimal(text: Any, *, minimum: int | None = None) -> Decimal:
     if type(text) is not str:
         raise EventValueError(f"expected a decimal string, got {type(text).__name__}")
-    return Decimal(text)
+    value = Decimal(text)
+    if not value.is_finite() or (minimum is not None and value < minimum):
+        raise EventValueError(f"stored value {text!r} is out of range")
+    return value
 
 
-def _stored_instant(text: str) -> datetime:
+def _stored_positive(text: Any) -> Decimal:
+    value = _stored_decimal(text, minimum=0)
+    if not value:
+        raise EventValueError(f"stored value {text!r} must be > 0")
+    return value
+
+
+_STORED_DECIMALS = {
+    "amount": _stored_positive,
+    "price": _stored_positive,
+    "amount0": lambda text: _stored_decimal(text, minimum=0),
+    "signed": _stored_decimal,
+    "decimal": _stored_decimal,
+}
+
+
+def _stored_instant(text: Any) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise EventValueError(f"stored instant {text!r} has no offset")
+    return value
+
+
+def _stored_sources(value: Any) -> tuple[str, ...]:
+    if type(value) is not list or not all(type(v) is str for v in value):
+        raise EventValueError("source: expected a list of strings")
+    return tuple(value)
+
+
+def _stored_int(value: Any) -> int:
+    if type(value) is not int:
+        raise EventValueError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _stored_str(value: Any) -> str:
+    if type(value) is not str:
+        raise EventValueError(f"expected a string, got {type(value).__name__}")
     return value
 
 
@@ -211,9 +252,10 @@ def from_stored(payload: str | bytes) -> Event:
     The log stores only canonical payloads of events that passed every check when they were
     appended, and ``Log.verify`` re-decodes each one strictly (:func:`from_json`) and checks that
     it re-encodes to the same bytes. Reading the log back therefore converts types only (decimal
-    strings, timestamps, source lists), several times faster than :func:`from_json`. Raises
-    :class:`EventValueError` (or ``ValueError``/``KeyError``/``TypeError``) on a payload that is
-    not even the right shape: the reader reports that as a damaged log.
+    strings, timestamps, source lists) and checks types, finiteness and signs, several times
+    faster than :func:`from_json`. Raises :class:`EventValueError` (or ``ValueError``,
+    ``ArithmeticError``, ``KeyError``, ``TypeError``) on a payload that is not even the right
+    shape: the log's readers report that as a damaged log.
     """
     data = orjson.loads(payload)
     cls = EVENT_TYPES[data["type"]]
@@ -227,7 +269,7 @@ def from_stored(payload: str | bytes) -> Event:
             if default is _REQUIRED:
                 raise EventValueError(f"{name}: required")
             value = default
-        elif convert is not None:
+        else:
             value = convert(value)
         setter(event, name, value)
     return event

@@ -683,7 +683,7 @@ def _decode_stored(seq: int, payload: str) -> Event:
         # Stored payloads were validated on append and are checked strictly by verify();
         # reading them back only converts types (events.from_stored).
         return ev.from_stored(payload)
-    except (EventValueError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (EventValueError, ValueError, ArithmeticError, KeyError, TypeError, AttributeError) as exc:
         raise VerificationError(
             f"seq {seq}: stored payload does not decode ({exc}); run 'ledger verify'",
             seq=seq,

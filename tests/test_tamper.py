@@ -20,6 +20,7 @@ from strategies import deposit, linear_history
 import events as ev
 from ledger.cli import cli
 from ledger.errors import InputError, VerificationError
+from ledger.replay import Replay
 from ledger.store import Checkpoint, Log, chain_hash
 
 TRIGGERS = ("events_refuse_update", "events_refuse_delete", "events_gapless")
@@ -301,6 +302,41 @@ def test_bytes_that_are_not_text_are_a_bad_row_not_a_crash(db, column):
     err = refused(path, cp)
     assert (err.kind, err.seq) == ("encoding", 18)
     assert str(err) == "seq 18: a column holds bytes that are not valid text; the row was edited or the file is damaged"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"amount":"9.09"', '"amount":"abc"'),
+        ('"amount":"9.09"', '"amount":9.09'),
+        ('"amount":"9.09"', '"amount":"-9.09"'),
+        ('"amount":"9.09"', '"amount":"NaN"'),
+        ('"account":"ex:cust"', '"account":5'),
+        ('"source":["S"]', '"source":"S"'),
+        ('"at":"', '"at":"x'),
+        ('"type":"deposit"', '"type":"no_such_type"'),
+        ('"v":1', '"v":7'),
+        ('"asset":"USD",', ""),
+    ],
+)
+def test_a_malformed_rechained_payload_stops_reads_and_replay_with_a_named_seq(db, old, new):
+    # Readers (replay, as-of, export) trust payloads that verify() accepts; a careful attacker
+    # who re-chains a malformed payload gets a clean error naming the seq, never a traceback,
+    # and verify() names it too.
+    path, cp = db
+    with Tamper(path) as t:
+        payload = t.row(20)[5]
+        assert old in payload
+        t.set(20, "payload", payload.replace(old, new, 1))
+        t.rechain(20)
+    with Log.open(path, readonly=True) as log:
+        with pytest.raises((VerificationError, InputError)) as info:
+            Replay(log).run()
+        assert "seq 20" in str(info.value)
+        with pytest.raises(VerificationError) as info:
+            list(log.iter_records())
+        assert info.value.seq == 20
+    assert refused(path).seq == 20
 
 
 def test_non_ascii_recorded_at_is_a_bad_row(db):
