@@ -336,7 +336,7 @@ def test_a_malformed_rechained_payload_stops_reads_and_replay_with_a_named_seq(d
         with pytest.raises(VerificationError) as info:
             list(log.iter_records())
         assert info.value.seq == 20
-    assert refused(path).seq == 20
+    assert refused(path, cp).seq == 20
 
 
 def test_non_ascii_recorded_at_is_a_bad_row(db):
