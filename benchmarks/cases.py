@@ -53,15 +53,20 @@ def _rows(chunk: list[ev.Event], start: int) -> list[tuple[Any, ...]]:
     ]
 
 
+def _append_batches(db: str, n: int, accounts: int) -> tuple[int, float]:
+    """Append W(n) in chunks of CHUNK; return (events in the log, seconds spent in append)."""
+    seconds = 0.0
+    with Log.open(db, create=True) as log:
+        for chunk in _chunks(n, accounts):
+            t = time.perf_counter()
+            log.append(chunk)
+            seconds += time.perf_counter() - t
+        return log.head().seq, seconds
+
+
 def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[str, Any]:
     if name == "batch_append":
-        seconds = 0.0
-        with Log.open(db, create=True) as log:
-            for chunk in _chunks(n, accounts):
-                t = time.perf_counter()
-                log.append(chunk)
-                seconds += time.perf_counter() - t
-            count = log.head().seq
+        count, seconds = _append_batches(db, n, accounts)
         return {"events": count, "seconds": seconds, "peak_mb": _peak_mb()}
     if name == "raw_executemany":
         conn = _raw_connection(db)
@@ -157,13 +162,7 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
     if name == "scale":
         # The end-to-end target: append N events (batches of CHUNK, as a loader would) and
         # replay them with every invariant, in one process. Generating W(N) is not timed.
-        append_s = 0.0
-        with Log.open(db, create=True) as log:
-            for chunk in _chunks(n, accounts):
-                t = time.perf_counter()
-                log.append(chunk)
-                append_s += time.perf_counter() - t
-            count = log.head().seq
+        count, append_s = _append_batches(db, n, accounts)
         with Log.open(db, readonly=True) as log:
             t = time.perf_counter()
             summary = Replay(log, metrics=False).run()
