@@ -503,6 +503,19 @@ def _check_prefix(log: Log, timeline: replays.Timeline) -> None:
     show_default=True,
     help="Which steps the text table shows: every event, only those that open or close a breach, or none.",
 )
+@click.option(
+    "--verify",
+    "verify_first",
+    is_flag=True,
+    help="Verify the log (hash chain, every payload strictly) before replaying it; exit 3 if it does not verify.",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Checkpoint file(s) the log must match before it is replayed (implies --verify).",
+)
 @handle_errors
 def replay(
     timeline: str | None,
@@ -514,13 +527,19 @@ def replay(
     fail_on: tuple[str, ...],
     extra: tuple[str, ...],
     steps: str,
+    verify_first: bool,
+    checkpoints: tuple[str, ...],
 ) -> None:
     """Replay a timeline (bundled NAME or FILE) event by event, checking every invariant.
 
     The timeline is first appended to the log (--db, idempotent: a rerun appends nothing), then
     replayed from the log. Without TIMELINE, the stored log is replayed. Prints a step table and
-    the first breach of each invariant; exit status 1 if a (--fail-on) invariant broke.
+    the first breach of each invariant; exit status 1 if a (--fail-on) invariant broke. Replay
+    reads the payloads as stored: with --verify (or --checkpoint) the log is first proved intact.
     """
+    if (verify_first or checkpoints) and no_record:
+        raise InputError("--verify/--checkpoint check the log; --no-record replays without one")
+    cps = [Checkpoint.read(path) for path in checkpoints]
     policy = Policy.from_toml(policy_file) if policy_file else Policy()
     stop = _instant(until, "--until")
     log = None
@@ -549,6 +568,13 @@ def replay(
             source = log
             if policy_file is None:
                 policy = _policy(None, log)
+        if log is not None and (verify_first or cps):
+            checked = log.verify(cps)
+            if fmt == "text":
+                click.echo(
+                    f"{db}: verified, {checked.events_checked} events, head {checked.head.hash_hex}"
+                    + (f", {checked.checkpoints_matched} checkpoint(s) matched" if cps else "")
+                )
         run = Replay(source, policy, until=stop, extra_invariants=load_invariants(extra))
         _check_fail_on(fail_on, run)
         _render(run, fmt=fmt, steps=steps, title=title, total=_length(source))

@@ -555,3 +555,24 @@ def test_cli_verify_exit_status_for_truncation_and_damaged_bytes(db, tmp_path):
     damaged = runner.invoke(cli, ["verify", "--db", str(path)])
     assert damaged.exit_code == 3
     assert damaged.stderr.startswith("Error: verification failed: seq 3: a column holds bytes that are not valid text")
+
+
+def test_cli_replay_verifies_first_when_asked(db, tmp_path):
+    # A well-formed edit, re-chained: replay alone cannot tell (it reads payloads as stored);
+    # --verify with the checkpoint kept elsewhere refuses it before replaying, exit 3.
+    path, cp = db
+    runner = CliRunner()
+    cp_file = tmp_path / "cp.json"
+    cp_file.write_text(cp.to_json(), encoding="utf-8")
+    ok = runner.invoke(cli, ["replay", "--db", str(path), "--checkpoint", str(cp_file), "--steps", "none"])
+    assert ok.exit_code in (0, 1), ok.output
+    assert ok.output.startswith(f"{path}: verified, {N} events, head {cp.head_hash}, 1 checkpoint(s) matched\n")
+    with Tamper(path) as t:
+        t.set(20, "payload", t.row(20)[5].replace('"amount":"9.09"', '"amount":"90.09"'))
+        t.rechain(20)
+    unverified = runner.invoke(cli, ["replay", "--db", str(path), "--steps", "none"])
+    assert unverified.exit_code in (0, 1) and "verified" not in unverified.output
+    refused_run = runner.invoke(cli, ["replay", "--db", str(path), "--checkpoint", str(cp_file)])
+    assert refused_run.exit_code == 3
+    assert refused_run.stderr.startswith("Error: verification failed: ")
+    assert "Replay of" not in refused_run.output and "Traceback" not in refused_run.output
