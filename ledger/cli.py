@@ -67,6 +67,13 @@ policy_option = click.option(
     default=None,
     help="Policy TOML file (thresholds, haircuts, enforce, disabled). Default: built-in policy.",
 )
+checkpoint_option = click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Checkpoint file(s) the log must still match (catches truncation and rewrites).",
+)
 format_option = click.option(
     "--format",
     "fmt",
@@ -226,13 +233,7 @@ def _instant(text: str | None, option: str) -> Any:
 
 @cli.command()
 @db_option
-@click.option(
-    "--checkpoint",
-    "checkpoints",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Checkpoint file(s) the log must still match (catches truncation and rewrites).",
-)
+@checkpoint_option
 @handle_errors
 def verify(db: str, checkpoints: tuple[str, ...]) -> None:
     """Walk the hash chain; name the first bad seq. Exit status 3 if the log does not verify."""
@@ -507,15 +508,9 @@ def _check_prefix(log: Log, timeline: replays.Timeline) -> None:
     "--verify",
     "verify_first",
     is_flag=True,
-    help="Verify the log (hash chain, every payload strictly) before replaying it; exit 3 if it does not verify.",
+    help="Verify the log (hash chain, every payload strictly) before replaying it; exit 3 if it does not verify. --checkpoint implies it.",
 )
-@click.option(
-    "--checkpoint",
-    "checkpoints",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Checkpoint file(s) the log must match before it is replayed (implies --verify).",
-)
+@checkpoint_option
 @handle_errors
 def replay(
     timeline: str | None,
