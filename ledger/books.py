@@ -350,9 +350,7 @@ class Books:
     def _add_value(
         self, table: dict[str, Decimal], entity: str, asset: str, minor: int, keep: Decimal | None
     ) -> None:
-        unit = self._unit_prices.get(asset, _ABSENT)
-        if unit is _ABSENT:
-            unit = self._unit_price(asset)
+        unit = self._unit_price(asset)
         if unit is None:
             return  # unpriced: worth nothing until its first price
         value = SUM_CONTEXT.multiply(minor, unit)
@@ -362,9 +360,7 @@ class Books:
 
     def _set_price(self, asset: str, price: Any) -> None:
         """Set (or, with ``_ABSENT``, forget) a price and move the running values with it."""
-        before = self._unit_prices.get(asset, _ABSENT)
-        if before is _ABSENT:
-            before = self._unit_price(asset)
+        before = self._unit_price(asset)
         if price is _ABSENT:
             self.prices.pop(asset, None)
         else:
@@ -728,19 +724,19 @@ class Books:
         """Exact market value of ``minor`` units of ``asset`` in the quote (0 if unpriced)."""
         if minor == 0:
             return Decimal(0)
-        unit = self._unit_prices.get(asset, _ABSENT)
-        if unit is _ABSENT:
-            unit = self._unit_price(asset)
+        unit = self._unit_price(asset)
         if unit is None:
             return Decimal(0)
         return VALUE_CONTEXT.multiply(minor, unit)
 
     def _unit_price(self, asset: str) -> Decimal | None:
         # The value of one minor unit: price x 10^-scale (exact; the same digits and exponent
-        # as pricing the amount and then shifting it). Forgotten when the price changes.
-        price = Decimal(1) if asset == self.quote else self.prices.get(asset)
-        unit = None if price is None else price.scaleb(-self.registry.assets[asset].scale, VALUE_CONTEXT)
-        self._unit_prices[asset] = unit
+        # as pricing the amount and then shifting it). Remembered until the price changes.
+        unit = self._unit_prices.get(asset, _ABSENT)
+        if unit is _ABSENT:
+            price = Decimal(1) if asset == self.quote else self.prices.get(asset)
+            unit = None if price is None else price.scaleb(-self.registry.assets[asset].scale, VALUE_CONTEXT)
+            self._unit_prices[asset] = unit
         return unit
 
     def haircut(self, asset: str, *, owner: str | None = None) -> Decimal:

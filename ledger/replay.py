@@ -212,18 +212,20 @@ class Replay:
         self._metrics: dict[str, str] = {}
         self._want_metrics = metrics
 
+    def _source_events(self) -> Iterator[tuple[int, Event, str, str | None]]:
+        for item in _iter_source(self._source):
+            if self._until is not None and item[1].at > self._until:
+                return
+            yield item
+
     def __iter__(self) -> Iterator[Step]:
-        for seq, event, where, payload in _iter_source(self._source):
-            if self._until is not None and event.at > self._until:
-                break
+        for seq, event, where, payload in self._source_events():
             yield self.step(seq, event, where=where, payload=payload)
         self._summary = self._summarise()
 
     def run(self) -> Summary:
         """Replay to the end and return the summary (no :class:`Step` is built)."""
-        for seq, event, where, payload in _iter_source(self._source):
-            if self._until is not None and event.at > self._until:
-                break
+        for seq, event, where, payload in self._source_events():
             self._advance(seq, event, where, payload)
         self._summary = self._summarise()
         return self._summary
