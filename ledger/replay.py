@@ -199,8 +199,8 @@ class Replay:
         self._source = source
         self._until = until
         self._open: dict[tuple[str, str], Violation] = {}
-        # Per subject, the ids of the latest events that touched it (at most
-        # CONTRIBUTORS_KEPT - 1: one of these exists for every subject ever checked).
+        # Per subject, the ids of the latest events that touched it, newest last (at most
+        # CONTRIBUTORS_KEPT: one of these exists for every subject ever checked).
         self._touch: dict[tuple[str, str], list[str]] = {}
         self._first: dict[str, Violation] = {}
         self._counts: dict[str, int] = {n: 0 for n in names}
@@ -276,18 +276,28 @@ class Replay:
         ctx = Context(self.books, self.policy, event, change, seq)
         opened: list[Violation] = []
         closed: list[Violation] = []
-        touched_keys: list[tuple[str, str]] = []
+        # In enforce mode the event may be refused: keep its keys to take it back out.
+        refusable: list[tuple[str, str]] | None = [] if enforce else None
         assertion = None
         if isinstance(event, ev.BalanceAsserted):
             assertion = assertion_result(self.books, event)
             assertion = {"seq": seq, "event_id": event.id, "at": ev.format_instant(event.at), **assertion}
-        open_now = self._open
-        note_touched = touched_keys.append
+        open_now, touch, event_id = self._open, self._touch, event.id
         for inv in self._checks[event.type]:
             name = inv.name
             for status in inv.check(ctx):
                 key = (name, status.subject)
-                note_touched(key)
+                # Remember the latest events that checked this subject ("contributing"), this
+                # one included: at most CONTRIBUTORS_KEPT ids, the newest last.
+                ids = touch.get(key)
+                if refusable is not None:
+                    refusable.append(key)
+                if ids is None:
+                    touch[key] = [event_id]
+                elif ids[-1] != event_id:
+                    ids.append(event_id)
+                    if len(ids) > CONTRIBUTORS_KEPT:
+                        del ids[0]
                 if status.ok:
                     if open_now and key in open_now:
                         closed.append(open_now[key])
@@ -297,21 +307,11 @@ class Replay:
             refused = [v for v in opened if v.invariant in enforce]
             if refused:
                 self.books.undo()
+                self._forget_touches(refusable or [], event_id)
                 reason = "; ".join(f"{v.invariant}: {v.detail}" for v in refused)
                 self._skipped.append((seq, event.id, reason))
                 return change, [], [], None, reason
             self.books.keep()
-        # Remember which events touched each subject (a few, for "contributing"), only now that
-        # the event is known to stay in the books.
-        touch, event_id = self._touch, event.id
-        for key in touched_keys:
-            ids = touch.get(key)
-            if ids is None:
-                touch[key] = [event_id]
-            elif ids[-1] != event_id:
-                ids.append(event_id)
-                if len(ids) >= CONTRIBUTORS_KEPT:
-                    del ids[0]
         for v in opened:
             self._open[(v.invariant, v.subject)] = v
             self._counts[v.invariant] += 1
@@ -326,8 +326,21 @@ class Replay:
         self._events += 1
         return change, opened, closed, assertion, None
 
+    def _forget_touches(self, keys: list[tuple[str, str]], event_id: str) -> None:
+        """Take a refused event back out of the "contributing" lists it was noted in.
+
+        Each list then still holds the CONTRIBUTORS_KEPT - 1 latest earlier ids (it held
+        CONTRIBUTORS_KEPT with this one), which is all a later violation shows.
+        """
+        for key in keys:
+            ids = self._touch.get(key)
+            if ids and ids[-1] == event_id:
+                ids.pop()
+                if not ids:
+                    del self._touch[key]
+
     def _violation(self, name: str, status: Any, seq: int, event: Event) -> Violation:
-        before = self._touch.get((name, status.subject), ())
+        ids = self._touch[(name, status.subject)]  # ends with this event's id
         return Violation(
             name,
             status.subject,
@@ -337,7 +350,7 @@ class Replay:
             status.observed,
             status.threshold,
             status.detail,
-            (*before[-(CONTRIBUTORS_KEPT - 1):], event.id),
+            tuple(ids),
             event.source,
         )
 

@@ -427,6 +427,25 @@ def test_contributing_events_include_those_before_the_breach(tmp_path):
     assert summary.first_breaches["segregation"].contributing == ("d1", "routed")
 
 
+def test_contributing_keeps_only_the_latest_events_the_breaking_one_last(tmp_path):
+    more = "".join(
+        f"""
+[[events]]
+id = "d{i}"
+type = "deposit"
+account = "ex:cust"
+asset = "USD"
+amount = "1.00"
+landed = "ex:custody"
+"""
+        for i in range(2, 8)
+    )
+    tl = timeline(tmp_path, CUSTOMER_MONEY + more + ROUTED[len(CUSTOMER_MONEY):])
+    _, summary = run(tl)
+    # d1..d7 all checked ex/USD; only the three latest are kept, then the breaking event.
+    assert summary.first_breaches["segregation"].contributing == ("d5", "d6", "d7", "routed")
+
+
 def test_segregation_breaks_without_owed_by_too(tmp_path):
     tl = timeline(
         tmp_path,
