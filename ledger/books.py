@@ -140,6 +140,10 @@ class Books:
         # sum over the venue's assets. tests/test_books.py holds them equal to the sums.
         self.liab_value: dict[str, Decimal] = defaultdict(Decimal)
         self.reserve_value: dict[str, Decimal] = defaultdict(Decimal)
+        # Likewise per entity: the market value of its claims on affiliates (related-party
+        # exposure), and the assets it has held that it or an affiliate issued (own tokens).
+        self.related_value: dict[str, Decimal] = defaultdict(Decimal)
+        self.own_assets: dict[str, set[str]] = defaultdict(set)
 
     # -- applying events ------------------------------------------------------------------------
     def apply(self, event: Event, *, seq: int | None = None, undoable: bool = False) -> Change:
@@ -321,8 +325,7 @@ class Books:
                 self.neg[ea] += (new_pos - new) - (old_pos - old)
             assets = self.entity_assets[entity]
             if asset not in assets:
-                assets.add(asset)
-                self.asset_entities[asset].add(entity)
+                self._note_asset(entity, asset)
         if cls == HOLDINGS or cls == CUSTODY:
             held_before = self.held[ea]
             held_after = self.held[ea] = held_before + delta
@@ -341,7 +344,15 @@ class Books:
             self.pledged_by[ea] += delta
         if related and new_pos != old_pos:
             self.related[ea] += new_pos - old_pos
+            self._add_value(self.related_value, entity, asset, new_pos - old_pos, None)
         return cls
+
+    def _note_asset(self, entity: str, asset: str) -> None:
+        """``entity`` has a balance in ``asset`` for the first time."""
+        self.entity_assets[entity].add(asset)
+        self.asset_entities[asset].add(entity)
+        if self._is_own_token(entity, asset):
+            self.own_assets[entity].add(asset)
 
     def _keep(self, asset: str, owner: str) -> Decimal:
         """The share of ``asset``'s value that counts as a liquid reserve of ``owner``."""
@@ -381,13 +392,22 @@ class Books:
             if held > 0:
                 moved = SUM_CONTEXT.multiply(SUM_CONTEXT.multiply(held, step), self._keep(asset, entity))
                 self.reserve_value[entity] = SUM_CONTEXT.add(self.reserve_value[entity], moved)
+            related = self.related.get(ea, 0)
+            if related:
+                self.related_value[entity] = SUM_CONTEXT.add(
+                    self.related_value[entity], SUM_CONTEXT.multiply(related, step)
+                )
 
     def _rebuild_values(self) -> None:
         self.liab_value.clear()
         self.reserve_value.clear()
+        self.related_value.clear()
         for (entity, asset), owed in self.cust_liab.items():
             if owed:
                 self._add_value(self.liab_value, entity, asset, owed, None)
+        for (entity, asset), claims in self.related.items():
+            if claims:
+                self._add_value(self.related_value, entity, asset, claims, None)
         for (entity, asset), held in self.held.items():
             if held > 0:
                 self._add_value(self.reserve_value, entity, asset, held, self._keep(asset, entity))
@@ -452,8 +472,7 @@ class Books:
         books.venues |= set(state["venues"])
         for entity, assets in state["entity_assets"].items():
             for asset in assets:
-                books.entity_assets[entity].add(asset)
-                books.asset_entities[asset].add(entity)
+                books._note_asset(entity, asset)
         books._rebuild_values()
         for target in books.collateral:
             books._reindex_cover(target)
@@ -793,7 +812,8 @@ class Books:
         return self.value(minor, asset)
 
     def related_exposure(self, entity: str) -> Decimal:
-        return self._sum(self.related, entity)
+        """Market value of ``entity``'s claims on its affiliates."""
+        return self.related_value.get(entity, Decimal(0))
 
     def liquid_reserves(self, venue: str) -> Decimal:
         """Haircut value of the venue's holdings (custody and corporate), own tokens at 100% off."""
@@ -802,9 +822,8 @@ class Books:
     def own_token_value(self, entity: str) -> Decimal:
         """Market value of tokens issued by ``entity`` or an affiliate, held or pledged by it."""
         total = Decimal(0)
-        for asset in self.entity_assets.get(entity, ()):
-            if self._is_own_token(entity, asset):
-                total = VALUE_CONTEXT.add(total, self.holdings_value(entity, asset))
+        for asset in self.own_assets.get(entity, ()):
+            total = VALUE_CONTEXT.add(total, self.holdings_value(entity, asset))
         return total
 
     def _is_own_token(self, entity: str, asset: str) -> bool:

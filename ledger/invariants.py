@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import events as ev
-from ledger.books import CUSTODY, CUSTOMER, HOLDINGS, VALUE_CONTEXT, Books, Change
+from ledger.books import CUSTODY, CUSTOMER, HOLDINGS, SUM_CONTEXT, VALUE_CONTEXT, Books, Change
 from ledger.policy import Policy
 
 
@@ -74,6 +74,13 @@ class Invariant(Protocol):
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal:
     return VALUE_CONTEXT.divide(numerator, denominator)
+
+
+def _scaled(base: Decimal, bound: Decimal) -> Decimal:
+    """``base x bound``, exactly: a ratio ``x / base`` is compared with ``bound`` as
+    ``x`` against this product, so no rounded ratio decides a check (and no division is paid
+    for a subject that is fine; the ratio is computed only to report a breach)."""
+    return SUM_CONTEXT.multiply(base, bound)
 
 
 def fmt_ratio(value: Decimal) -> str:
@@ -221,10 +228,10 @@ class ReserveRatio:
                 yield Status(venue, True)
                 continue
             reserves = books.liquid_reserves(venue)
-            ratio = _ratio(reserves, owed)
-            if ratio >= minimum:
+            if reserves >= _scaled(owed, minimum):
                 yield Status(venue, True)
                 continue
+            ratio = _ratio(reserves, owed)
             yield Status(
                 venue,
                 False,
@@ -254,10 +261,10 @@ class CollateralCoverage:
                 yield Status(target, True)
                 continue
             value = books.collateral_value(target)
-            ratio = _ratio(value, debt)
-            if ratio >= margin:
+            if value >= _scaled(debt, margin):
                 yield Status(target, True)
                 continue
+            ratio = _ratio(value, debt)
             yield Status(
                 target,
                 False,
@@ -284,10 +291,10 @@ class OwnTokenConcentration:
             if own <= 0 or total <= 0:
                 yield Status(entity, True)
                 continue
-            share = _ratio(own, total)
-            if share <= maximum:
+            if own <= _scaled(total, maximum):
                 yield Status(entity, True)
                 continue
+            share = _ratio(own, total)
             yield Status(
                 entity,
                 False,
@@ -320,10 +327,10 @@ class RelatedPartyExposure:
             if base <= 0:
                 yield Status(entity, True)
                 continue
-            share = _ratio(exposure, base)
-            if share <= maximum:
+            if exposure <= _scaled(base, maximum):
                 yield Status(entity, True)
                 continue
+            share = _ratio(exposure, base)
             against = "customer liabilities" if is_venue else "total assets"
             yield Status(
                 entity,

@@ -910,19 +910,28 @@ def test_account_names_reserved_for_implicit_accounts_are_refused(tmp_path, name
 # ------------------------------------------------------------------------------------------------
 # running values: kept incrementally, always equal to the sums over assets
 # ------------------------------------------------------------------------------------------------
-def _reference_values(books: Books, entity: str) -> tuple[Decimal, Decimal]:
-    owed = reserves = Decimal(0)
+def _reference_values(books: Books, entity: str) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    owed = reserves = related = own = Decimal(0)
     for asset in books.entity_assets.get(entity, ()):
         owed += books.value(books.cust_liab.get((entity, asset), 0), asset)
         held = books.held.get((entity, asset), 0)
         if held > 0:
             reserves += books.value(held, asset) * (1 - books.haircut(asset, owner=entity))
-    return owed, reserves
+        related += books.value(books.related.get((entity, asset), 0), asset)
+        issuer = books.registry.assets[asset].issuer
+        if issuer is not None and books.registry.affiliated(entity, issuer):
+            own += books.holdings_value(entity, asset)
+    return owed, reserves, related, own
 
 
-def _values(books: Books) -> dict[str, tuple[Decimal, Decimal]]:
+def _values(books: Books) -> dict[str, tuple[Decimal, Decimal, Decimal, Decimal]]:
     return {
-        entity: (books.customer_liabilities(entity), books.liquid_reserves(entity))
+        entity: (
+            books.customer_liabilities(entity),
+            books.liquid_reserves(entity),
+            books.related_exposure(entity),
+            books.own_token_value(entity),
+        )
         for entity in sorted(books.entity_assets)
     }
 
@@ -935,14 +944,12 @@ def test_running_values_equal_the_sums_after_every_event_undo_and_snapshot(histo
         undo = data.draw(st.booleans(), label=f"undo {event.id}")
         books.apply(event, undoable=undo)
         for entity in books.entity_assets:
-            assert (books.customer_liabilities(entity), books.liquid_reserves(entity)) == _reference_values(
-                books, entity
-            )
+            assert _values(books)[entity] == _reference_values(books, entity)
         if undo:
             if data.draw(st.booleans(), label=f"take back {event.id}"):
                 books.undo()
                 assert _values(books) == {e: v for e, v in before.items()} | {
-                    e: (Decimal(0), Decimal(0)) for e in _values(books) if e not in before
+                    e: (Decimal(0),) * 4 for e in _values(books) if e not in before
                 }
                 books.apply(event)
             else:
