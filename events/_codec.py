@@ -229,8 +229,11 @@ def _stored_instant(text: Any) -> datetime:
 
 
 def _stored_sources(value: Any) -> tuple[str, ...]:
-    if type(value) is not list or not all(type(v) is str for v in value):
+    if type(value) is not list:
         raise EventValueError("source: expected a list of strings")
+    for item in value:
+        if type(item) is not str:
+            raise EventValueError("source: expected a list of strings")
     return tuple(value)
 
 

@@ -13,6 +13,7 @@ from events._errors import EventValueError
 
 #: Largest amount, in minor units, that the log and the books accept (a signed 64-bit integer).
 MAX_MINOR = 2**63 - 1
+_MAX_MINOR_DIGITS = len(str(MAX_MINOR))
 
 #: Prices carry at most this many significant digits (FTT closes have 8, fiat rates ~10).
 MAX_PRICE_DIGITS = 28
@@ -173,7 +174,7 @@ def to_minor(amount: Decimal, scale: int, *, field: str = "amount", asset: str =
         amount = Decimal(amount)
     if not amount.is_finite():
         raise EventValueError(f"{field}: non-finite number not allowed ({amount})")
-    if amount and amount.adjusted() + scale > len(str(MAX_MINOR)):
+    if amount and amount.adjusted() + scale > _MAX_MINOR_DIGITS:
         raise EventValueError(f"{field}: amount exceeds maximum {MAX_MINOR} minor units")
     try:
         scaled = amount.scaleb(scale, _EXACT)

@@ -131,6 +131,7 @@ class Books:
         self.last_at: Any = None
         self._undo: list[tuple[Any, ...]] | None = None
         self._haircuts: dict[tuple[str, str | None], Decimal] = {}
+        self._keeps: dict[tuple[str, str], Decimal] = {}
         self._unit_prices: dict[str, Any] = {}
         self._own_tokens: dict[tuple[str, str], bool] = {}
         self._handlers: dict[str, Any] = {}
@@ -236,7 +237,7 @@ class Books:
 
     def classify(self, entity: str, account: str) -> tuple[str, str | None]:
         """(class, counterparty entity) of an account in ``entity``'s books."""
-        cls, other, _ = self._account_class(entity, account)
+        cls, other, _ = self._class_cache.get((entity, account)) or self._account_class(entity, account)
         return cls, other
 
     def _account_class(self, entity: str, account: str) -> tuple[str, str | None, bool]:
@@ -356,7 +357,10 @@ class Books:
 
     def _keep(self, asset: str, owner: str) -> Decimal:
         """The share of ``asset``'s value that counts as a liquid reserve of ``owner``."""
-        return 1 - self.haircut(asset, owner=owner)
+        keep = self._keeps.get((asset, owner))
+        if keep is None:  # remembered, like the haircut it comes from
+            keep = self._keeps[(asset, owner)] = 1 - self.haircut(asset, owner=owner)
+        return keep
 
     def _add_value(
         self, table: dict[str, Decimal], entity: str, asset: str, minor: int, keep: Decimal | None

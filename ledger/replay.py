@@ -320,9 +320,7 @@ class Replay:
             del self._open[(v.invariant, v.subject)]
         if assertion is not None:
             self._assertions.append(assertion)
-        digest = self._digest.update
-        digest(payload.encode("utf-8") if payload else ev.canonical_bytes(event))
-        digest(b"\n")
+        self._digest.update((payload.encode("utf-8") if payload else ev.canonical_bytes(event)) + b"\n")
         self._events += 1
         return change, opened, closed, assertion, None
 
