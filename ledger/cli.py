@@ -6,10 +6,12 @@ does not verify.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
-from ledger.store import DEFAULT_DB, Checkpoint, Log
+from ledger.store import DEFAULT_DB, Checkpoint, Following, Log
 
 EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY = 1, 2, 3
 
@@ -511,6 +513,26 @@ def _check_prefix(log: Log, timeline: replays.Timeline) -> None:
     help="Verify the log (hash chain, every payload strictly) before replaying it; exit 3 if it does not verify. --checkpoint implies it.",
 )
 @checkpoint_option
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="At the end of the log, wait for other writers to append and replay what they add, "
+    "until Ctrl-C (or SIGTERM), --to-seq or --idle-timeout; then print the summary.",
+)
+@click.option("--to-seq", type=click.IntRange(min=1), default=None, help="With --follow: stop after this seq.")
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
+    help="With --follow: seconds between looks at the head of the log.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --follow: stop when nothing new arrived for this many seconds.",
+)
 @handle_errors
 def replay(
     timeline: str | None,
@@ -524,6 +546,10 @@ def replay(
     steps: str,
     verify_first: bool,
     checkpoints: tuple[str, ...],
+    follow: bool,
+    to_seq: int | None,
+    poll: float,
+    idle_timeout: float | None,
 ) -> None:
     """Replay a timeline (bundled NAME or FILE) event by event, checking every invariant.
 
@@ -531,9 +557,16 @@ def replay(
     replayed from the log. Without TIMELINE, the stored log is replayed. Prints a step table and
     the first breach of each invariant; exit status 1 if a (--fail-on) invariant broke. Replay
     reads the payloads as stored: with --verify (or --checkpoint) the log is first proved intact.
+    With --follow it keeps watching the log as other writers append (a live monitor).
     """
     if (verify_first or checkpoints) and no_record:
         raise InputError("--verify/--checkpoint check the log; --no-record replays without one")
+    if follow and no_record:
+        raise InputError("--follow watches the log; --no-record replays without one")
+    if follow and fmt == "json":
+        raise InputError("--follow streams: use --format text or jsonl, not json")
+    if not follow and (to_seq is not None or idle_timeout is not None):
+        raise InputError("--to-seq and --idle-timeout go with --follow")
     cps = [Checkpoint.read(path) for path in checkpoints]
     policy = Policy.from_toml(policy_file) if policy_file else Policy()
     stop = _instant(until, "--until")
@@ -570,9 +603,13 @@ def replay(
                     f"{db}: verified, {checked.events_checked} events, head {checked.head.hash_hex}"
                     + (f", {checked.checkpoints_matched} checkpoint(s) matched" if cps else "")
                 )
+        if follow:
+            assert log is not None
+            source = log.follow(to_seq=to_seq, poll=poll, idle_timeout=idle_timeout)
         run = Replay(source, policy, until=stop, extra_invariants=load_invariants(extra))
         _check_fail_on(fail_on, run)
-        _render(run, fmt=fmt, steps=steps, title=title, total=_length(source))
+        with _stopped_by_signals(source):
+            _render(run, fmt=fmt, steps=steps, title=title, total=_length(source))
         summary = run.summary
         if log is not None:
             cp = log.checkpoint()
@@ -585,6 +622,22 @@ def replay(
             log.close()
     if summary.broke(fail_on or None):
         sys.exit(EXIT_BREACH)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(source: object) -> Iterator[None]:
+    """While following a log, Ctrl-C and SIGTERM end the stream (the summary still prints)."""
+    if not isinstance(source, Following):
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: source.stop())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _check_fail_on(fail_on: tuple[str, ...], run: Replay) -> None:

@@ -25,7 +25,7 @@ from ledger.errors import InputError, InvariantRefused, Problem
 from ledger.invariants import Context, assertion_result, fmt_ratio, standard_invariants
 from ledger.policy import Policy
 from ledger.registry import Registry
-from ledger.store import Log, Record
+from ledger.store import Following, Log, Record
 
 CONTRIBUTORS_KEPT = 4
 
@@ -145,7 +145,7 @@ class Summary:
         }
 
 
-Source = Any  # a Timeline, a Log, a path or bundled name, or an iterable of events/records
+Source = Any  # a Timeline, a Log (or Log.follow()), a path or bundled name, or an iterable of events/records
 
 
 def _iter_source(source: Source) -> Iterator[tuple[int, Event, str, str | None]]:
@@ -159,8 +159,9 @@ def _iter_source(source: Source) -> Iterator[tuple[int, Event, str, str | None]]
         for index, event in enumerate(source.events):
             yield index + 1, event, source.where[index], None
         return
-    if isinstance(source, Log):
-        for seq, event, payload in source.iter_payloads():
+    if isinstance(source, (Log, Following)):
+        stream = source.iter_payloads() if isinstance(source, Log) else source
+        for seq, event, payload in stream:
             yield seq, event, "", payload
         return
     for index, item in enumerate(source):

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -304,6 +305,26 @@ class Log:
         """
         for seq, payload in self._pages("seq, payload", from_seq, to_seq, batch_size):
             yield seq, _decode_stored(seq, payload), payload
+
+    def follow(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        poll: float = 0.5,
+        idle_timeout: float | None = None,
+    ) -> Following:
+        """Stream ``(seq, event, payload)`` like :meth:`iter_payloads`, and keep going as other
+        writers append: at the head, wait ``poll`` seconds and look again.
+
+        Stops after ``to_seq``, after ``idle_timeout`` seconds without a new event, or when
+        :meth:`Following.stop` is called (from another thread or a signal handler); otherwise
+        it follows the log until the consumer stops iterating. Pass the result to
+        :func:`ledger.replay.replay` to check every invariant as events land.
+        """
+        if poll <= 0:
+            raise InputError(f"poll: must be > 0 seconds, got {poll}")
+        return Following(self, from_seq=from_seq, to_seq=to_seq, poll=poll, idle_timeout=idle_timeout)
 
     def _pages(
         self, columns: str, from_seq: int, to_seq: int | None, batch_size: int
@@ -676,6 +697,45 @@ class Log:
                     )
                 matched += 1
         return VerifyResult(last, Head(last, prev), matched)
+
+
+class Following:
+    """A log followed as it grows (see :meth:`Log.follow`); iterate it once."""
+
+    def __init__(
+        self, log: Log, *, from_seq: int, to_seq: int | None, poll: float, idle_timeout: float | None
+    ) -> None:
+        self.log = log
+        self.next_seq = max(from_seq, 1)
+        self.to_seq = to_seq
+        self.poll = poll
+        self.idle_timeout = idle_timeout
+        self._stopped = False
+
+    def stop(self) -> None:
+        """End the stream after the event being read, or within ``poll`` seconds when waiting.
+
+        Only sets a flag, so it is safe from a signal handler or another thread."""
+        self._stopped = True
+
+    def __iter__(self) -> Iterator[tuple[int, Event, str]]:
+        last_new = time.monotonic()
+        while not self._stopped:
+            if self.to_seq is not None and self.next_seq > self.to_seq:
+                return
+            arrived = False
+            for item in self.log.iter_payloads(from_seq=self.next_seq, to_seq=self.to_seq):
+                arrived = True
+                self.next_seq = item[0] + 1
+                yield item
+                if self._stopped:
+                    return
+            if arrived:
+                last_new = time.monotonic()
+                continue
+            if self.idle_timeout is not None and time.monotonic() - last_new >= self.idle_timeout:
+                return
+            time.sleep(self.poll)
 
 
 def _decode_stored(seq: int, payload: str) -> Event:
