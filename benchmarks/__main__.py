@@ -4,6 +4,7 @@
     python -m benchmarks --n 1000000     # full size (minutes)
     python -m benchmarks --quick         # CI: tiny N, checks the harness only
     python -m benchmarks --scale 10000000  # append + replay N events end to end, one process
+    python -m benchmarks --scale 10000000 --follow  # the replay follows the append (2 processes)
 
 For each measurement it prints events/s, the ratio to the raw baseline and peak memory (each
 measurement runs in a fresh subprocess so peaks do not mix), and writes everything as JSON.
@@ -30,7 +31,7 @@ CASES = (
     "raw_replay_loop",
     "as_of",
 )
-EXTRA_CASES = ("scale",)
+EXTRA_CASES = ("scale", "scale_append", "scale_follow")
 
 
 def main() -> None:
@@ -44,6 +45,10 @@ def main() -> None:
         "--scale", type=int, metavar="N",
         help="instead of the table: append N events and replay them with every invariant, timed end to end",
     )
+    parser.add_argument(
+        "--follow", action="store_true",
+        help="with --scale: replay in a second process that follows the log as it is appended",
+    )
     parser.add_argument("--case", choices=CASES + EXTRA_CASES, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -55,7 +60,7 @@ def main() -> None:
         print(json.dumps(run_case(args.case, n=args.n, single=args.single, accounts=args.accounts, db=args.db)))
         return
     if args.scale:
-        _scale(args)
+        (_scale_follow if args.follow else _scale)(args)
         return
     results = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
@@ -132,6 +137,49 @@ def _scale(args: argparse.Namespace) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as fh:
         json.dump({"n": n, "accounts": args.accounts, "machine": _machine(), "scale": result}, fh, indent=2, sort_keys=True)
+    print(f"wrote {output}")
+
+
+def _case_command(case: str, n: int, accounts: int, db: str) -> list[str]:
+    return [sys.executable, "-m", "benchmarks", "--case", case, "--n", str(n), "--accounts", str(accounts), "--db", db]
+
+
+def _scale_follow(args: argparse.Namespace) -> None:
+    """Append W(N) in one process while another replays it with every invariant as it lands
+    (``ledger replay --follow``): on two cores the replay no longer waits for the append."""
+    from ledger.store import Log
+
+    with tempfile.TemporaryDirectory(prefix="ledger-scale-") as tmp:
+        db = os.path.join(tmp, "scale.db")
+        Log.open(db, create=True).close()  # the follower opens it read-only
+        started = time.perf_counter()
+        writer = subprocess.Popen(_case_command("scale_append", args.scale, args.accounts, db), stdout=subprocess.PIPE, text=True)
+        follower = subprocess.Popen(_case_command("scale_follow", args.scale, args.accounts, db), stdout=subprocess.PIPE, text=True)
+        outputs = {}
+        for name, proc in (("append", writer), ("replay", follower)):
+            out, _ = proc.communicate()
+            if proc.returncode != 0:
+                raise SystemExit(f"{name} process failed ({proc.returncode})")
+            outputs[name] = json.loads(out.strip().splitlines()[-1])
+            outputs[name]["done_after_s"] = round(time.perf_counter() - started, 3)
+        wall = time.perf_counter() - started
+        db_mb = round(os.path.getsize(db) / 2**20, 1)
+    a, r = outputs["append"], outputs["replay"]
+    n = r["events"]
+    print(
+        f"scale --follow: {a['events']:,} events appended in {a['seconds']:,.1f} s of append calls "
+        f"(writer done after {a['done_after_s']:,.1f} s, generating W(N) included); "
+        f"the follower replayed {n:,} with every invariant and finished after {r['done_after_s']:,.1f} s\n"
+        f"total wall {wall:,.1f} s = {wall / 60:.1f} min, peak {a['peak_mb']} MB (writer) / {r['peak_mb']} MB (replay), "
+        f"log {db_mb} MB, breaches {r['breaches']}"
+    )
+    output = args.output.replace("latest.json", f"scale-follow-{n}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as fh:
+        json.dump(
+            {"n": n, "accounts": args.accounts, "machine": _machine(), "wall_s": round(wall, 3), "db_mb": db_mb, **outputs},
+            fh, indent=2, sort_keys=True,
+        )
     print(f"wrote {output}")
 
 

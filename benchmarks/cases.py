@@ -176,5 +176,24 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
             "breaches": sum(summary.breach_counts.values()),
             "db_mb": round(os.path.getsize(db) / 2**20, 1),
         }
+    if name == "scale_append":
+        # The writer half of --scale --follow: append W(n) to a log that a follower replays.
+        started = time.perf_counter()
+        count, append_s = _append_batches(db, n, accounts)
+        return {"events": count, "seconds": append_s, "wall_s": time.perf_counter() - started, "peak_mb": _peak_mb()}
+    if name == "scale_follow":
+        # The reader half: replay the log with every invariant while it is being written,
+        # following it until the n-th event (ledger replay --follow --to-seq n).
+        with Log.open(db, readonly=True) as log:
+            t = time.perf_counter()
+            summary = Replay(log.follow(to_seq=n, poll=0.05), metrics=False).run()
+            seconds = time.perf_counter() - t
+        return {
+            "events": summary.events,
+            "seconds": seconds,
+            "peak_mb": _peak_mb(),
+            "breaches": sum(summary.breach_counts.values()),
+            "digest": summary.digest,
+        }
     raise ValueError(f"unknown case {name}")
 
