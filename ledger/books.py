@@ -52,6 +52,7 @@ HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, DUE_FROM, DUE_TO, LOAN, PL
     "pledged",
 )
 _OFF_SHEET = (EQUITY, EXTERNAL)
+ZERO = Decimal(0)  # one shared zero (Decimals are immutable) for the hot read paths
 
 Key = tuple[str, str, str]  # (entity, account, asset)
 _ABSENT = object()  # "no entry" in the undo journal
@@ -802,7 +803,7 @@ class Books:
         return VALUE_CONTEXT.subtract(self.total_assets(entity), self.total_liabilities(entity))
 
     def customer_liabilities(self, venue: str) -> Decimal:
-        return self.liab_value.get(venue, Decimal(0))
+        return self.liab_value.get(venue, ZERO)
 
     def custody_value(self, venue: str) -> Decimal:
         return self._sum(self.custody, venue)
@@ -817,15 +818,15 @@ class Books:
 
     def related_exposure(self, entity: str) -> Decimal:
         """Market value of ``entity``'s claims on its affiliates."""
-        return self.related_value.get(entity, Decimal(0))
+        return self.related_value.get(entity, ZERO)
 
     def liquid_reserves(self, venue: str) -> Decimal:
         """Haircut value of the venue's holdings (custody and corporate), own tokens at 100% off."""
-        return self.reserve_value.get(venue, Decimal(0))
+        return self.reserve_value.get(venue, ZERO)
 
     def own_token_value(self, entity: str) -> Decimal:
         """Market value of tokens issued by ``entity`` or an affiliate, held or pledged by it."""
-        total = Decimal(0)
+        total = ZERO
         for asset in self.own_assets.get(entity, ()):
             total = VALUE_CONTEXT.add(total, self.holdings_value(entity, asset))
         return total

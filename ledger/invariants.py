@@ -3,8 +3,9 @@
 An invariant is any object with ``name``, ``meaning`` and ``check(ctx)`` (and optionally
 ``event_types``, the event types it reacts to). ``check`` looks only at
 what the event touched (``ctx.change``) and yields a :class:`Status` per subject it looked at:
-ok or not, the observed value and the threshold. The replay engine turns a subject that stops
-being ok into an *opened* violation and one that becomes ok again into a *closed* one. Each check
+ok or not, the observed value and the threshold, in any order. The replay engine turns a subject
+that stops being ok into an *opened* violation and one that becomes ok again into a *closed* one,
+and reports them in invariant order, then by subject, whatever order they came in. Each check
 costs O(subjects touched x assets of one entity), never a rescan of all accounts.
 
 Write your own by giving an object those three members (no subclassing needed), for example::
@@ -27,7 +28,16 @@ from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import events as ev
-from ledger.books import CUSTODY, CUSTOMER, HOLDINGS, SUM_CONTEXT, VALUE_CONTEXT, Books, Change
+from ledger.books import (
+    CUSTODY,
+    CUSTOMER,
+    HOLDINGS,
+    SUM_CONTEXT,
+    VALUE_CONTEXT,
+    ZERO,
+    Books,
+    Change,
+)
 from ledger.policy import Policy
 
 
@@ -102,7 +112,7 @@ class Conservation:
         for entity, _, asset, delta in ctx.change.postings:
             key = (entity, asset)
             sums[key] = sums.get(key, 0) + delta
-        for (entity, asset), total in sorted(sums.items()):
+        for (entity, asset), total in sums.items():  # postings order: deterministic
             if total == 0:
                 yield Status(f"{entity}/{asset}", True)
                 continue
@@ -124,7 +134,7 @@ class NoUnauthorisedNegative:
     def check(self, ctx: Context) -> Iterator[Status]:
         books = ctx.books
         balances, limits = books.balances, books.limits
-        for key in sorted(ctx.change.accounts):
+        for key in ctx.change.accounts:
             entity, account, asset = key
             cls, holder = books.classify(entity, account)
             if cls == HOLDINGS or cls == CUSTODY:
@@ -170,7 +180,7 @@ class Segregation:
 
     def check(self, ctx: Context) -> Iterator[Status]:
         books = ctx.books
-        for venue, asset in sorted(ctx.change.venue_assets):
+        for venue, asset in ctx.change.venue_assets:
             if venue not in books.venues:
                 continue
             owed = books.cust_liab.get((venue, asset), 0)
@@ -192,25 +202,25 @@ class Segregation:
 
 
 def _venues_touched(ctx: Context) -> list[str]:
-    """Venues whose reserves may have moved: sorted, computed once per event."""
+    """Venues whose reserves may have moved, computed once per event."""
     change = ctx.change
     if change.venues_touched is None:
         books = ctx.books
         venues = {v for v, _ in change.venue_assets} | (change.entities & books.venues)
         if change.price_asset is not None:
             venues |= books.asset_entities.get(change.price_asset, set()) & books.venues
-        change.venues_touched = sorted(venues)
+        change.venues_touched = list(venues)
     return change.venues_touched
 
 
 def _entities_touched(ctx: Context) -> list[str]:
-    """Entities whose balance sheet may have moved: sorted, computed once per event."""
+    """Entities whose balance sheet may have moved, computed once per event."""
     change = ctx.change
     if change.entities_touched is None:
         entities = change.entities
         if change.price_asset is not None:
             entities = entities | ctx.books.asset_entities.get(change.price_asset, set())
-        change.entities_touched = sorted(entities)
+        change.entities_touched = list(entities)
     return change.entities_touched
 
 
@@ -255,7 +265,7 @@ class CollateralCoverage:
         targets = {t for t in ctx.change.targets if t in books.collateral}
         if ctx.change.price_asset is not None:
             targets |= books.repriced_targets(ctx.change.price_asset, ctx.change.price_before)
-        for target in sorted(targets):
+        for target in targets:
             debt = books.secured_debt(target)
             if debt <= 0:
                 yield Status(target, True)
@@ -287,7 +297,7 @@ class OwnTokenConcentration:
         books, maximum = ctx.books, ctx.policy.max_own_token_share
         for entity in _entities_touched(ctx):
             own = books.own_token_value(entity)
-            total = books.total_assets(entity) if own > 0 else Decimal(0)
+            total = books.total_assets(entity) if own > 0 else ZERO
             if own <= 0 or total <= 0:
                 yield Status(entity, True)
                 continue

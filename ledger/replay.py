@@ -200,11 +200,15 @@ class Replay:
         self._source = source
         self._until = until
         self._open: dict[tuple[str, str], Violation] = {}
-        # Per subject, the ids of the latest events that touched it, newest last (at most
-        # CONTRIBUTORS_KEPT: one of these exists for every subject ever checked).
-        self._touch: dict[tuple[str, str], list[str]] = {}
+        # Per invariant and subject, the ids of the latest events that checked it, newest last
+        # (at most CONTRIBUTORS_KEPT: one of these exists for every subject ever checked).
+        self._touch: dict[str, dict[str, list[str]]] = {n: {} for n in names}
         self._first: dict[str, Violation] = {}
         self._counts: dict[str, int] = {n: 0 for n in names}
+        rank = {n: i for i, n in enumerate(names)}
+        # Opened and closed violations are reported in invariant order, then by subject, so a
+        # step reads the same whatever order an invariant yields its subjects in (often a set's).
+        self._report_order = lambda v: (rank[v.invariant], v.subject)
         self._assertions: list[dict[str, Any]] = []
         self._skipped: list[tuple[int, str, str]] = []
         self._digest = hashlib.sha256()
@@ -283,27 +287,32 @@ class Replay:
         if isinstance(event, ev.BalanceAsserted):
             assertion = assertion_result(self.books, event)
             assertion = {"seq": seq, "event_id": event.id, "at": ev.format_instant(event.at), **assertion}
-        open_now, touch, event_id = self._open, self._touch, event.id
+        open_now, event_id = self._open, event.id
         for inv in self._checks[event.type]:
             name = inv.name
+            touch = self._touch[name]
             for status in inv.check(ctx):
-                key = (name, status.subject)
+                subject = status.subject
                 # Remember the latest events that checked this subject ("contributing"), this
                 # one included: at most CONTRIBUTORS_KEPT ids, the newest last.
-                ids = touch.get(key)
+                ids = touch.get(subject)
                 if refusable is not None:
-                    refusable.append(key)
+                    refusable.append((name, subject))
                 if ids is None:
-                    touch[key] = [event_id]
+                    touch[subject] = [event_id]
                 elif ids[-1] != event_id:
                     ids.append(event_id)
                     if len(ids) > CONTRIBUTORS_KEPT:
                         del ids[0]
                 if status.ok:
-                    if open_now and key in open_now:
-                        closed.append(open_now[key])
-                elif key not in open_now:
+                    if open_now and (name, subject) in open_now:
+                        closed.append(open_now[(name, subject)])
+                elif (name, subject) not in open_now:
                     opened.append(self._violation(name, status, seq, event))
+        if len(opened) > 1:
+            opened.sort(key=self._report_order)
+        if len(closed) > 1:
+            closed.sort(key=self._report_order)
         if enforce:
             refused = [v for v in opened if v.invariant in enforce]
             if refused:
@@ -331,15 +340,16 @@ class Replay:
         Each list then still holds the CONTRIBUTORS_KEPT - 1 latest earlier ids (it held
         CONTRIBUTORS_KEPT with this one), which is all a later violation shows.
         """
-        for key in keys:
-            ids = self._touch.get(key)
+        for name, subject in keys:
+            touch = self._touch[name]
+            ids = touch.get(subject)
             if ids and ids[-1] == event_id:
                 ids.pop()
                 if not ids:
-                    del self._touch[key]
+                    del touch[subject]
 
     def _violation(self, name: str, status: Any, seq: int, event: Event) -> Violation:
-        ids = self._touch[(name, status.subject)]  # ends with this event's id
+        ids = self._touch[name][status.subject]  # ends with this event's id
         return Violation(
             name,
             status.subject,

@@ -446,6 +446,20 @@ landed = "ex:custody"
     assert summary.first_breaches["segregation"].contributing == ("d5", "d6", "d7", "routed")
 
 
+def test_violations_opened_together_are_reported_in_invariant_then_subject_order(tmp_path):
+    class Backwards:
+        name = "backwards"
+        meaning = "fails for two subjects, yielded out of order"
+
+        def check(self, ctx):
+            if ctx.event.id == "d1":
+                yield Status("b", False, "1", "0", "b broke")
+                yield Status("a", False, "1", "0", "a broke")
+
+    steps, _ = run(timeline(tmp_path, CUSTOMER_MONEY), extra_invariants=[Backwards()])
+    assert [(v.invariant, v.subject) for v in step_of(steps, "d1").opened] == [("backwards", "a"), ("backwards", "b")]
+
+
 def test_segregation_breaks_without_owed_by_too(tmp_path):
     tl = timeline(
         tmp_path,
