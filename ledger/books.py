@@ -195,6 +195,10 @@ class Books:
             kind = entry[0]
             if kind == "post":
                 _, entity, account, asset, delta = entry
+                # A secured account's or a loan's debt moves back: its coverage is re-indexed.
+                secured = account[len(LOAN) + 1 :] if account.startswith(f"{LOAN}:") else f"{entity}:{account}"
+                if secured in self.collateral:
+                    targets.add(secured)
                 key = (entity, account, asset)
                 old = self.balances.get(key, 0)
                 new = old - delta
@@ -229,9 +233,9 @@ class Books:
                 _, self.last_seq, self.last_at = entry
         # Reversing a customer posting re-runs the aggregates, which mark the venue again.
         self.venues.difference_update(new_venues)
+        self.registry.rollback()  # first: the index reads loans' outstanding amounts
         for target in targets:
             self._reindex_cover(target)
-        self.registry.rollback()
 
     def _minor(self, asset: str, amount: Decimal) -> int:
         return self.registry.minor(asset, amount)
@@ -307,7 +311,9 @@ class Books:
             change.venue_assets.add((entity, asset))
         elif cls == CUSTOMER:
             change.venue_assets.add((entity, asset))
-            change.targets.add(f"{entity}:{account}")
+            ref = f"{entity}:{account}"
+            if ref in self.collateral:  # a secured account: its debt moved
+                change.targets.add(ref)
             if not was_venue:
                 # A new venue: its custody in every asset is now held to segregation.
                 self._remember("venue", entity)
@@ -650,7 +656,9 @@ class Books:
             entries.pop(bisect.bisect_left(entries, (old[1], target)))
         for asset in self._complex_of.pop(target, ()):
             self.complex_targets[asset].discard(target)
-        held = [(a, m) for a, m in self.collateral.get(target, {}).items() if m]
+        if target not in self.collateral:
+            return  # never secured (or its first pledge was taken back): nothing to cover
+        held = [(a, m) for a, m in self.collateral[target].items() if m]
         debt_assets = self._debt_assets(target)
         if len(held) == 1 and debt_assets <= {self.quote} and held[0][0] != self.quote:
             asset, minor = held[0]
