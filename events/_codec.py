@@ -187,7 +187,7 @@ def _stored_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
             elif kind == "int":
                 convert = _stored_int
             else:
-                convert = _stored_str
+                convert = None  # text: from_stored checks that it is a string
             default = _REQUIRED if f.default is attrs.NOTHING else f.default
             rows.append((f.name, convert, default))
         info = _STORED_INFO[cls] = tuple(rows)
@@ -206,8 +206,10 @@ def _stored_decimal(text: Any, *, minimum: int | None = None) -> Decimal:
 
 
 def _stored_positive(text: Any) -> Decimal:
-    value = _stored_decimal(text, minimum=0)
-    if not value:
+    if type(text) is not str:
+        raise EventValueError(f"expected a decimal string, got {type(text).__name__}")
+    value = Decimal(text)
+    if not value.is_finite() or value <= 0:
         raise EventValueError(f"stored value {text!r} must be > 0")
     return value
 
@@ -243,12 +245,6 @@ def _stored_int(value: Any) -> int:
     return value
 
 
-def _stored_str(value: Any) -> str:
-    if type(value) is not str:
-        raise EventValueError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
 def from_stored(payload: str | bytes) -> Event:
     """Rebuild an event from a payload this library wrote (canonical JSON), without validation.
 
@@ -272,8 +268,10 @@ def from_stored(payload: str | bytes) -> Event:
             if default is _REQUIRED:
                 raise EventValueError(f"{name}: required")
             value = default
-        else:
+        elif convert is not None:
             value = convert(value)
+        elif type(value) is not str:
+            raise EventValueError(f"{name}: expected a string, got {type(value).__name__}")
         setter(event, name, value)
     return event
 
