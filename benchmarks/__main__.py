@@ -105,14 +105,23 @@ def main() -> None:
         "results": results,
         "table": rows,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2, sort_keys=True)
-    print(f"\nwrote {args.output}")
+    print()
+    _write_json(args.output, report)
 
 
 def _machine() -> dict[str, object]:
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+
+
+def _write_json(path: str, data: dict[str, object]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+    print(f"wrote {path}")
+
+
+def _case_command(case: str, n: int, accounts: int, db: str) -> list[str]:
+    return [sys.executable, "-m", "benchmarks", "--case", case, "--n", str(n), "--accounts", str(accounts), "--db", db]
 
 
 def _scale(args: argparse.Namespace) -> None:
@@ -120,9 +129,7 @@ def _scale(args: argparse.Namespace) -> None:
         db = os.path.join(tmp, "scale.db")
         started = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks", "--case", "scale", "--n", str(args.scale),
-             "--accounts", str(args.accounts), "--db", db],
-            check=True, capture_output=True, text=True,
+            _case_command("scale", args.scale, args.accounts, db), check=True, capture_output=True, text=True
         )
         result = json.loads(out.stdout.strip().splitlines()[-1])
         result["wall_s"] = round(time.perf_counter() - started, 3)
@@ -133,15 +140,10 @@ def _scale(args: argparse.Namespace) -> None:
         f"total {result['seconds'] / 60:.1f} min (wall {result['wall_s'] / 60:.1f} min with generating the "
         f"workload), peak {result['peak_mb']} MB, log {result['db_mb']} MB, breaches {result['breaches']}"
     )
-    output = args.output.replace("latest.json", f"scale-{n}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, "w", encoding="utf-8") as fh:
-        json.dump({"n": n, "accounts": args.accounts, "machine": _machine(), "scale": result}, fh, indent=2, sort_keys=True)
-    print(f"wrote {output}")
-
-
-def _case_command(case: str, n: int, accounts: int, db: str) -> list[str]:
-    return [sys.executable, "-m", "benchmarks", "--case", case, "--n", str(n), "--accounts", str(accounts), "--db", db]
+    _write_json(
+        args.output.replace("latest.json", f"scale-{n}.json"),
+        {"n": n, "accounts": args.accounts, "machine": _machine(), "scale": result},
+    )
 
 
 def _scale_follow(args: argparse.Namespace) -> None:
@@ -173,14 +175,10 @@ def _scale_follow(args: argparse.Namespace) -> None:
         f"total wall {wall:,.1f} s = {wall / 60:.1f} min, peak {a['peak_mb']} MB (writer) / {r['peak_mb']} MB (replay), "
         f"log {db_mb} MB, breaches {r['breaches']}"
     )
-    output = args.output.replace("latest.json", f"scale-follow-{n}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, "w", encoding="utf-8") as fh:
-        json.dump(
-            {"n": n, "accounts": args.accounts, "machine": _machine(), "wall_s": round(wall, 3), "db_mb": db_mb, **outputs},
-            fh, indent=2, sort_keys=True,
-        )
-    print(f"wrote {output}")
+    _write_json(
+        args.output.replace("latest.json", f"scale-follow-{n}.json"),
+        {"n": n, "accounts": args.accounts, "machine": _machine(), "wall_s": round(wall, 3), "db_mb": db_mb, **outputs},
+    )
 
 
 if __name__ == "__main__":
