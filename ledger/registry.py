@@ -22,7 +22,6 @@ from events import Event, EventValueError
 from events._fields import format_instant, parse_instant
 
 _MISSING = object()
-_LAST_AT = ("state", "last_at")
 #: Account names the books use for their implicit accounts (see docs/model.md).
 RESERVED_NAMES = ("equity", "external")
 RESERVED_PREFIXES = ("claim", "due-from", "due-to", "loan", "pledged")
@@ -100,10 +99,12 @@ class Registry:
         return dirty
 
     def _set(self, kind: str, table: dict, key: str, value: object) -> None:
+        # Changes are journaled, and remembered for persisting, only inside a batch (begin ..
+        # commit/rollback): a registry that only checks events (a replay's) keeps neither.
         if self._journal is not None:
             self._journal.append((table, key, table.get(key, _MISSING)))
+            self._dirty.add((kind, key))
         table[key] = value
-        self._dirty.add((kind, key))
 
     # -- look-ups used by the books and the loader ---------------------------------------------
     def scale(self, asset: str) -> int:
@@ -141,8 +142,7 @@ class Registry:
             if self._journal is not None and not self._last_at_journaled:
                 self._journal.append((self.state, "last_at", last_at))
                 self._last_at_journaled = True
-            self.state["last_at"] = event.at
-            self._dirty.add(_LAST_AT)
+            self.state["last_at"] = event.at  # not persisted: read from the head row on load
 
     def _entity(self, entity: str, field: str) -> None:
         if entity not in self.entities:

@@ -406,9 +406,9 @@ class Log:
         behind = head_seq - self._registry_seq
         if self._registry is not None and 0 < behind <= _CATCH_UP_MAX:
             # Another writer appended a few events: apply them rather than reload everything.
-            for record in self.iter_records(from_seq=self._registry_seq + 1, to_seq=head_seq):
-                self._registry.apply(record.event)
-            self._registry._dirty.clear()  # the other writer already stored these entries
+            # Outside a batch nothing is marked for persisting: the other writer stored these.
+            for _, event, _ in self.iter_payloads(from_seq=self._registry_seq + 1, to_seq=head_seq):
+                self._registry.apply(event)
             self._registry_seq = head_seq
             return
         registry = Registry()
@@ -483,7 +483,7 @@ class Log:
                 changed = [
                     (kind, key, value)
                     for kind, key in sorted(registry._dirty)
-                    if kind != "state" and (value := registry.encode(kind, key)) is not None
+                    if (value := registry.encode(kind, key)) is not None
                 ]
                 if changed:
                     conn.executemany(
