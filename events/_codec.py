@@ -206,10 +206,8 @@ def _stored_decimal(text: Any, *, minimum: int | None = None) -> Decimal:
 
 
 def _stored_positive(text: Any) -> Decimal:
-    if type(text) is not str:
-        raise EventValueError(f"expected a decimal string, got {type(text).__name__}")
-    value = Decimal(text)
-    if not value.is_finite() or value <= 0:
+    value = _stored_decimal(text, minimum=0)
+    if not value:
         raise EventValueError(f"stored value {text!r} must be > 0")
     return value
 
