@@ -25,10 +25,12 @@ import time
 CASES = (
     "batch_append",
     "raw_executemany",
+    "floor_append",
     "single_append",
     "raw_single_commits",
     "replay_invariants",
     "raw_replay_loop",
+    "floor_replay",
     "as_of",
 )
 EXTRA_CASES = ("scale", "scale_append", "scale_follow")
@@ -66,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         for case in CASES:
             db = os.path.join(tmp, f"{case}.db")
-            if case in ("replay_invariants", "raw_replay_loop", "as_of"):
+            if case in ("replay_invariants", "raw_replay_loop", "floor_replay", "as_of"):
                 db = os.path.join(tmp, "batch_append.db")  # replay the log the batch case wrote
             started = time.perf_counter()
             out = subprocess.run(
@@ -80,8 +82,10 @@ def main() -> None:
             print(f"  {case:<20} {result['events']:>9} events  {result['seconds']:>8.3f} s", file=sys.stderr)
     pairs = (
         ("batch append (validated, chained)", "batch_append", "raw_executemany"),
+        ("  floor: encode, chain, insert only", "floor_append", "raw_executemany"),
         ("durable append, one event a commit", "single_append", "raw_single_commits"),
         ("replay, all invariants", "replay_invariants", "raw_replay_loop"),
+        ("  floor: read and decode only", "floor_replay", "raw_replay_loop"),
     )
     rows = []
     print()
