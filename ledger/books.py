@@ -127,7 +127,7 @@ class Books:
         self.cover_index: dict[str, list[tuple[Decimal, str]]] = defaultdict(list)
         self.complex_targets: dict[str, set[str]] = defaultdict(set)
         self._complex_of: dict[str, set[str]] = {}
-        self._class_cache: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self._class_cache: dict[tuple[str, str], tuple[str, str | None, bool]] = {}
         self.last_seq = 0
         self.last_at: Any = None
         self._undo: list[tuple[Any, ...]] | None = None
@@ -628,11 +628,11 @@ class Books:
             self._post(change, loan.borrower, f"loan:{e.loan}", loan.asset, credited)
             self._post(change, loan.borrower, EQUITY, loan.asset, -credited)
         else:
-            asset = e.credited_asset
-            assert asset is not None
+            asset, account = e.credited_asset, e.account
+            assert asset is not None and account is not None  # one of loan / account (the event checks)
             credited = self._minor(asset, e.credited)
-            holder = self._move_in(change, e.account, asset, credited)
-            venue = e.account.partition(":")[0]
+            holder = self._move_in(change, account, asset, credited)
+            venue = account.partition(":")[0]
             self._post(change, venue, EQUITY, asset, credited)
             self._post(change, holder, EQUITY, asset, -credited)
 

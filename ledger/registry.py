@@ -445,11 +445,12 @@ class Registry:
             self._table(kind)[key] = value
 
     def _table(self, kind: str) -> dict:
-        return {
+        tables: dict[str, dict] = {
             "entity": self.entities,
             "asset": self.assets,
             "account": self.accounts,
             "loan": self.loans,
             "pledge": self.pledges,
             "state": self.state,
-        }[kind]
+        }
+        return tables[kind]

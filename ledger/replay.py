@@ -364,7 +364,8 @@ class Replay:
         )
 
     def _credit_notices(self, change: Any) -> list[str]:
-        books, out = self.books, []
+        books = self.books
+        out: list[str] = []
         if not books.limits:
             return out
         for entity, account, asset in change.accounts:
