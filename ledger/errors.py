@@ -101,6 +101,15 @@ class StorageError(LedgerError):
     """The database file could not be read or written (disk full, I/O error, not a ledger)."""
 
 
+class NotALedgerError(StorageError):
+    """The path is not a ledger (missing, another application's database, an empty file, a
+    FIFO, a directory); nothing was changed."""
+
+
+class FormatError(StorageError):
+    """The log, or an event in it, was written by a newer version than this program reads."""
+
+
 class VerificationError(LedgerError):
     """The log does not verify: names the first bad seq (or truncation) and why."""
 

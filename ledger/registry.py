@@ -62,6 +62,19 @@ class Registry:
     """Journaled maps of the things events refer to. See the module docstring."""
 
     KINDS = ("entity", "asset", "account", "loan", "pledge", "state")
+    #: The event types that change an entry (the others only check references): a registry
+    #: is rebuilt from these alone. A test holds this list to what ``apply`` does.
+    CHANGING_TYPES = (
+        "entity_registered",
+        "asset_listed",
+        "account_opened",
+        "loan_opened",
+        "loan_repaid",
+        "loan_defaulted",
+        "collateral_pledged",
+        "collateral_released",
+        "collateral_seized",
+    )
 
     def __init__(self) -> None:
         self.entities: dict[str, str | None] = {}  # entity -> group
@@ -426,6 +439,16 @@ class Registry:
         if attrs.has(type(value)):
             return json.dumps(attrs.asdict(value), sort_keys=True)
         return json.dumps(value)
+
+    def rows(self) -> dict[tuple[str, str], str]:
+        """Every persisted entry as ``{(kind, key): json}``, as the log's registry table holds it."""
+        return {
+            (kind, key): text
+            for kind in self.KINDS
+            if kind != "state"
+            for key in self._table(kind)
+            if (text := self.encode(kind, key)) is not None
+        }
 
     def load(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """Rebuild from persisted ``(kind, key, json)`` rows."""

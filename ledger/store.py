@@ -12,10 +12,12 @@ truncation and rewrites of the tail.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import time
 import uuid
 from bisect import bisect_right
@@ -31,9 +33,11 @@ from events import Event, EventValueError
 from ledger.errors import (
     BusyError,
     ConflictError,
+    FormatError,
     HeadMismatchError,
     InputError,
     LedgerError,
+    NotALedgerError,
     Problem,
     StorageError,
     VerificationError,
@@ -45,9 +49,6 @@ GENESIS_HASH = bytes(32)
 DEFAULT_DB = "ledger.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 LOG_FORMAT = "1"
-# Up to this many events appended by another writer are applied to the cached registry; beyond
-# it, reloading the registry table is cheaper.
-_CATCH_UP_MAX = 2_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -209,17 +210,21 @@ class Log:
         *,
         clock: Callable[[], datetime] = _utc_now,
         readonly: bool = False,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        frozen: tuple[int, int, int] | None = None,
     ) -> None:
         self._conn = conn
         self.path = path
         self._clock = clock
         self.readonly = readonly
+        self._busy_timeout_ms = busy_timeout_ms
+        # Set while a read-only log is read as an immutable file (no writer was there when it
+        # was opened): the file's (inode, size, mtime) then, to notice a writer arriving.
+        self._frozen = frozen
         self._registry: Registry | None = None
         self._registry_seq = -1
-        row = conn.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()
-        if row is None:
-            raise StorageError(f"{path}: not a ledger database (no ledger_id); run 'ledger init'")
-        self.ledger_id: str = row[0]
+        self._registry_checked = False
+        self.ledger_id: str = _ledger_identity(conn, path)
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -234,27 +239,63 @@ class Log:
     ) -> Log:
         """Open the log at ``path``.
 
-        Raises :class:`StorageError` if the file does not exist (and ``create`` is false) or is
-        not a ledger, :class:`BusyError` if it stays locked past ``busy_timeout_ms``.
+        ``readonly=True`` opens evidence: nothing is written to the file or beside it (no
+        ``-wal`` or ``-shm`` is created), so it works on write-blocked media, for a user who
+        cannot write the directory, and on a full disk. A file that is not a ledger (another
+        application's database, an empty file, a FIFO, a directory) is refused untouched.
+
+        Raises :class:`NotALedgerError` for a missing file (without ``create``) or one that is
+        not a ledger, :class:`FormatError` for a log written by a newer version,
+        :class:`VerificationError` when opening for writing finds the append-only triggers
+        missing or altered, :class:`BusyError` if it stays locked past ``busy_timeout_ms``.
         """
         path = os.fspath(path)
-        exists = os.path.exists(path)
-        if not exists and not create:
-            raise StorageError(f"{path}: no ledger here; create one with 'ledger init'")
-        if readonly and not exists:
-            raise StorageError(f"{path}: no ledger here")
+        if readonly or not create or os.path.lexists(path):
+            _check_file(path, create=create and not readonly)
         try:
-            if readonly:
-                uri = Path(path).resolve().as_uri() + "?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
+            if os.path.lexists(path) and os.path.getsize(path) > 0:
+                # Look before writing anything: a foreign database must be left untouched.
+                conn, frozen = _connect_readonly(path, busy_timeout_ms)
+                try:
+                    _ledger_identity(conn, path)
+                    if readonly:
+                        return cls(
+                            conn, path, clock=clock, readonly=True,
+                            busy_timeout_ms=busy_timeout_ms, frozen=frozen,
+                        )
+                finally:
+                    if not readonly:
+                        conn.close()
+                conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+                configure(conn, busy_timeout_ms=busy_timeout_ms)
+                problems = schema_problems(conn)
+                if problems:
+                    conn.close()
+                    raise VerificationError(
+                        f"{path}: {problems[0]}; refusing to write to it (run 'ledger verify')",
+                        kind="schema",
+                    )
             else:
                 conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-            configure(conn, busy_timeout_ms=busy_timeout_ms, readonly=readonly)
-            if not readonly:
+                configure(conn, busy_timeout_ms=busy_timeout_ms)
                 _ensure_schema(conn)
-            return cls(conn, path, clock=clock, readonly=readonly)
+            return cls(conn, path, clock=clock, busy_timeout_ms=busy_timeout_ms)
         except sqlite3.Error as exc:
             raise _translate(exc, path) from None
+
+    def _keep_fresh(self) -> None:
+        """A read-only log read as an immutable file reopens as a live one when a writer
+        arrives (a ``-wal`` appears) or has been and gone (the file changed)."""
+        if self._frozen is None:
+            return
+        if not os.path.exists(self.path + "-wal") and _file_key(self.path) == self._frozen:
+            return
+        try:
+            conn, frozen = _connect_readonly(self.path, self._busy_timeout_ms)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        self._conn.close()
+        self._conn, self._frozen = conn, frozen
 
     def close(self) -> None:
         self._conn.close()
@@ -274,6 +315,7 @@ class Log:
     def head(self) -> Head:
         """The last seq and hash (``Head(0, 32 zero bytes)`` for an empty log)."""
         try:
+            self._keep_fresh()
             row = self._conn.execute(
                 "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -335,6 +377,7 @@ class Log:
                 return
             hi = last + batch_size if to_seq is None else min(last + batch_size, to_seq)
             try:
+                self._keep_fresh()
                 rows = self._conn.execute(
                     f"SELECT {columns} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
                     (last, hi),
@@ -401,20 +444,35 @@ class Log:
         return self._registry
 
     def _refresh_registry(self, head_seq: int) -> None:
+        """Bring the cached registry to ``head_seq`` from the events themselves.
+
+        The registry table is never read back as truth (a row edited outside the ledger must
+        not let a malformed fact in): the registry is rebuilt from the events that change it,
+        then kept current by applying what other writers appended.
+        """
         if self._registry is not None and self._registry_seq == head_seq:
             return
-        behind = head_seq - self._registry_seq
-        if self._registry is not None and 0 < behind <= _CATCH_UP_MAX:
-            # Another writer appended a few events: apply them rather than reload everything.
-            # Outside a batch nothing is marked for persisting: the other writer stored these.
-            for _, event, _ in self.iter_payloads(from_seq=self._registry_seq + 1, to_seq=head_seq):
-                self._registry.apply(event)
-            self._registry_seq = head_seq
-            return
-        registry = Registry()
-        registry.load(
-            self._conn.execute("SELECT kind, key, value FROM registry WHERE kind != 'state'")
+        if self._registry is None:
+            registry, start = Registry(), 1
+        else:
+            registry, start = self._registry, self._registry_seq + 1
+        marks = ",".join("?" * len(Registry.CHANGING_TYPES))
+        cursor = self._conn.execute(
+            f"SELECT seq, payload FROM events WHERE seq >= ? AND seq <= ? AND type IN ({marks}) "
+            "ORDER BY seq",
+            (start, head_seq, *Registry.CHANGING_TYPES),
         )
+        for seq, payload in cursor:
+            try:
+                registry.apply(_decode_stored(seq, payload))
+            except EventValueError as exc:
+                self._registry = None
+                raise VerificationError(
+                    f"seq {seq}: the stored event is impossible given the history before it "
+                    f"({exc}); run 'ledger verify'",
+                    seq=seq,
+                    kind="history",
+                ) from None
         # The time of the last event is read from the log itself rather than stored in the
         # registry table: rewriting that row would cost every single-event commit a page.
         row = self._conn.execute(
@@ -422,6 +480,37 @@ class Log:
         ).fetchone()
         registry.state["last_at"] = ev.parse_instant(row[0]) if row is not None else None
         self._registry, self._registry_seq = registry, head_seq
+
+    def _check_before_extending(self, head: Head) -> None:
+        """Once per connection, before its first append: the head row must be the chain's (its
+        hash recomputes, its prev_hash is its predecessor's hash) and the registry table must
+        match the registry rebuilt from the events. Raises :class:`VerificationError`."""
+        if head.seq:
+            rows = self._conn.execute(
+                "SELECT seq, recorded_at, CAST(payload AS BLOB), prev_hash, hash FROM events "
+                "WHERE seq >= ? ORDER BY seq",
+                (head.seq - 1,),
+            ).fetchall()
+            *before, (seq, recorded_at, payload, prev_hash, hash_) = rows
+            expected_prev = bytes(before[0][4]) if before else GENESIS_HASH
+            if bytes(prev_hash) != expected_prev or chain_hash(
+                bytes(prev_hash), seq, recorded_at, bytes(payload)
+            ) != bytes(hash_):
+                raise VerificationError(
+                    f"{self.path}: the head row (seq {seq}) does not continue the hash chain; "
+                    "refusing to append (run 'ledger verify')",
+                    seq=seq,
+                    kind="head",
+                )
+        assert self._registry is not None
+        problem = _registry_difference(self._registry, self._conn)
+        if problem:
+            raise VerificationError(
+                f"{self.path}: {problem}; the file was changed outside the ledger, so it is not "
+                "extended (run 'ledger verify')",
+                kind="registry",
+            )
+        self._registry_checked = True
 
     # -- writing -------------------------------------------------------------------------------
     def append(
@@ -464,6 +553,8 @@ class Log:
                     raise HeadMismatchError(expected_head, head.seq)
                 existing, fresh = self._split_existing(batch, payloads, where)
                 self._refresh_registry(head.seq)
+                if not self._registry_checked:
+                    self._check_before_extending(head)
                 registry = self._registry
                 assert registry is not None
                 registry.begin()
@@ -604,6 +695,7 @@ class Log:
                     kind="ledger-id",
                 )
         cp_seqs = [c.seq for c in cps]
+        registry = Registry()
         expected_seq, prev = 1, GENESIS_HASH
         matched = 0
         try:
@@ -649,6 +741,7 @@ class Log:
                 try:
                     event = ev.from_json(payload)
                 except (EventValueError, ValueError, RecursionError) as exc:
+                    _refuse_newer_version(seq, payload)
                     raise VerificationError(
                         f"seq {seq}: payload is not a valid event ({exc})", seq=seq, kind="payload"
                     ) from None
@@ -664,6 +757,16 @@ class Log:
                         seq=seq,
                         kind="columns",
                     )
+                try:
+                    registry.apply(event)
+                except EventValueError as exc:
+                    raise VerificationError(
+                        f"seq {seq}: the event is impossible given the history before it ({exc}); "
+                        "it was appended past the ledger's checks (a forged registry table or "
+                        "another program)",
+                        seq=seq,
+                        kind="history",
+                    ) from None
                 i = bisect_right(cp_seqs, seq) - 1
                 while i >= 0 and cp_seqs[i] == seq:
                     if cps[i].head_hash != digest.hex():
@@ -696,6 +799,24 @@ class Log:
                         kind="checkpoint",
                     )
                 matched += 1
+        try:
+            problems = schema_problems(self._conn)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        if problems:
+            raise VerificationError(
+                f"{problems[0]}"
+                + (f" (and {len(problems) - 1} more schema problem(s))" if len(problems) > 1 else "")
+                + ": the log's append-only protection was changed outside the ledger",
+                kind="schema",
+            )
+        problem = _registry_difference(registry, self._conn)
+        if problem:
+            raise VerificationError(
+                f"{problem}: the registry table was changed outside the ledger "
+                "(the events verify; appending is refused until the table matches them)",
+                kind="registry",
+            )
         return VerifyResult(last, Head(last, prev), matched)
 
 
@@ -738,12 +859,195 @@ class Following:
             time.sleep(self.poll)
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_file(path: str, *, create: bool) -> None:
+    """Refuse, before SQLite touches it, a path that cannot be a ledger (nothing is changed)."""
+    if not os.path.lexists(path):
+        if create:
+            return
+        raise NotALedgerError(f"{path}: no ledger here; create one with 'ledger init'")
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise NotALedgerError(f"{path}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise NotALedgerError(f"{path}: is a directory, not a ledger file")
+    if not stat.S_ISREG(info.st_mode):
+        raise NotALedgerError(
+            f"{path}: is not a regular file (a FIFO, socket or device); a ledger is an SQLite file"
+        )
+    if info.st_size == 0 and create:
+        # Another process may be creating this log this instant: give it a moment.
+        deadline = time.monotonic() + 2.0
+        while info.st_size == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            info = os.stat(path)
+    if info.st_size == 0:
+        raise NotALedgerError(f"{path}: is an empty file (0 bytes), not a ledger; nothing was changed")
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise NotALedgerError(f"{path}: cannot be read ({exc.strerror})") from None
+    if magic != _SQLITE_MAGIC:
+        raise NotALedgerError(f"{path}: not an SQLite database, so not a ledger; nothing was changed")
+
+
+def _file_key(path: str) -> tuple[int, int, int]:
+    info = os.stat(path)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _connect_readonly(path: str, busy_timeout_ms: int) -> tuple[sqlite3.Connection, tuple[int, int, int] | None]:
+    """A connection that writes nothing, to the file or beside it.
+
+    With no ``-wal`` beside the file, no writer is there and every committed event is in the
+    file itself: it is read as immutable (SQLite then creates no ``-shm``/``-wal``, which is
+    what makes write-blocked media readable). The file's identity is returned so that the log
+    can notice a writer arriving and reopen live. With a ``-wal``, a writer is (or was) there:
+    the connection reads through the write-ahead log like any reader.
+    """
+    uri = Path(path).resolve().as_uri()
+    frozen: tuple[int, int, int] | None = None
+    if os.path.exists(path + "-wal"):
+        uri += "?mode=ro"
+    else:
+        frozen = _file_key(path)
+        uri += "?mode=ro&immutable=1"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        configure(conn, busy_timeout_ms=busy_timeout_ms, readonly=True)
+    except sqlite3.OperationalError as exc:
+        if frozen is None and "unable to open" in str(exc):
+            raise StorageError(
+                f"{path}: has a write-ahead log ({os.path.basename(path)}-wal) that cannot be "
+                "read here without writing its index: a writer is active or did not close "
+                "cleanly; copy the file with its -wal (and -shm) to writable storage and open "
+                "the copy"
+            ) from None
+        raise
+    return conn, frozen
+
+
+def _ledger_identity(conn: sqlite3.Connection, path: str) -> str:
+    """The ledger_id, after checking that this database is a ledger of a format we read."""
+    tables = {
+        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if not {"meta", "events"} <= tables:
+        found = f" (its tables: {', '.join(sorted(tables)[:8])})" if tables else ""
+        raise NotALedgerError(
+            f"{path}: not a ledger database{found}; nothing was changed"
+        )
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('ledger_id', 'format')"))
+    except sqlite3.Error:
+        raise NotALedgerError(f"{path}: not a ledger database (unreadable meta table)") from None
+    ledger_id = meta.get("ledger_id")
+    if not isinstance(ledger_id, str) or not ledger_id:
+        raise NotALedgerError(f"{path}: not a ledger database (no ledger_id); run 'ledger init' on a new file")
+    fmt = meta.get("format")
+    if not isinstance(fmt, str) or not fmt.isdigit():
+        raise NotALedgerError(f"{path}: not a ledger database (log format {fmt!r} is not a version)")
+    if int(fmt) > int(LOG_FORMAT):
+        raise FormatError(
+            f"{path}: written in log format {fmt}; this program reads format {LOG_FORMAT} and "
+            f"older: upgrade ftx-ledger to a version that reads format {fmt}"
+        )
+    return ledger_id
+
+
+#: The log's tables and triggers whose definitions must be exactly ours.
+_GUARDED = ("meta", "events", "registry", "events_refuse_update", "events_refuse_delete", "events_gapless")
+
+
+@functools.cache
+def _expected_schema() -> dict[str, str]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        for statement in _statements(SCHEMA):
+            conn.execute(statement)
+        return {
+            name: _squash(sql)
+            for name, sql in conn.execute("SELECT name, sql FROM sqlite_master")
+            if name in _GUARDED
+        }
+    finally:
+        conn.close()
+
+
+def _squash(sql: str | None) -> str:
+    return " ".join((sql or "").replace("IF NOT EXISTS ", "").split())
+
+
+def schema_problems(conn: sqlite3.Connection) -> list[str]:
+    """What differs between the file's tables and triggers and the log's own definitions:
+    a missing or altered append-only trigger, an altered events table."""
+    found = {
+        name: (kind, _squash(sql))
+        for kind, name, sql in conn.execute("SELECT type, name, sql FROM sqlite_master")
+    }
+    problems = []
+    for name, sql in _expected_schema().items():
+        kind = "trigger" if name.startswith("events_") else "table"
+        what = f"the append-only trigger {name}" if kind == "trigger" else f"the {name} table"
+        if name not in found:
+            problems.append(f"{what} is missing")
+        elif found[name] != (kind, sql):
+            problems.append(f"{what} was altered (its definition is not the ledger's)")
+    extra = sorted(
+        name for name, (kind, _) in found.items() if kind == "trigger" and name not in _GUARDED
+    )
+    problems += [f"an unknown trigger {name} is defined on the log" for name in extra]
+    return problems
+
+
+def _registry_difference(registry: Registry, conn: sqlite3.Connection) -> str:
+    """The first entry where the registry table differs from ``registry`` ("" if none)."""
+    try:
+        stored = {
+            (kind, key): value
+            for kind, key, value in conn.execute(
+                "SELECT kind, key, value FROM registry WHERE kind != 'state'"
+            )
+        }
+    except sqlite3.Error as exc:
+        return f"the registry table cannot be read ({exc})"
+    expected = registry.rows()
+    for entry in sorted(set(stored) | set(expected), key=lambda e: (str(e[0]), str(e[1]))):
+        have, want = stored.get(entry), expected.get(entry)
+        if have != want:
+            kind, key = entry
+            if want is None:
+                return f"the registry table has a {kind} {key!r} that no event declares"
+            if have is None:
+                return f"the registry table lacks the {kind} {key!r} that the events declare"
+            return f"the registry table's {kind} {key!r} is {have} but the events say {want}"
+    return ""
+
+
+def _refuse_newer_version(seq: int, payload: str) -> None:
+    """A payload of an event schema version newer than this program's is not tampering: say so."""
+    try:
+        version = json.loads(payload).get("v")
+    except (ValueError, AttributeError, RecursionError):
+        return
+    if isinstance(version, int) and not isinstance(version, bool) and version > ev.SCHEMA_VERSION:
+        raise FormatError(
+            f"seq {seq}: event schema version {version} is newer than this program reads "
+            f"(version {ev.SCHEMA_VERSION}); upgrade ftx-ledger to read this log"
+        )
+
+
 def _decode_stored(seq: int, payload: str) -> Event:
     try:
         # Stored payloads were validated on append and are checked strictly by verify();
         # reading them back only converts types (events.from_stored).
         return ev.from_stored(payload)
     except (EventValueError, ValueError, ArithmeticError, KeyError, TypeError, AttributeError) as exc:
+        _refuse_newer_version(seq, payload)
         raise VerificationError(
             f"seq {seq}: stored payload does not decode ({exc}); run 'ledger verify'",
             seq=seq,

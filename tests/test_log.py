@@ -360,7 +360,15 @@ def test_every_log_connection_has_the_promised_settings(log_path):
         }
     with Log.open(log_path, busy_timeout_ms=1234) as log:
         assert _pragmas(log.connection)["busy_timeout"] == 1234
+    # A read-only log with no writer reads the file as immutable (no -wal/-shm is created, see
+    # tests/test_evidence.py); with a writer connected it reads through the WAL.
     with Log.open(log_path, readonly=True) as log:
+        assert _pragmas(log.connection) == {
+            "journal_mode": "delete", "synchronous": 2, "busy_timeout": 5000,
+            "recursive_triggers": 1, "foreign_keys": 1, "query_only": 1,
+        }
+    with Log.open(log_path) as writer, Log.open(log_path, readonly=True) as log:
+        writer.head()
         assert _pragmas(log.connection) == {
             "journal_mode": "wal", "synchronous": 2, "busy_timeout": 5000,
             "recursive_triggers": 1, "foreign_keys": 1, "query_only": 1,
