@@ -87,14 +87,21 @@ class Flow:
 
 @attrs.frozen
 class TraceResult:
-    """Where traced funds went and where they sit.
+    """Where traced funds went and where they are (the rules: ``docs/forensics.md``).
 
     Attributes:
         rule: fifo, pro-rata or libr.
         asset: the traced asset.
-        traced_in: total traced at the start points.
-        flows: every movement that carried traced funds, in order.
-        holders: place -> traced amount sitting there at the end.
+        start: the customer account or venue whose deposits are traced.
+        traced_in: total traced money that entered: the customer deposits, less what they
+            carried back of money already traced (a re-deposit is the same money, not new).
+        flows: every movement that carried traced funds, in order (the first hop of each
+            traced deposit included).
+        held: place (holdings, custody or pledged account) -> traced amount there at the end;
+            never more than the place's balance.
+        left: where traced money left the model -> how much: an external account, or
+            ``(deficit) PLACE`` for traced money that made good a negative balance of PLACE.
+        holders: ``held`` and ``left`` together; their sum is ``traced_in``.
     """
 
     rule: str
@@ -104,6 +111,8 @@ class TraceResult:
     flows: list[Flow]
     holders: dict[str, Decimal]
     until_seq: int
+    held: dict[str, Decimal] = attrs.field(factory=dict)
+    left: dict[str, Decimal] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +123,8 @@ class TraceResult:
             "until_seq": self.until_seq,
             "flows": [f.to_dict() for f in self.flows],
             "holders": dict(self.holders),
+            "held": dict(self.held),
+            "left": dict(self.left),
         }
 
 
@@ -315,7 +326,7 @@ class Investigation:
                 break
             change = books.apply(event, seq=record.seq)
             last = record.seq
-            moves = _movements(books, change, asset)
+            moves = _movements(books, change, asset, tracer.outside)
             starting = (
                 isinstance(event, ev.Deposit)
                 and event.asset == asset
@@ -324,19 +335,25 @@ class Investigation:
                 and change.postings
             )
             for src, dst, minor in moves:
+                carried = tracer.take(src, minor)
                 if starting and dst == event.landed:
-                    tracer.inflow(dst, minor, traced=True)
-                    traced_in += minor
-                    continue
-                carried = tracer.move(src, dst, minor)
+                    # A traced deposit: all of it is traced where it lands. The part it carried
+                    # from a place already holding traced money is that money coming back; the
+                    # rest is new.
+                    traced_in += minor - carried
+                    carried = minor
+                absorbed = tracer.put(dst, carried, minor - carried)
+                at = ev.format_instant(event.at)
                 if carried:
-                    flows.append(
-                        Flow(record.seq, ev.format_instant(event.at), event.id, src, dst, books.amount(carried, asset), event.source)
-                    )
+                    flows.append(Flow(record.seq, at, event.id, src, dst, books.amount(carried, asset), event.source))
+                if absorbed:
+                    flows.append(Flow(record.seq, at, event.id, dst, _deficit(dst), books.amount(absorbed, asset), event.source))
         if asset not in books.registry.assets:
             raise InputError(f"asset: unknown asset {asset!r} in this log")
-        holders = {node: books.amount(t, asset) for node, t in sorted(tracer.traced_by_node().items()) if t}
-        return TraceResult(rule, asset, deposits_into, books.amount(traced_in, asset), flows, holders, last)
+        held = {node: books.amount(t, asset) for node, t in sorted(tracer.traced.items()) if t}
+        left = {node: books.amount(t, asset) for node, t in sorted(tracer.left.items()) if t}
+        holders = dict(sorted({**held, **left}.items()))
+        return TraceResult(rule, asset, deposits_into, books.amount(traced_in, asset), flows, holders, last, held, left)
 
     # -- diff ----------------------------------------------------------------------------------------
     def diff(self, a: int, b: int) -> Diff:
@@ -439,26 +456,38 @@ class Investigation:
     def materialize(self) -> dict[str, int]:
         """(Re)write projection tables ``postings``, ``balances``, ``violations``, ``loans`` and
         ``prices`` into the log's database with sqlite-utils. Money is exact: text decimals and
-        integer minor units with the scale alongside. Returns row counts."""
+        minor units with the scale alongside; a minor-units value is an INTEGER when it fits in
+        a signed 64-bit integer, else its decimal digits as TEXT (see :func:`sql_minor`; the
+        ``*_minor`` columns are ``ANY`` in STRICT tables, so SQLite keeps either exactly).
+        Returns row counts."""
         db = sqlite_utils.Database(self.log.connection)
         counts: dict[str, int] = {}
         try:
             for name in ("postings", "balances", "violations", "loans", "prices"):
                 if db[name].exists():
                     db[name].drop()
-            db["postings"].insert_all(self.iter_postings(), batch_size=5000, columns={"delta": str, "balance_after": str})
+            db["postings"].insert_all(
+                (
+                    {**row, "delta_minor": sql_minor(row["delta_minor"]), "balance_after_minor": sql_minor(row["balance_after_minor"])}
+                    for row in self.iter_postings()
+                ),
+                batch_size=5000,
+                columns=_POSTINGS_COLUMNS,
+                strict=True,
+            )
             books = self.as_of()
             db["balances"].insert_all(
                 (
                     {
                         "entity": e, "account": a, "asset": s, "scale": books.registry.scale(s),
-                        "balance_minor": m, "balance": ev.format_decimal(books.amount(m, s)),
+                        "balance_minor": sql_minor(m), "balance": ev.format_decimal(books.amount(m, s)),
                         "class": books.classify(e, a)[0],
                     }
                     for (e, a, s), m in books.iter_balances()
                 ),
                 pk=("entity", "account", "asset"),
-                columns={"balance": str},
+                columns=_BALANCES_COLUMNS,
+                strict=True,
             )
             violations = [
                 {**v, "contributing": json.dumps(v["contributing"]), "source": json.dumps(v["source"])}
@@ -483,92 +512,152 @@ class Investigation:
         return counts
 
 
-def _movements(books: Books, change: Change, asset: str) -> list[tuple[str, str, int]]:
+NEW_ISSUE = "(new issue)"  # where newly minted units come from
+GONE = "(gone)"  # where units go that leave the places with no physical counterpart
+
+
+def _deficit(node: str) -> str:
+    """Where traced money goes that makes good a negative balance at ``node``."""
+    return f"(deficit) {node}"
+
+
+SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
+
+# Column types of the two tables with minor units (the others are inferred by sqlite-utils).
+_POSTINGS_COLUMNS = {
+    "seq": int, "event_id": str, "type": str, "at": str, "entity": str, "account": str, "asset": str,
+    "scale": int, "delta_minor": "ANY", "delta": str, "balance_after_minor": "ANY", "balance_after": str,
+}
+_BALANCES_COLUMNS = {
+    "entity": str, "account": str, "asset": str, "scale": int, "balance_minor": "ANY", "balance": str, "class": str,
+}
+
+
+def sql_minor(minor: int) -> int | str:
+    """A minor-units value as the derived tables store it: the integer itself when SQLite
+    INTEGER holds it exactly (a signed 64-bit integer), else its decimal digits as text
+    (``"-18000000000000000001"``). ``int()`` of what is read back is the exact value."""
+    if SQLITE_INT_MIN <= minor <= SQLITE_INT_MAX:
+        return minor
+    return str(minor)
+
+
+def _movements(books: Books, change: Change, asset: str, outside: set[str]) -> list[tuple[str, str, int]]:
     """Physical movements of ``asset`` in one event, as (from, to, minor), from its postings.
 
-    Holdings, external and pledged accounts are places where funds sit; a customer's implicit
-    ``external`` account is the outside world on that customer's side.
+    Holdings, custody and pledged accounts are places where funds sit; external accounts (a
+    customer's implicit ``external`` account, an account opened as ``external``) are the world
+    outside the model, and are added to ``outside``. Every unit that leaves a place is matched
+    to where it arrives; units that appear with no source come from :data:`NEW_ISSUE` (a mint),
+    units that vanish go to :data:`GONE` (no event does this today), so that each place's
+    balance here is exactly its balance in the books. A movement from a place to itself is none.
     """
     outs: list[list[Any]] = []
     ins: list[list[Any]] = []
     for p in change.postings:
-        if p.asset != asset:
+        if p.asset != asset or p.delta == 0:
             continue
         cls, _ = books.classify(p.entity, p.account)
         if cls not in _PHYSICAL:
             continue
         node = f"{p.entity}:{p.account}"
+        if cls == EXTERNAL:
+            outside.add(node)
         (ins if p.delta > 0 else outs).append([node, abs(p.delta)])
     moves: list[tuple[str, str, int]] = []
-    if not outs:
-        return [("(new issue)", node, minor) for node, minor in ins]
     i = 0
     for node, minor in ins:
         while minor > 0 and i < len(outs):
             take = min(minor, outs[i][1])
-            moves.append((outs[i][0], node, take))
+            if outs[i][0] != node:
+                moves.append((outs[i][0], node, take))
             outs[i][1] -= take
             minor -= take
             if outs[i][1] == 0:
                 i += 1
+        if minor > 0:
+            moves.append((NEW_ISSUE, node, minor))
+    for node, minor in outs[i:]:
+        if minor > 0:
+            moves.append((node, GONE, minor))
     return moves
 
 
 class _Tracer:
-    """Per place: total balance and the traced part, moved by the chosen rule."""
+    """Per place: its balance and the traced part of it, moved by the chosen rule.
+
+    Invariants (``docs/forensics.md``): ``0 <= traced[p] <= max(balance[p], 0)`` at every
+    place; under FIFO the lots of a place add up to ``max(balance[p], 0)``; nothing traced is
+    ever taken from outside (an external account, :data:`NEW_ISSUE`); traced money that goes
+    outside, or makes good a deficit, is added to ``left`` and stays there.
+    """
 
     def __init__(self, rule: str) -> None:
         self.rule = rule
         self.balance: dict[str, int] = defaultdict(int)
         self.traced: dict[str, int] = defaultdict(int)
-        self.lots: dict[str, deque[list[Any]]] = defaultdict(deque)  # FIFO: [amount, traced]
+        self.lots: dict[str, deque[list[Any]]] = defaultdict(deque)  # FIFO: [amount, traced], oldest first
+        self.left: dict[str, int] = defaultdict(int)
+        self.outside: set[str] = {NEW_ISSUE, GONE}
 
-    def inflow(self, node: str, minor: int, *, traced: bool) -> None:
-        self.balance[node] += minor
-        if traced:
-            self.traced[node] += minor
-        if self.rule == "fifo":
-            lots = self.lots[node]
-            if lots and lots[-1][1] == traced:
-                lots[-1][0] += minor
-            else:
-                lots.append([minor, traced])
-
-    def move(self, src: str, dst: str, minor: int) -> int:
-        """Move ``minor`` from ``src`` to ``dst``; return the traced part carried."""
-        carried = self._take(src, minor)
-        if carried:
-            self.inflow(dst, carried, traced=True)
-        if minor - carried:
-            self.inflow(dst, minor - carried, traced=False)
-        return carried
-
-    def _take(self, src: str, minor: int) -> int:
-        traced = self.traced.get(src, 0)
-        balance = self.balance.get(src, 0)
+    def take(self, src: str, minor: int) -> int:
+        """Take ``minor`` out of ``src``; return the traced part of it (by the rule)."""
+        if src in self.outside:
+            return 0
+        traced = self.traced[src]
+        balance = self.balance[src]
         if self.rule == "fifo":
             carried, need = 0, minor
             lots = self.lots[src]
             while need > 0 and lots:
                 lot = lots[0]
-                take = min(need, lot[0])
+                part = min(need, lot[0])
                 if lot[1]:
-                    carried += take
-                lot[0] -= take
-                need -= take
+                    carried += part
+                lot[0] -= part
+                need -= part
                 if lot[0] == 0:
                     lots.popleft()
         elif self.rule == "pro-rata":
-            if balance <= 0 or traced <= 0:
+            if traced == 0:
                 carried = 0
-            else:
-                carried = min(traced, round(Fraction(minor * traced, balance)))
-        else:  # libr: the wrongdoer spends his own (untraced) money first
-            untraced = max(balance - traced, 0)
+            elif minor >= balance:  # the place is emptied (or overdrawn): all its traced money goes
+                carried = traced
+            else:  # traced <= balance, so this is at most ``traced`` and at most ``minor``
+                carried = round(Fraction(minor * traced, balance))
+        else:  # libr: the place's own (untraced) money goes first
+            untraced = max(balance, 0) - traced
             carried = min(traced, max(minor - untraced, 0))
         self.balance[src] = balance - minor
         self.traced[src] = traced - carried
         return carried
 
-    def traced_by_node(self) -> dict[str, int]:
-        return dict(self.traced)
+    def put(self, dst: str, traced: int, untraced: int) -> int:
+        """Add ``traced + untraced`` to ``dst``; return the traced part absorbed by a deficit.
+
+        At a place whose balance is negative, the arrival first makes good the deficit, with
+        its untraced part first; traced money used so is recorded as left to ``(deficit) dst``.
+        """
+        if dst in self.outside:
+            self.left[dst] += traced
+            return 0
+        balance = self.balance[dst]
+        deficit = max(-balance, 0)
+        fill_untraced = min(deficit, untraced)
+        absorbed = min(deficit - fill_untraced, traced)
+        self.balance[dst] = balance + traced + untraced
+        traced -= absorbed
+        untraced -= fill_untraced
+        self.traced[dst] += traced
+        if absorbed:
+            self.left[_deficit(dst)] += absorbed
+        if self.rule == "fifo":
+            lots = self.lots[dst]
+            for amount, flag in ((traced, True), (untraced, False)):
+                if not amount:
+                    continue
+                if lots and lots[-1][1] == flag:
+                    lots[-1][0] += amount
+                else:
+                    lots.append([amount, flag])
+        return absorbed

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scenario import write
 
 import events as ev
 from ledger.cli import cli
@@ -155,7 +156,10 @@ def test_trace_rules_differ_on_a_commingled_account_worked_by_hand(tmp_path):
     fifo = _holders(tmp_path, history, "fifo", "fifo")
     # FIFO: out1 takes the 100 clean then 50 traced; custody lots [50 T, 200 C]; out2 takes 50 T + 10 C.
     assert fifo.holders == {"aff:bank": Decimal("100.00")}
-    assert [(f.event_id, f.amount) for f in fifo.flows] == [("out1", Decimal("50.00")), ("out2", Decimal("50.00"))]
+    # The first hop (the customers' deposit landing in custody) is a flow too.
+    assert [(f.event_id, f.amount) for f in fifo.flows] == [
+        ("cust", Decimal("100.00")), ("out1", Decimal("50.00")), ("out2", Decimal("50.00"))
+    ]
     pro = _holders(tmp_path, history, "pro-rata", "pro")
     # Pro rata: out1 carries 150 x 100/200 = 75; custody 50 with 25 traced; +200 -> 250 with 25 traced;
     # out2 carries 60 x 25/250 = 6; 19 remain.
@@ -197,7 +201,8 @@ def test_trace_follows_routed_deposits_through_loans_and_pledges(tmp_path):
     # FIFO: the 300 traced arrived first, so the repayment carries all 300 to the lender.
     assert fifo.holders == {"bank:vault": Decimal("300.00")}
     assert [(f.event_id, f.from_node, f.to_node, f.amount, f.source) for f in fifo.flows] == [
-        ("repay", "aff:bank", "bank:vault", Decimal("300.00"), ("S30",))
+        ("routed", "cust:external", "aff:bank", Decimal("300.00"), ("S35",)),  # the first hop
+        ("repay", "aff:bank", "bank:vault", Decimal("300.00"), ("S30",)),
     ]
 
 
@@ -212,7 +217,10 @@ def test_trace_on_the_ftx_timeline_shows_where_fiat_deposits_went(tmp_path):
     assert Decimal(data["traced_in"]) == Decimal("8000000000.00")
     assert not any(node.startswith("ftx:") for node in data["holders"])
     assert sum(Decimal(v) for v in data["holders"].values()) == Decimal("8000000000.00")
-    assert {f["from_node"] for f in data["flows"]} <= {"alameda:bank", "insiders:holdings"}
+    # The first hops come from the customers' side and land at alameda:bank; after that only
+    # Alameda's bank and the insiders move the money.
+    assert {f["to_node"] for f in data["flows"] if f["from_node"] == "customers:external"} == {"alameda:bank"}
+    assert {f["from_node"] for f in data["flows"]} <= {"customers:external", "alameda:bank", "insiders:holdings"}
 
 
 # -- diff and tables --------------------------------------------------------------------------------------
@@ -281,3 +289,87 @@ def test_cli_history_balances_diff_snapshot_export(tmp_path):
     assert "segregation" in exported.output
     bad = runner.invoke(cli, ["history", "nocolon", "--db", db])
     assert bad.exit_code == 2 and "Error:" in bad.output
+
+
+# -- amounts beyond 64 bits in the derived tables ------------------------------------------------------
+BIG_ETH = """
+[[assets]]
+asset = "ETH"
+name = "Ether"
+scale = 18
+kind = "crypto"
+
+[[events]]
+id = "eth-1"
+type = "deposit"
+account = "ex:cust"
+asset = "ETH"
+amount = "9"
+landed = "ex:custody"
+
+[[events]]
+id = "eth-2"
+type = "deposit"
+account = "ex:cust"
+asset = "ETH"
+amount = "9"
+landed = "ex:custody"
+
+[[events]]
+id = "eth-3"
+type = "deposit"
+account = "ex:cust"
+asset = "ETH"
+amount = "0.000000000000000001"
+landed = "ex:custody"
+"""
+
+
+def test_materialize_keeps_minor_units_beyond_64_bits_exact(tmp_path):
+    """Two 9 ETH deposits at scale 18 are 9 x 10**18 minor units each (below 2**63 - 1 =
+    9,223,372,036,854,775,807), but custody then holds 18 x 10**18, which SQLite INTEGER cannot.
+    Plus one minor unit, so that a conversion through a float (REAL) would show: 18 x 10**18 + 1
+    = 18,000,000,000,000,000,001 is not a double. Such values are stored as decimal TEXT, the
+    ones that fit stay INTEGER (docs/forensics.md)."""
+    path = write(tmp_path, BIG_ETH, name="eth")
+    db = tmp_path / "eth.db"
+    assert CliRunner().invoke(cli, ["append", str(path), "--db", str(db)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["materialize", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    nine = 9 * 10**18
+    total = 2 * nine + 1  # 18,000,000,000,000,000,001 minor units = 18.000000000000000001 ETH
+    assert total > 2**63 - 1
+    conn = sqlite3.connect(db)
+    rows = {
+        (e, a): (m, typeof, text)
+        for e, a, m, typeof, text in conn.execute(
+            "SELECT entity, account, balance_minor, typeof(balance_minor), balance FROM balances WHERE asset = 'ETH'"
+        )
+    }
+    # Custody holds the total; the customer account is owed it (a liability, so negative in the
+    # venue's books); the customer's side: a claim of +total and -total gone from outside.
+    assert rows[("ex", "custody")] == (str(total), "text", "18.000000000000000001")
+    assert rows[("ex", "cust")] == (str(-total), "text", "-18.000000000000000001")
+    postings = conn.execute(
+        "SELECT event_id, delta_minor, typeof(delta_minor), balance_after_minor, typeof(balance_after_minor) "
+        "FROM postings WHERE asset = 'ETH' AND entity = 'ex' AND account = 'custody' ORDER BY seq"
+    ).fetchall()
+    assert postings == [
+        ("eth-1", nine, "integer", nine, "integer"),  # fits: stays an INTEGER
+        ("eth-2", nine, "integer", str(2 * nine), "text"),
+        ("eth-3", 1, "integer", str(total), "text"),
+    ]
+    # Read back exactly: int() of either storage class gives the exact minor units.
+    with Log.open(db, readonly=True) as log:
+        books = Investigation(log).as_of()
+    back = {(e, a, s): int(m) for e, a, s, m in conn.execute("SELECT entity, account, asset, balance_minor FROM balances")}
+    assert back == dict(books.balances)
+    sums: dict = {}
+    for e, a, s, delta in conn.execute("SELECT entity, account, asset, delta_minor FROM postings"):
+        sums[(e, a, s)] = sums.get((e, a, s), 0) + int(delta)
+    assert {k: v for k, v in sums.items() if v} == dict(books.balances)
+    # The exports carry the same exact integers (JSON numbers of any size, CSV digits).
+    out = CliRunner().invoke(cli, ["export", "--db", str(db), "--what", "postings", "--format", "jsonl"])
+    assert out.exit_code == 0, out.output
+    last = [json.loads(line) for line in out.output.splitlines() if '"eth-3"' in line and '"custody"' in line]
+    assert [(r["delta_minor"], r["balance_after_minor"], r["balance_after"]) for r in last] == [(1, total, "18.000000000000000001")]
