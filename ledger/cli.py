@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -28,12 +29,27 @@ from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
 from ledger.store import DEFAULT_DB, Checkpoint, Following, Log
 
-EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY = 1, 2, 3
+EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY, EXIT_OUTPUT = 1, 2, 3, 4
+#: A reader that closed the pipe early (``ledger log | head``): quiet, as a shell reports SIGPIPE.
+EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
 
 
 def _fail(message: str, code: int) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+def _closed_pipe() -> None:
+    """The reader went away: stop quietly (no traceback, no message at exit)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_CLOSED_PIPE)
+
+
+def _output_problem(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else "standard output"
+    return f"cannot write {where}: {exc.strerror or exc}"
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,6 +63,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             _fail(f"verification failed: {exc}", EXIT_VERIFY)
         except LedgerError as exc:
             _fail(str(exc), EXIT_INPUT)
+        except BrokenPipeError:
+            _closed_pipe()
+        except OSError as exc:  # an output that cannot be written: -o into a missing folder, a full disk
+            _fail(_output_problem(exc), EXIT_OUTPUT)
 
     return wrapper
 
@@ -136,8 +156,9 @@ def cli() -> None:
 @handle_errors
 def init(db: str) -> None:
     """Create an empty log (does nothing to an existing one)."""
-    existed = Path(db).exists()
-    with Log.open(db, create=True) as log:
+    existed = os.path.lexists(db)
+    # An existing file is only looked at (read-only): a ledger is reported, anything else refused.
+    with Log.open(db, readonly=existed, create=not existed) as log:
         state = "already exists" if existed else "created"
         click.echo(f"{db}: ledger {log.ledger_id} {state}, head seq {log.head().seq}")
 
@@ -793,4 +814,21 @@ def cli_reference() -> None:
 
 
 def main() -> None:
-    cli(prog_name="ledger")
+    """The console script: the CLI, then a last flush of what it printed, so that a full disk
+    or a closed pipe ends with one line (or silently) and an exit status, never a traceback."""
+    code: int | str | None = 0
+    try:
+        cli(prog_name="ledger")
+    except SystemExit as exc:
+        code = exc.code
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _closed_pipe()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            click.echo(f"Error: {_output_problem(exc)}", err=True)
+        code = EXIT_OUTPUT
+        with contextlib.suppress(OSError, ValueError):  # nothing more to flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)

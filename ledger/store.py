@@ -141,23 +141,30 @@ class Checkpoint:
 
     @classmethod
     def from_json(cls, text: str, *, where: str = "checkpoint") -> Checkpoint:
+        """Parse a checkpoint strictly: ``ledger_id`` a non-empty string, ``seq`` a whole number
+        >= 0, ``head_hash`` 64 hex digits. Raises :class:`InputError` naming the field."""
         try:
             data = json.loads(text)
-            cp = cls(
-                ledger_id=str(data["ledger_id"]),
-                seq=int(data["seq"]),
-                head_hash=str(data["head_hash"]),
-                taken_at=str(data.get("taken_at", "")),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{where}: not a checkpoint file ({exc})") from None
-        try:
-            if len(cp.head_hash) != 64:
-                raise ValueError
-            bytes.fromhex(cp.head_hash)
-        except ValueError:
-            raise InputError(f"{where}: head_hash must be 64 hex digits") from None
-        return attrs.evolve(cp, head_hash=cp.head_hash.lower())
+        except ValueError as exc:
+            raise InputError(f"{where}: not a checkpoint file (not JSON: {exc})") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: not a checkpoint file (expected a JSON object)")
+        for key in ("ledger_id", "seq", "head_hash"):
+            if key not in data:
+                raise InputError(f"{where}: {key}: missing; a checkpoint has ledger_id, seq and head_hash")
+        ledger_id, seq, head_hash = data["ledger_id"], data["seq"], data["head_hash"]
+        if not isinstance(ledger_id, str) or not ledger_id.strip():
+            raise InputError(f"{where}: ledger_id: expected the log's id (a non-empty string), got {ledger_id!r}")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise InputError(f"{where}: seq: expected a whole number >= 0, got {seq!r}")
+        if not isinstance(head_hash, str) or len(head_hash) != 64 or any(
+            c not in "0123456789abcdefABCDEF" for c in head_hash
+        ):
+            raise InputError(f"{where}: head_hash: must be 64 hex digits, got {head_hash!r}")
+        taken_at = data.get("taken_at", "")
+        if not isinstance(taken_at, str):
+            raise InputError(f"{where}: taken_at: expected a time as text, got {taken_at!r}")
+        return cls(ledger_id=ledger_id, seq=seq, head_hash=head_hash.lower(), taken_at=taken_at)
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Checkpoint:
@@ -251,11 +258,11 @@ class Log:
         """
         path = os.fspath(path)
         if readonly or not create or os.path.lexists(path):
-            _check_file(path, create=create and not readonly)
+            check_file(path, create=create and not readonly)
         try:
             if os.path.lexists(path) and os.path.getsize(path) > 0:
                 # Look before writing anything: a foreign database must be left untouched.
-                conn, frozen = _connect_readonly(path, busy_timeout_ms)
+                conn, frozen = connect_readonly(path, busy_timeout_ms)
                 try:
                     _ledger_identity(conn, path)
                     if readonly:
@@ -291,7 +298,7 @@ class Log:
         if not os.path.exists(self.path + "-wal") and _file_key(self.path) == self._frozen:
             return
         try:
-            conn, frozen = _connect_readonly(self.path, self._busy_timeout_ms)
+            conn, frozen = connect_readonly(self.path, self._busy_timeout_ms)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
         self._conn.close()
@@ -862,7 +869,7 @@ class Following:
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def _check_file(path: str, *, create: bool) -> None:
+def check_file(path: str, *, create: bool) -> None:
     """Refuse, before SQLite touches it, a path that cannot be a ledger (nothing is changed)."""
     if not os.path.lexists(path):
         if create:
@@ -900,7 +907,7 @@ def _file_key(path: str) -> tuple[int, int, int]:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
-def _connect_readonly(path: str, busy_timeout_ms: int) -> tuple[sqlite3.Connection, tuple[int, int, int] | None]:
+def connect_readonly(path: str, busy_timeout_ms: int) -> tuple[sqlite3.Connection, tuple[int, int, int] | None]:
     """A connection that writes nothing, to the file or beside it.
 
     With no ``-wal`` beside the file, no writer is there and every committed event is in the

@@ -410,8 +410,17 @@ def test_checkpoint_files_round_trip_and_bad_ones_are_input_errors(db, tmp_path)
     assert json.loads(cp.to_json()) == {"ledger_id": cp.ledger_id, "seq": N, "head_hash": cp.head_hash, "taken_at": cp.taken_at}
     for text, message in [
         ("not json", r"not a checkpoint file"),
-        ('{"seq": 1}', r"not a checkpoint file"),
-        ('{"ledger_id": "x", "seq": 1, "head_hash": "abc"}', r"head_hash must be 64 hex digits"),
+        ("[1, 2]", r"not a checkpoint file \(expected a JSON object\)"),
+        ('{"seq": 1}', r"ledger_id: missing"),
+        ('{"ledger_id": "x", "seq": 1, "head_hash": "abc"}', r"head_hash: must be 64 hex digits"),
+        # Each of these was accepted before, and then matched nothing ("0 checkpoint(s) matched").
+        (f'{{"ledger_id": "x", "seq": -1, "head_hash": "{"0" * 64}"}}', r"seq: expected a whole number >= 0, got -1"),
+        (f'{{"ledger_id": "x", "seq": "12", "head_hash": "{"0" * 64}"}}', r"seq: expected a whole number >= 0, got '12'"),
+        (f'{{"ledger_id": "x", "seq": 1.5, "head_hash": "{"0" * 64}"}}', r"seq: expected a whole number >= 0, got 1.5"),
+        (f'{{"ledger_id": "x", "seq": true, "head_hash": "{"0" * 64}"}}', r"seq: expected a whole number >= 0, got True"),
+        (f'{{"ledger_id": "", "seq": 1, "head_hash": "{"0" * 64}"}}', r"ledger_id: expected the log's id"),
+        (f'{{"ledger_id": 7, "seq": 1, "head_hash": "{"0" * 64}"}}', r"ledger_id: expected the log's id"),
+        (f'{{"ledger_id": "x", "seq": 1, "head_hash": "{"g" * 64}"}}', r"head_hash: must be 64 hex digits"),
     ]:
         file.write_text(text, encoding="utf-8")
         with pytest.raises(InputError, match=message):
