@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 
@@ -9,6 +10,9 @@ from events._errors import EventValueError
 
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 10_000
+#: The fraction of a second in ISO-8601 text ("." or ","); the log keeps microseconds.
+_FRACTION = re.compile(r"[.,]([0-9]+)")
+MAX_FRACTION_DIGITS = 6
 
 
 def identifier(value: object, *, field: str) -> str:
@@ -84,13 +88,24 @@ def utc_instant(value: object, *, field: str = "at") -> datetime:
 
 
 def parse_instant(text: str, *, field: str = "at") -> datetime:
-    """Parse ISO-8601 text with an offset; a bare date means 00:00 UTC of that day."""
+    """Parse ISO-8601 text with an offset; a bare date means 00:00 UTC of that day.
+
+    Digits below a microsecond are refused, not cut: ``datetime.fromisoformat`` would drop
+    them silently, and two different instants would become one.
+    """
     raw = text.strip()
     if len(raw) == 10 and raw[4:5] == "-" and raw[7:8] == "-":
         try:
             return datetime.fromisoformat(raw).replace(tzinfo=UTC)
         except ValueError as exc:
             raise EventValueError(f"{field}: invalid date {text!r} ({exc})") from None
+    if "." in raw or "," in raw:
+        for digits in _FRACTION.findall(raw):
+            if len(digits) > MAX_FRACTION_DIGITS:
+                raise EventValueError(
+                    f"{field}: {text!r} has {len(digits)} fractional digits; the log keeps "
+                    f"microseconds: write at most {MAX_FRACTION_DIGITS}"
+                )
     try:
         parsed = datetime.fromisoformat(raw.replace("z", "Z"))
     except ValueError as exc:

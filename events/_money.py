@@ -11,8 +11,13 @@ from decimal import Decimal
 
 from events._errors import EventValueError
 
-#: Largest amount, in minor units, that the log and the books accept (a signed 64-bit integer).
-MAX_MINOR = 2**63 - 1
+#: Largest amount, in minor units, that an event may carry: 10^38 - 1, every number of up to 38
+#: digits (the u128 range TigerBeetle uses, 3.4 x 10^38, and a signed 128-bit integer, 1.7 x
+#: 10^38, both hold it; so does SQL's DECIMAL(38)). At scale 18 that is 10^20 - 10^-18 units.
+#: Balances and sums are Python ints: exact at any size. See docs/model.md, "Amounts".
+MAX_MINOR = 10**38 - 1
+#: How the limit is written in error messages.
+MAX_MINOR_TEXT = "10^38 - 1"
 _MAX_MINOR_DIGITS = len(str(MAX_MINOR))
 
 #: Prices carry at most this many significant digits (FTT closes have 8, fiat rates ~10).
@@ -51,10 +56,16 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
     elif isinstance(value, Decimal):
         result = value
     elif isinstance(value, str):
-        text = value.strip()
+        text = value
         if len(text) > _MAX_LITERAL_CHARS:
             raise EventValueError(f"{field}: number literal too long ({len(text)} characters)")
         if not text or not _looks_decimal(text):
+            bare = text.strip()
+            if bare and bare != text and _looks_decimal(bare):
+                # Refused, not stripped: the record says exactly what it says, or nothing.
+                raise EventValueError(
+                    f"{field}: {value!r} has leading or trailing white space; write the number alone"
+                )
             raise EventValueError(f"{field}: expected integer or decimal string, got {value!r}")
         try:
             result = Decimal(text)
@@ -174,8 +185,8 @@ def to_minor(amount: Decimal, scale: int, *, field: str = "amount", asset: str =
         amount = Decimal(amount)
     if not amount.is_finite():
         raise EventValueError(f"{field}: non-finite number not allowed ({amount})")
-    if amount and amount.adjusted() + scale > _MAX_MINOR_DIGITS:
-        raise EventValueError(f"{field}: amount exceeds maximum {MAX_MINOR} minor units")
+    if amount and amount.adjusted() + scale >= _MAX_MINOR_DIGITS:  # >= 10^38 minor units
+        raise _beyond(amount, scale, field, asset)
     try:
         scaled = amount.scaleb(scale, _EXACT)
     except decimal.DecimalException:  # more digits than the context holds: too precise
@@ -187,12 +198,24 @@ def to_minor(amount: Decimal, scale: int, *, field: str = "amount", asset: str =
             f"{field}: {_plain(amount)}{label} has {places} decimal places; "
             f"{asset or 'the asset'} allows {scale}"
         )
-    minor = int(scaled)
-    if abs(minor) > MAX_MINOR:
-        raise EventValueError(f"{field}: amount exceeds maximum {MAX_MINOR} minor units")
-    return minor
+    return int(scaled)
+
+
+def _beyond(amount: Decimal, scale: int, field: str, asset: str) -> EventValueError:
+    label = f" {asset}" if asset else ""
+    if abs(amount.adjusted()) < _MAX_LITERAL_CHARS:
+        shown = _plain(amount)
+    else:  # "1E+1000" in plain notation would be a thousand digits
+        shown = str(amount)
+    largest = from_minor(MAX_MINOR, scale)
+    return EventValueError(
+        f"{field}: {shown}{label} exceeds the maximum of {MAX_MINOR_TEXT} minor units "
+        f"({largest:,}{label} at scale {scale})"
+    )
 
 
 def from_minor(minor: int, scale: int) -> Decimal:
-    """Exact ``Decimal`` for ``minor`` units at ``scale`` decimal places."""
-    return Decimal(minor).scaleb(-scale)
+    """Exact ``Decimal`` for ``minor`` units at ``scale`` decimal places (any size, never rounded)."""
+    # Decimal(int) is exact; scaleb in the default context (28 digits) would round a 38-digit
+    # amount, so it runs in a context that holds every digit.
+    return Decimal(minor).scaleb(-scale, _WIDE)

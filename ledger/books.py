@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import decimal
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
@@ -24,18 +25,21 @@ from events import Event
 from ledger.policy import Policy
 from ledger.registry import Registry
 
-#: Exact arithmetic for values: enough digits that products and sums of 64-bit amounts and
-#: 28-digit prices never round; the one rounding is to the quote's scale, half-even.
+#: Exact arithmetic for values: enough digits that products and sums of amounts up to
+#: ``MAX_MINOR`` (38 digits) and 28-digit prices never round. A value has at most 38 + 28
+#: significant digits, from 10^66 (scale 0, a 28-digit whole price) down to 10^-36 (scale 18,
+#: 18 price decimals): a sum of values spans at most 102 digits, plus one per tenfold terms.
+#: The one rounding is to the quote's scale, half-even (ratios are divided to this precision).
 VALUE_CONTEXT = decimal.Context(
-    prec=80,
+    prec=150,
     rounding=decimal.ROUND_HALF_EVEN,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
 
-#: For the running values: exact or an error, never a silent rounding. Values have at most
-#: 19 + 28 digits and 36 decimal places, so sums of them fit in far fewer than 200 digits.
+#: For the running values: exact or an error, never a silent rounding (see VALUE_CONTEXT for
+#: the digits a value needs; a haircut kept is a policy fraction of up to 64 digits).
 SUM_CONTEXT = decimal.Context(
-    prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow]
+    prec=400, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow]
 )
 
 # Account classes (derived from the purpose, or from the implicit account's prefix).
@@ -366,7 +370,7 @@ class Books:
         """The share of ``asset``'s value that counts as a liquid reserve of ``owner``."""
         keep = self._keeps.get((asset, owner))
         if keep is None:  # remembered, like the haircut it comes from
-            keep = self._keeps[(asset, owner)] = 1 - self.haircut(asset, owner=owner)
+            keep = self._keeps[(asset, owner)] = SUM_CONTEXT.subtract(1, self.haircut(asset, owner=owner))
         return keep
 
     def _add_value(
@@ -426,51 +430,77 @@ class Books:
     # -- state for snapshots (plain JSON, never pickle: snapshots may come from a file that
     #    someone else wrote, and loading them must not run code) ------------------------------
     def to_state(self) -> dict[str, Any]:
-        """Everything needed to continue from here, as JSON-ready data (policy not included)."""
+        """Everything needed to continue from here, as JSON-ready data (policy not included).
+
+        Minor amounts are JSON integers when they fit in 64 bits (as they always were) and
+        decimal strings beyond (``"-1000000000000000000000000000002"``): orjson refuses to
+        encode larger ints and decodes them as floats, and other JSON readers may too.
+        """
         registry_rows = []
         for kind in Registry.KINDS:
             for key in sorted(self.registry._table(kind)):
                 value = self.registry.encode(kind, key)
                 if value is not None:
-                    registry_rows.append([kind, key, json.loads(value)])
+                    decoded = json.loads(value)
+                    if kind == "pledge":
+                        decoded = _int_out(decoded)
+                    elif kind == "loan":
+                        decoded["outstanding"] = _int_out(decoded["outstanding"])
+                    registry_rows.append([kind, key, decoded])
         return {
             "version": 2,
             "last_seq": self.last_seq,
             "last_at": ev.format_instant(self.last_at) if self.last_at is not None else None,
             "registry": registry_rows,
-            "balances": [[e, a, s, m] for (e, a, s), m in sorted(self.balances.items())],
+            "balances": [[e, a, s, _int_out(m)] for (e, a, s), m in sorted(self.balances.items())],
             "prices": {a: ev.format_decimal(p) for a, p in sorted(self.prices.items())},
-            "limits": [[r, a, m] for (r, a), m in sorted(self.limits.items())],
+            "limits": [[r, a, _int_out(m)] for (r, a), m in sorted(self.limits.items())],
             "halted": sorted(self.halted),
             "bankrupt": sorted(self.bankrupt),
-            "collateral": {t: dict(sorted(c.items())) for t, c in sorted(self.collateral.items())},
+            "collateral": {
+                t: {a: _int_out(m) for a, m in sorted(c.items())} for t, c in sorted(self.collateral.items())
+            },
             "venues": sorted(self.venues),
             "entity_assets": {e: sorted(a) for e, a in sorted(self.entity_assets.items())},
             # The running aggregates are derivable from the balances; storing them makes a
             # snapshot load in a few dict builds instead of one rebuild step per balance.
             "aggregates": {
-                name: [[e, a, m] for (e, a), m in sorted(getattr(self, name).items()) if m]
+                name: [[e, a, _int_out(m)] for (e, a), m in sorted(getattr(self, name).items()) if m]
                 for name in _AGGREGATES
             },
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], policy: Policy | None = None) -> Books:
-        """Books continued from :meth:`to_state` output; aggregates are rebuilt from balances."""
+        """Books continued from :meth:`to_state` output; aggregates are rebuilt from balances.
+
+        Raises ``ValueError`` naming the table for a minor amount that is not an exact integer
+        (an int, or the decimal string :meth:`to_state` writes beyond 64 bits).
+        """
         if state.get("version") != 2:
             raise ValueError(f"unsupported books state version {state.get('version')!r}")
         registry = Registry()
-        registry.load_values(tuple(row) for row in state["registry"])
+        rows = []
+        for kind, key, value in state["registry"]:
+            if kind == "pledge":
+                value = _int_in(value, "registry pledge")
+            elif kind == "loan":
+                value = {**value, "outstanding": _int_in(value["outstanding"], "registry loan")}
+            rows.append((kind, key, value))
+        registry.load_values(rows)
         books = cls(policy, registry=registry)
         books.last_seq = state["last_seq"]
         books.last_at = ev.parse_instant(state["last_at"]) if state["last_at"] else None
         books.prices = {a: Decimal(p) for a, p in state["prices"].items()}
-        books.limits = {(r, a): m for r, a, m in state["limits"]}
+        books.limits = {(r, a): _int_in(m, "limits") for r, a, m in state["limits"]}
         books.halted = set(state["halted"])
         books.bankrupt = set(state["bankrupt"])
-        books.collateral = {t: dict(c) for t, c in state["collateral"].items()}
+        books.collateral = {
+            t: {a: _int_in(m, "collateral") for a, m in c.items()} for t, c in state["collateral"].items()
+        }
         aggregates = state.get("aggregates")
         for entity, account, asset, minor in state["balances"]:
+            minor = _int_in(minor, "balances")
             books.balances[(entity, account, asset)] = minor
             if aggregates is None:
                 books._aggregate(entity, account, asset, 0, minor)
@@ -478,7 +508,7 @@ class Books:
             for name in _AGGREGATES:
                 table = getattr(books, name)
                 for entity, asset, minor in aggregates[name]:
-                    table[(entity, asset)] = minor
+                    table[(entity, asset)] = _int_in(minor, name)
 
         books.venues |= set(state["venues"])
         for entity, assets in state["entity_assets"].items():
@@ -549,7 +579,7 @@ class Books:
         if available < minor:
             change.withdrawal_refused = (
                 f"{e.paid_from} holds {self.format(available, e.asset)} {e.asset}, "
-                f"cannot pay {e.amount:,}"
+                f"cannot pay {e.amount:,f}"
             )
             return
         holder = self._move_out(change, e.account, e.asset, minor)
@@ -664,7 +694,7 @@ class Books:
             asset, minor = held[0]
             debt = self.secured_debt(target)
             keep = VALUE_CONTEXT.multiply(
-                self.amount(minor, asset), 1 - self.haircut(asset)
+                self.amount(minor, asset), SUM_CONTEXT.subtract(1, self.haircut(asset))
             )
             if debt <= 0:
                 k = Decimal(0)
@@ -734,7 +764,7 @@ class Books:
 
     def format(self, minor: int, asset: str) -> str:
         """``minor`` units of ``asset`` for a person: grouped digits, the asset's decimals."""
-        return f"{ev.from_minor(minor, self.registry.scale(asset)):,}"
+        return f"{ev.from_minor(minor, self.registry.scale(asset)):,f}"  # f: never 1E-18
 
     def amount(self, minor: int, asset: str) -> Decimal:
         return ev.from_minor(minor, self.registry.scale(asset))
@@ -868,7 +898,7 @@ class Books:
             if minor:
                 value = self.value(minor, asset)
                 if haircut:
-                    value = VALUE_CONTEXT.multiply(value, 1 - self.haircut(asset))
+                    value = VALUE_CONTEXT.multiply(value, SUM_CONTEXT.subtract(1, self.haircut(asset)))
                 total = VALUE_CONTEXT.add(total, value)
         return total
 
@@ -910,8 +940,11 @@ class Books:
                 assets[line] = VALUE_CONTEXT.add(assets[line], self.value(minor, asset))
             else:
                 liabilities[line] = VALUE_CONTEXT.add(liabilities[line], self.value(-minor, asset))
-        total_a = sum(assets.values(), Decimal(0))
-        total_l = sum(liabilities.values(), Decimal(0))
+        total_a = total_l = ZERO
+        for value in assets.values():  # not sum(): the default context rounds to 28 digits
+            total_a = VALUE_CONTEXT.add(total_a, value)
+        for value in liabilities.values():
+            total_l = VALUE_CONTEXT.add(total_l, value)
         return {
             "entities": group,
             "quote": self.quote,
@@ -919,7 +952,7 @@ class Books:
             "liabilities": {k: self.round_value(v) for k, v in sorted(liabilities.items())},
             "total_assets": self.round_value(total_a),
             "total_liabilities": self.round_value(total_l),
-            "equity": self.round_value(total_a - total_l),
+            "equity": self.round_value(VALUE_CONTEXT.subtract(total_a, total_l)),
         }
 
     def group_members(self, group: str) -> list[str]:
@@ -967,11 +1000,35 @@ class Books:
                     },
                     "collateral_market_value": self.round_value(market),
                     "collateral_haircut_value": self.round_value(haircut),
-                    "ltv": (debt / market).quantize(Decimal("0.0001")) if market else None,
+                    "ltv": (
+                        VALUE_CONTEXT.divide(debt, market).quantize(Decimal("0.0001"), context=VALUE_CONTEXT)
+                        if market
+                        else None
+                    ),
                     "defaulted": bool(loan and loan.defaulted),
                 }
             )
         return rows
+
+
+# Minor amounts in the books' JSON state: ints within 64 bits, decimal strings beyond.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT_TEXT = re.compile(r"-?[0-9]{1,400}")
+
+
+def _int_out(minor: int) -> int | str:
+    return minor if _INT64_MIN <= minor <= _INT64_MAX else str(minor)
+
+
+def _int_in(value: Any, table: str) -> int:
+    if type(value) is int:
+        return value
+    if type(value) is str and _INT_TEXT.fullmatch(value):
+        return int(value)
+    raise ValueError(
+        f"books state: {table}: expected an integer number of minor units (an int, or its "
+        f"decimal digits in a string), got {value!r}"
+    )
 
 
 def _line_name(cls: str, account: str, other: str | None) -> str:

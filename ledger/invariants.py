@@ -98,7 +98,7 @@ def fmt_ratio(value: Decimal) -> str:
 
 
 def fmt_value(books: Books, value: Decimal) -> str:
-    return f"{books.round_value(value):,} {books.quote}"
+    return f"{books.round_value(value):,f} {books.quote}"
 
 
 class Conservation:
@@ -372,7 +372,7 @@ class WithdrawalsHonoured:
                 False,
                 observed=f"{ev.format_decimal(event.amount)} {event.asset} not paid",
                 threshold="paid on request",
-                detail=f"a withdrawal of {event.amount:,} {event.asset} from {event.account} was not paid: {change.withdrawal_refused}",
+                detail=f"a withdrawal of {event.amount:,f} {event.asset} from {event.account} was not paid: {change.withdrawal_refused}",
             )
         elif change.withdrawal_paid is not None:
             yield Status(change.withdrawal_paid, True)
@@ -427,8 +427,8 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
             actual = VALUE_CONTEXT.divide(actual, price)
         scale = books.registry.assets[unit].scale if unit in books.registry.assets else 2
         actual_r = actual.quantize(Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN, context=VALUE_CONTEXT)
-    gap = actual_r - event.expected
-    ok = abs(gap) <= event.tolerance
+    gap = SUM_CONTEXT.subtract(actual_r, event.expected)  # exact: 28 digits would round
+    ok = gap.copy_abs() <= event.tolerance
     subject = "/".join(
         x for x in (event.entity, event.measure, event.account or "", event.asset or "") if x
     )
@@ -442,8 +442,8 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
         "detail": (
             f"the record says {event.entity} {event.measure.replace('_', ' ')}"
             + (f" of {event.asset}" if event.asset and event.measure != "balance" else "")
-            + f" was {event.expected:,} {unit} (± {event.tolerance:,}); "
-            + f"the books say {actual_r:,} (gap {gap:,})"
+            + f" was {event.expected:,f} {unit} (± {event.tolerance:,f}); "
+            + f"the books say {actual_r:,f} (gap {gap:,f})"
         ),
     }
 

@@ -4,6 +4,7 @@ identifier hygiene (NFC, control characters, lone surrogates)."""
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -234,9 +235,28 @@ def test_only_plain_decimal_notation_is_accepted(value):
         dep(amount=value)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("+1", "1"), (".5", "0.5"), ("5.", "5"), (" 2.50 ", "2.5"), ("0010.100", "10.1"), (7, "7")])
+@pytest.mark.parametrize(("value", "expected"), [("+1", "1"), (".5", "0.5"), ("5.", "5"), ("2.50", "2.5"), ("0010.100", "10.1"), (7, "7")])
 def test_accepted_spellings_normalise(value, expected):
     assert ev.to_dict(dep(amount=value))["amount"] == expected
+
+
+@pytest.mark.parametrize("value", [" 2.50", "2.50 ", " 2.50 ", "\t7", "7\n", "\u00a07", "7\u2003", "-1 "])
+def test_amounts_with_surrounding_white_space_are_refused_not_stripped(value):
+    # The record says exactly what it says: " 2.50" is not quietly read as 2.50.
+    with pytest.raises(EventValueError, match=r"^amount: .* has leading or trailing white space; write the number alone$"):
+        dep(amount=value)
+
+
+@pytest.mark.parametrize("field", ["expected", "tolerance"])
+def test_every_decimal_field_refuses_surrounding_white_space(field):
+    fields = {"entity": "ex", "measure": "balance", "account": "ex:cust", "asset": "USD", "expected": "1", "tolerance": "0"}
+    with pytest.raises(EventValueError, match=rf"^{field}: ' 1' has leading or trailing white space"):
+        ev.BalanceAsserted(id="a", at=START, source=["S"], **{**fields, field: " 1"})
+    with pytest.raises(EventValueError, match=r"^price: '1 ' has leading or trailing white space"):
+        ev.PriceUpdated(id="p", at=START, source=["S"], asset="BTC", quote="USD", price="1 ")
+    with pytest.raises(EventValueError, match=r"^amount: ' 5' has leading or trailing white space"):
+        ev.from_json('{"type":"deposit","id":"d","at":"2022-01-01T00:00:00Z","source":["S"],'
+                     '"account":"ex:c","asset":"USD","amount":" 5","landed":"ex:k"}')
 
 
 def test_over_long_literals_are_refused():
@@ -312,10 +332,15 @@ def test_decimal_text_round_trip(minor, scale):
 
 
 def test_to_minor_limits():
-    assert ev.to_minor(Decimal("92233720368547758.07"), 2) == ev.MAX_MINOR
-    assert ev.to_minor(Decimal("-92233720368547758.07"), 2) == -ev.MAX_MINOR
-    for value in (Decimal("92233720368547758.08"), Decimal("1E+1000"), Decimal(2**63), Decimal("1" * 101)):
-        with pytest.raises(EventValueError, match=rf"^amount: amount exceeds maximum {ev.MAX_MINOR} minor units$"):
+    top = "9" * 36 + ".99"  # 10^38 - 1 minor units at scale 2
+    assert ev.to_minor(Decimal(top), 2) == ev.MAX_MINOR == 10**38 - 1
+    assert ev.to_minor(Decimal("-" + top), 2) == -ev.MAX_MINOR
+    assert ev.to_minor(Decimal(2**63), 2) == 2**63 * 100  # beyond 64 bits: fine
+    for value in (Decimal("1" + "0" * 36), Decimal("1E+1000"), Decimal(10**38), Decimal("1" * 101)):
+        with pytest.raises(
+            EventValueError,
+            match=r"^amount: \S+ exceeds the maximum of 10\^38 - 1 minor units \(9{3}(,9{3}){11}\.99 at scale 2\)$",
+        ):
             ev.to_minor(value, 2)
 
 
@@ -375,6 +400,40 @@ def test_instant_text_is_stored_as_utc(text, expected):
 def test_bad_instant_text_is_refused(text, message):
     with pytest.raises(EventValueError, match=message):
         dep(at=text)
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("2022-11-08T10:00:00.1234567Z", 7),
+        ("2022-11-08T10:00:00.123456789+00:00", 9),
+        ("2022-11-08T10:00:00,1234560Z", 7),  # a trailing zero is still a digit the log cannot keep
+        ("2022-11-08 10:00:00.0000001-05:00", 7),
+    ],
+)
+def test_instants_finer_than_a_microsecond_are_refused_not_cut(text, digits):
+    message = rf"^at: '{re.escape(text)}' has {digits} fractional digits; the log keeps microseconds: write at most 6$"
+    with pytest.raises(EventValueError, match=message):
+        dep(at=text)
+    with pytest.raises(EventValueError, match=message.replace("^at:", "^--at:")):
+        ev.parse_instant(text, field="--at")  # the CLI's options go through the same parser
+    with pytest.raises(EventValueError, match=r"^maturity: .* has \d fractional digits"):
+        ev.LoanOpened(id="l", at=START, source=["S"], loan="L", lender="a", borrower="b", asset="USD",
+                      principal="1", disbursed_from="a:x", disbursed_to="b:y", maturity=text)
+
+
+def test_instants_finer_than_a_microsecond_are_refused_in_json_input():
+    record = ('{"type":"deposit","id":"d","at":"2022-01-01T00:00:00.0000005Z","source":["S"],'
+              '"account":"ex:c","asset":"USD","amount":"5","landed":"ex:k"}')
+    with pytest.raises(EventValueError, match=r"^at: '2022-01-01T00:00:00\.0000005Z' has 7 fractional digits"):
+        ev.from_json(record)
+
+
+@pytest.mark.parametrize("text", ["2022-11-08T10:00:00.123456Z", "2022-11-08T10:00:00.1Z", "2022-11-08T10:00:00,5+01:00"])
+def test_instants_of_up_to_six_fractional_digits_are_kept_exactly(text):
+    at = ev.parse_instant(text)
+    assert ev.parse_instant(ev.format_instant(at)) == at
+    assert at.microsecond in (123456, 100000, 500000)
 
 
 def test_wrong_instant_type_is_refused():
