@@ -6,13 +6,20 @@ The JSON shapes are documented in ``docs/replay-json.md`` and pinned by a test.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 import events as ev
 from ledger.books import Books
 from ledger.replay import Step, Summary
+
+if TYPE_CHECKING:
+    from ledger.policy import Policy
+    from ledger.store import Log
 
 REPORT_FORMAT = 1
 
@@ -173,23 +180,139 @@ def books_dict(books: Books, *, entity: str | None = None) -> dict[str, Any]:
     }
 
 
-def write_rows(rows: Iterable[dict[str, Any]], out: Any, fmt: str) -> int:
-    """Write dict rows as JSON Lines or CSV (header from the first row); return the count."""
-    import csv
+# -- CSV and JSON Lines exports -----------------------------------------------------------------
+def _event_csv_columns() -> tuple[str, ...]:
+    """``type``, ``v``, then every event type's fields in :data:`events.EVENT_TYPES` order, each
+    field once, where it first appears (the common ``id``, ``at``, ``source``, ``note`` first)."""
+    columns = {"type": None, "v": None}
+    for cls in ev.EVENT_TYPES.values():
+        for field in attrs.fields(cls):
+            columns.setdefault(field.name, None)
+    return tuple(columns)
 
+
+#: The columns of ``ledger export --what events --format csv``: one set for every event type,
+#: empty where a type lacks the field. Documented in docs/replay-json.md.
+EVENT_CSV_COLUMNS: tuple[str, ...] = _event_csv_columns()
+
+# Cells starting with these are run as formulas by spreadsheets (OWASP "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` made safe to open in a spreadsheet (OWASP "CSV Injection").
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a single
+    quote in front (``'=HYPERLINK(...)``), so the spreadsheet shows it as text instead of running
+    it. A cell that is a plain decimal number (``-100.00``, ``+5``: an optional sign, digits, an
+    optional fraction, nothing else) is left as it is: it cannot run anything, and negative
+    amounts stay numbers.
+    """
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+    elif isinstance(value, (list, tuple, dict, set, frozenset)):
+        text = json.dumps(value, default=_json_default, sort_keys=True, ensure_ascii=False)
+    else:
+        text = str(value)
+    return csv_cell(text)
+
+
+def write_rows(rows: Iterable[dict[str, Any]], out: Any, fmt: str, *, columns: Sequence[str] | None = None) -> int:
+    """Write dict rows as JSON Lines (``fmt="jsonl"``) or CSV (``"csv"``); return the count.
+
+    CSV: the header is ``columns`` (written even when there are no rows), or without it the
+    first row's keys. A row's missing keys are empty cells; a key with no column raises
+    ``ValueError`` (nothing is dropped silently). ``None`` is an empty cell, a list or dict is
+    JSON text, and every cell passes through :func:`csv_cell`.
+    """
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"unknown export format {fmt!r} (expected jsonl or csv)")
     count = 0
-    writer = None
-    for row in rows:
-        if fmt == "jsonl":
+    if fmt == "jsonl":
+        for row in rows:
             out.write(dumps(row) + "\n")
-        else:
-            flat = {k: (json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else ("" if v is None else str(v) if not isinstance(v, Decimal) else format(v, "f"))) for k, v in row.items()}
-            if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(flat), lineterminator="\n")
-                writer.writeheader()
-            writer.writerow(flat)
+            count += 1
+        return count
+    known: frozenset[str] | None = None
+    if columns is not None:
+        out.write(_csv_line(columns))
+        known = frozenset(columns)
+    for row in rows:
+        if known is None:
+            columns = list(row)
+            known = frozenset(columns)
+            out.write(_csv_line(columns))
+        assert columns is not None
+        if len(row) > len(known) or not known.issuperset(row):
+            extra = next(key for key in row if key not in known)
+            raise ValueError(
+                f"row {count + 1} has {extra!r}, which is not one of the CSV columns ({', '.join(columns)})"
+            )
+        out.write(_csv_line([_csv_value(row.get(name)) for name in columns]))
         count += 1
     return count
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    """One CSV record, RFC 4180 quoting: a cell holding a comma, a double quote, a line feed or
+    a carriage return is quoted, its quotes doubled. (The csv module, before Python 3.12, leaves
+    a carriage return unquoted when the line ends in a bare line feed, which splits the row.)"""
+    if len(cells) == 1 and not cells[0]:
+        return '""\n'  # a record of one empty cell, not a blank line
+    return ",".join(
+        '"' + cell.replace('"', '""') + '"' if _NEEDS_QUOTES.search(cell) else cell for cell in cells
+    ) + "\n"
+
+
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def write_event_rows(items: Iterable[ev.Event], out: Any, fmt: str) -> int:
+    """Write events: ``jsonl`` is the canonical form (re-importable with ``ledger append``);
+    ``csv`` has the fixed :data:`EVENT_CSV_COLUMNS`, empty where a type lacks a field, the
+    ``source`` list as JSON text. Returns the count."""
+    if fmt == "jsonl":
+        count = 0
+        for event in items:
+            out.write(ev.canonical_json(event))
+            out.write("\n")
+            count += 1
+        return count
+    return write_rows((ev.to_dict(e) for e in items), out, fmt, columns=EVENT_CSV_COLUMNS)
+
+
+EXPORTS = ("events", "postings", "violations")
+
+
+def export(log: Log, what: str, fmt: str, out: Any, policy: Policy | None = None) -> int:
+    """``ledger export``: the log's ``events``, ``postings`` or ``violations`` as ``jsonl`` or
+    ``csv`` to the text stream ``out``; returns how many rows were written.
+
+    Postings are replayed under ``policy`` (the default policy when None) as are violations.
+    """
+    if what not in EXPORTS:
+        raise ValueError(f"unknown export {what!r} (expected one of: {', '.join(EXPORTS)})")
+    if what == "events":
+        return write_event_rows(log.iter_events(), out, fmt)
+    from ledger.forensics import Investigation  # forensics replays; only exports need it
+
+    inv = Investigation(log, policy)
+    if what == "postings":
+        return write_rows(inv.iter_postings(), out, fmt)
+    rows = (
+        {**v, "contributing": " ".join(v["contributing"]), "source": " ".join(v["source"])}
+        for v in inv.iter_violations()
+    )
+    return write_rows(rows, out, fmt)
 
 
 def steps_jsonl(steps: Iterable[Step]) -> Iterable[str]:

@@ -1,11 +1,13 @@
 """The histories: timeline files shipped as package data, and the loader that reads them."""
 
 from replays._loader import (
+    MAX_TOML_BYTES,
     Timeline,
     bundled,
     bundled_paths,
     decode_json_record,
     dump_jsonl,
+    iter_jsonl,
     load_jsonl,
     load_timeline,
     load_toml,
@@ -13,11 +15,13 @@ from replays._loader import (
 )
 
 __all__ = [
+    "MAX_TOML_BYTES",
     "Timeline",
     "bundled",
     "bundled_paths",
     "decode_json_record",
     "dump_jsonl",
+    "iter_jsonl",
     "load_jsonl",
     "load_timeline",
     "load_toml",

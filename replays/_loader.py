@@ -6,10 +6,12 @@ is reported with ``file:line`` and the field path. See ``docs/timeline-format.md
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from importlib import resources
@@ -27,6 +29,10 @@ from ledger.registry import Registry
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 MAX_RECORD_BYTES = 1_000_000
 MAX_FILE_BYTES = 512 * 1024 * 1024
+#: The largest TOML file read. tomllib builds the whole document in memory, and the loader keeps
+#: the text, its lines and the events: a TOML costs about 17 times its size at peak (16 MiB:
+#: about 280 MB for ``ledger append``). Bigger histories go in JSON Lines, which stream.
+MAX_TOML_BYTES = 16 * 1024 * 1024
 _DECLARATIONS = (
     ("entities", "entity_registered", "entity"),
     ("assets", "asset_listed", "asset"),
@@ -87,11 +93,29 @@ def _problem(where: str, index: int | None, event_id: str | None, message: str) 
 
 
 # -- reading bytes ---------------------------------------------------------------------------------
-def _read_text(path: Path) -> str:
+def _too_large_toml(path: Path, size: int) -> InputError:
+    return InputError(
+        f"{path}: TOML file too large ({size:,} bytes; the limit is {MAX_TOML_BYTES:,} bytes, "
+        f"{MAX_TOML_BYTES // (1024 * 1024)} MiB, because reading a TOML takes about 17 times its "
+        "size in memory); write bigger histories as JSON Lines (.jsonl, one event a line, "
+        "read a line at a time: see docs/timeline-format.md)"
+    )
+
+
+def _read_text(path: Path, *, toml: bool = False) -> str:
+    if toml:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0  # read_bytes below names the problem
+        if size > MAX_TOML_BYTES:
+            raise _too_large_toml(path, size)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if toml and len(data) > MAX_TOML_BYTES:  # not a regular file, or it grew since stat()
+        raise _too_large_toml(path, len(data))
     if len(data) > MAX_FILE_BYTES:
         raise InputError(f"{path}: file too large ({len(data)} bytes)")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -101,11 +125,15 @@ def _read_text(path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(
-            f"{path}:{line}:{col}: not valid UTF-8 at byte {exc.start} (line {line}, column {col})"
-        ) from None
+        raise _not_utf8(path, data, exc.start) from None
+
+
+def _not_utf8(path: Path, data: bytes, start: int, *, line: int | None = None, col: int | None = None) -> InputError:
+    if line is None:
+        line = data.count(b"\n", 0, start) + 1
+    if col is None:
+        col = start - (data.rfind(b"\n", 0, start) + 1) + 1
+    return InputError(f"{path}:{line}:{col}: not valid UTF-8 at byte {start} (line {line}, column {col})")
 
 
 # -- TOML ------------------------------------------------------------------------------------------
@@ -162,10 +190,116 @@ class _LineIndex:
         return start
 
 
+# TOML tokens that can hold a date-time literal or look like one: strings and comments (skipped),
+# table headers (to name the field), and date-times or times with a fraction of a second.
+_TOML_TOKENS = re.compile(
+    r'(?P<skip>"""(?:\\[\s\S]|[^\\])*?"""(?:"{0,2})'
+    r"|'''[\s\S]*?'''(?:'{0,2})"
+    r'|"(?:\\.|[^"\\\n])*"'
+    r"|'[^'\n]*'"
+    r"|#[^\n]*)"
+    r"|(?m:^[ \t]*\[\[[ \t]*(?P<aot>[A-Za-z0-9_-]+)[ \t]*\]\])"
+    r"|(?m:^[ \t]*\[[ \t]*(?P<table>[A-Za-z0-9_-]+)[ \t]*\])"
+    r"|(?P<dt>(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ])?[0-9]{2}:[0-9]{2}:[0-9]{2}\.(?P<frac>[0-9]+)"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?)"
+)
+_LONG_FRACTION = re.compile(r":[0-9]{2}\.[0-9]{7}")
+_KEY_BEFORE = re.compile(r"(?P<key>[A-Za-z0-9_-]+)[ \t]*=[ \t]*$")
+
+
+def _sub_microsecond(path: Path, text: str) -> list[Problem]:
+    """Date-time literals with more than 6 digits below the second, which tomllib truncates.
+
+    Looks at the raw text (outside strings and comments), since the parsed value has already
+    lost the digits. Each is named ``file:line: section[i].key``.
+    """
+    if not _LONG_FRACTION.search(text):
+        return []  # the common case: one fast scan
+    problems: list[Problem] = []
+    section = ""
+    counts: dict[str, int] = {}
+    line, scanned = 1, 0
+    for match in _TOML_TOKENS.finditer(text):
+        if match["aot"]:
+            counts[match["aot"]] = counts.get(match["aot"], -1) + 1
+            section = f"{match['aot']}[{counts[match['aot']]}]"
+        elif match["table"]:
+            section = match["table"]
+        elif match["dt"] and len(match["frac"]) > 6:
+            start = match.start()
+            line += text.count("\n", scanned, start)
+            scanned = start
+            line_start = text.rfind("\n", 0, start) + 1
+            key = _KEY_BEFORE.search(text, line_start, start)
+            field = key["key"] if key else "value"
+            field = f"{section}.{field}" if section else field
+            problems.append(
+                Problem(
+                    f"{field}: {match['dt']} has {len(match['frac'])} digits below the second; "
+                    "TOML date-times are read to the microsecond and the rest would be dropped "
+                    "silently: write at most 6 fractional digits",
+                    field=field,
+                    where=f"{path}:{line}",
+                )
+            )
+            if len(problems) >= InputError.MAX_PROBLEMS:
+                break
+    return problems
+
+
+def _table_key_line(lines: list[str], table: str, key: str) -> int:
+    """The line of ``key`` in the ``[table]`` block; the header's line without it; else 1."""
+    header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")
+    for start, text in enumerate(lines, start=1):
+        if header.match(text):
+            for number in range(start + 1, len(lines) + 1):
+                line = lines[number - 1]
+                if _ANY_HEADER.match(line):
+                    break
+                match = _KEY.match(line)
+                if match and match["key"] == key:
+                    return number
+            return start
+    return 1
+
+
+def _quote_problem(path: Path, meta: dict[str, Any], out: list[Event], lines: list[str]) -> tuple[str, Problem | None]:
+    """The timeline's quote asset, and a problem unless it is one of the assets the file lists.
+
+    A file that lists no assets (more events for a log that has them) keeps the default USD.
+    """
+    listed = [e.asset for e in out if isinstance(e, ev.AssetListed)]
+    where = f"{path}:{_table_key_line(lines, 'timeline', 'quote')}"
+    shown = ", ".join(listed) or "none"
+    if "quote" not in meta:
+        if listed and "USD" not in listed:
+            return "USD", Problem(
+                f"timeline.quote: not given, and the default 'USD' is not one of the assets this "
+                f"file lists ({shown}); write quote = \"...\" in [timeline]",
+                field="timeline.quote", where=where,
+            )
+        return "USD", None
+    quote = meta["quote"]
+    if not isinstance(quote, str):
+        return str(quote), Problem(
+            f"timeline.quote: must be the name of a listed asset (a string such as \"USD\"), "
+            f"got {type(quote).__name__} {quote!r}",
+            field="timeline.quote", where=where,
+        )
+    quote = unicodedata.normalize("NFC", quote)
+    if quote not in listed:
+        return quote, Problem(
+            f"timeline.quote: {quote!r} is not one of the assets this file lists ({shown}); "
+            "the replay values everything in the quote asset",
+            field="timeline.quote", where=where,
+        )
+    return quote, None
+
+
 def load_toml(path: str | Path) -> Timeline:
     """Read and validate a TOML timeline. Raises :class:`InputError` naming file:line:field."""
     path = Path(path)
-    text = _read_text(path)
+    text = _read_text(path, toml=True)
     try:
         data = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
@@ -215,7 +349,7 @@ def load_toml(path: str | Path) -> Timeline:
         if not isinstance(citation, str) or not citation.strip():
             raise InputError(f"{path}:{_find_line(lines.lines, key)}: sources.{key}: must be a citation string")
 
-    problems: list[Problem] = []
+    problems: list[Problem] = _sub_microsecond(path, text)
     out: list[Event] = []
     where: list[str] = []
 
@@ -270,6 +404,9 @@ def load_toml(path: str | Path) -> Timeline:
             as_of = ev._fields.utc_instant(_instant(meta["as_of"], "timeline.as_of"), field="timeline.as_of")
         except EventValueError as exc:
             problems.append(Problem(str(exc), where=f"{path}:{_find_line(lines.lines, 'as_of')}"))
+    quote, quote_problem = _quote_problem(path, meta, out, lines.lines)
+    if quote_problem is not None:
+        problems.append(quote_problem)
     timeline = Timeline(
         name=str(meta.get("name") or _default_name(path)),
         path=str(path),
@@ -278,7 +415,7 @@ def load_toml(path: str | Path) -> Timeline:
         sources={str(k): v for k, v in sources.items()},
         title=str(meta.get("title", "")),
         description=str(meta.get("description", "")),
-        quote=str(meta.get("quote", "USD")),
+        quote=quote,
         as_of=as_of,
     )
     problems += _file_rules(timeline, require_sources=True)
@@ -318,14 +455,7 @@ def _file_rules(timeline: Timeline, *, require_sources: bool) -> list[Problem]:
         else:
             seen[event.id] = index
         if previous is not None and event.at < previous.at:
-            problems.append(
-                Problem(
-                    f"at: {ev.format_instant(event.at)} ({_line_of(here)}) is before "
-                    f"{ev.format_instant(previous.at)} ({_line_of(previous_where)}); "
-                    "events must be in time order",
-                    index=index, event_id=event.id, field="at", where=here,
-                )
-            )
+            problems.append(_order_problem(event, here, previous, previous_where, index))
         if timeline.as_of is not None and event.at > timeline.as_of:
             problems.append(
                 Problem(
@@ -344,6 +474,15 @@ def _file_rules(timeline: Timeline, *, require_sources: bool) -> list[Problem]:
                     )
         previous, previous_where = event, here
     return problems
+
+
+def _order_problem(event: Event, here: str, previous: Event, previous_where: str, index: int) -> Problem:
+    return Problem(
+        f"at: {ev.format_instant(event.at)} ({_line_of(here)}) is before "
+        f"{ev.format_instant(previous.at)} ({_line_of(previous_where)}); "
+        "events must be in time order",
+        index=index, event_id=event.id, field="at", where=here,
+    )
 
 
 def _line_of(where: str) -> str:
@@ -374,8 +513,33 @@ def decode_json_record(text: str) -> dict[str, Any]:
     return ev.decode_json(text)
 
 
+def _jsonl_record(line: str, here: str, index: int) -> Event | Problem:
+    """One JSON Lines record (a line without its newline) as an event, or what is wrong with it.
+
+    ``index`` is the event's place among the valid events before it (``Problem.index``).
+    """
+    if len(line) > MAX_RECORD_BYTES:
+        return Problem(f"record too large ({len(line)} characters)", where=here)
+    try:
+        record = _decode_record(line)
+        if not isinstance(record, dict):
+            raise EventValueError(f"event: expected a JSON object, got {type(record).__name__}")
+        return ev.from_dict(record)
+    except json.JSONDecodeError as exc:
+        return Problem(f"invalid JSON: {exc.msg}", where=f"{here}:{exc.colno}")
+    except RecursionError:
+        return Problem("input too deeply nested", where=here)
+    except EventValueError as exc:
+        return Problem(str(exc), index=index, field=str(exc).partition(":")[0], where=here)
+    except (ValueError, ArithmeticError) as exc:  # e.g. int() limit on a 5000-digit literal
+        return Problem(f"invalid number: {exc}", where=here)
+
+
 def load_jsonl(path: str | Path) -> Timeline:
-    """Read and validate a JSON Lines file of events (one canonical record per line)."""
+    """Read and validate a JSON Lines file of events (one canonical record per line).
+
+    The whole file is held in memory (up to 512 MiB); :func:`iter_jsonl` streams instead.
+    """
     path = Path(path)
     text = _read_text(path)
     problems: list[Problem] = []
@@ -387,24 +551,11 @@ def load_jsonl(path: str | Path) -> Timeline:
         if not line.strip():
             continue
         here = f"{path}:{number}"
-        if len(line) > MAX_RECORD_BYTES:
-            problems.append(Problem(f"record too large ({len(line)} characters)", where=here))
-            continue
-        try:
-            record = _decode_record(line)
-            if not isinstance(record, dict):
-                raise EventValueError(f"event: expected a JSON object, got {type(record).__name__}")
-            event = ev.from_dict(record)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(f"invalid JSON: {exc.msg}", where=f"{here}:{exc.colno}"))
-        except RecursionError:
-            problems.append(Problem("input too deeply nested", where=here))
-        except EventValueError as exc:
-            problems.append(Problem(str(exc), index=len(out), field=str(exc).partition(":")[0], where=here))
-        except (ValueError, ArithmeticError) as exc:  # e.g. int() limit on a 5000-digit literal
-            problems.append(Problem(f"invalid number: {exc}", where=here))
+        result = _jsonl_record(line, here, len(out))
+        if isinstance(result, Problem):
+            problems.append(result)
         else:
-            out.append(event)
+            out.append(result)
             where.append(here)
         if len(problems) >= InputError.MAX_PROBLEMS:
             break
@@ -415,6 +566,103 @@ def load_jsonl(path: str | Path) -> Timeline:
     if problems:
         raise InputError(problems[: InputError.MAX_PROBLEMS], source=str(path))
     return timeline
+
+
+# A record of MAX_RECORD_BYTES characters is at most 4 bytes a character, plus "\r\n".
+_READ_LIMIT = 4 * MAX_RECORD_BYTES + 2
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[Event, str]]:
+    """Stream a JSON Lines file of events: yield ``(event, "file:line")`` one line at a time.
+
+    Memory stays bounded whatever the file's size (one line, at most about 4 MB, at a time).
+    Each line is checked with the rules and messages of :func:`load_jsonl`, and so is time
+    order. Problems (up to ``InputError.MAX_PROBLEMS``) are collected and raised together as one
+    :class:`InputError` after the last line read; events are yielded only up to the first
+    problem, so a consumer that appends them in one transaction and rolls back on the error
+    writes nothing. A file that is not UTF-8 is refused at once, as :func:`load_jsonl` does.
+
+    Unlike :func:`load_jsonl` it does not look for an id repeated inside the file (that would
+    keep every id in memory): the log answers a repeated id (already recorded: skipped when the
+    content is identical, a conflict when it differs).
+    """
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    problems: list[Problem] = []
+    valid = 0
+    previous: Event | None = None
+    previous_where = ""
+    offset = 0  # bytes read before this line, after a byte order mark
+    number = 0
+    with handle:
+        while len(problems) < InputError.MAX_PROBLEMS:
+            try:
+                raw = handle.readline(_READ_LIMIT)
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+            if not raw:
+                break
+            number += 1
+            complete = raw.endswith(b"\n") or len(raw) < _READ_LIMIT
+            if number == 1:
+                if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                    raise InputError(f"{path}: file is not UTF-8 (it looks like UTF-16); save it as UTF-8")
+                if raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]  # a UTF-8 byte order mark is accepted and dropped
+            here = f"{path}:{number}"
+            if not complete:
+                size, offset = _skip_long_line(handle, path, raw, number, offset)
+                problems.append(Problem(f"record too large ({size} characters)", where=here))
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, b"", offset + exc.start, line=number, col=exc.start + 1) from None
+            offset += len(raw)
+            if line.endswith("\n"):
+                line = line[:-1]
+            if not line.strip():
+                continue
+            result = _jsonl_record(line, here, valid)
+            if isinstance(result, Problem):
+                problems.append(result)
+                continue
+            if previous is not None and result.at < previous.at:
+                problems.append(_order_problem(result, here, previous, previous_where, valid))
+            elif not problems:
+                yield result, here
+            valid += 1
+            previous, previous_where = result, here
+    if problems:
+        raise InputError(problems[: InputError.MAX_PROBLEMS], source=str(path))
+    if not valid:
+        raise InputError(f"{path}: no events")
+
+
+def _skip_long_line(handle: Any, path: Path, first: bytes, number: int, offset: int) -> tuple[int, int]:
+    """Read past the rest of a line too long to be a record, a chunk at a time; return its
+    length in characters (without the newline, as :func:`load_jsonl` counts) and the offset
+    after it. A byte that is not UTF-8 is refused as :func:`load_jsonl` refuses it."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = 0
+    start = offset
+    chunk = first
+    while chunk:
+        pending = len(decoder.getstate()[0])
+        try:
+            text = decoder.decode(chunk, final=chunk.endswith(b"\n"))
+        except UnicodeDecodeError as exc:
+            at = offset - pending + exc.start
+            raise _not_utf8(path, b"", at, line=number, col=at - start + 1) from None
+        size += len(text) - text.endswith("\n")
+        offset += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+        chunk = handle.readline(_READ_LIMIT)
+    return size, offset
 
 
 def dump_jsonl(items: Iterable[Event], out: TextIO) -> int:
