@@ -23,6 +23,8 @@ import click
 import events as ev
 import replays
 from ledger import report
+from ledger.derived import Derived
+from ledger.derived import default_path as default_derived_path
 from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation
 from ledger.policy import Policy
@@ -186,8 +188,15 @@ def append(file: str, db: str, expected_head: int | None, policy_file: str | Non
     Events already recorded with the same content are skipped, so appending the same file twice
     appends nothing the second time. Creates the log if it does not exist.
     """
-    timeline = replays.load_timeline(file)
     policy = Policy.from_toml(policy_file) if policy_file else None
+    path = replays.resolve(file)
+    if path.suffix in (".jsonl", ".ndjson") and (policy is None or not policy.enforce):
+        # JSON Lines streams: one transaction, bounded memory, whatever the file's size.
+        with Log.open(db, create=True) as log:
+            streamed = log.append_stream(replays.iter_jsonl(path), expected_head=expected_head)
+        click.echo(f"{path}: {streamed}")
+        return
+    timeline = replays.load_timeline(path)
     with Log.open(db, create=True) as log:
         guard = enforcing_guard(log, policy) if policy is not None and policy.enforce else None
         result = log.append(
@@ -263,10 +272,32 @@ def verify(db: str, checkpoints: tuple[str, ...]) -> None:
     cps = [Checkpoint.read(path) for path in checkpoints]
     with Log.open(db, readonly=True) as log:
         result = log.verify(cps)
-    click.echo(
-        f"{db}: OK, {result.events_checked} events, head seq {result.head.seq} "
-        f"{result.head.hash_hex}" + (f", {result.checkpoints_matched} checkpoint(s) matched" if cps else "")
-    )
+        click.echo(
+            f"{db}: OK, {result.events_checked} events, head seq {result.head.seq} "
+            f"{result.head.hash_hex}" + (f", {result.checkpoints_matched} checkpoint(s) matched" if cps else "")
+        )
+        # Snapshots are a cache that point-in-time queries use: prove them against the events.
+        sources = [Derived.in_log(log)]
+        derived = _derived_for_reading(log)
+        if derived is not None:
+            sources.append(derived)
+        try:
+            for source in sources:
+                inv = Investigation(log, _policy(None, log), derived=source)
+                stored = inv.snapshots()
+                if not stored:
+                    continue
+                problems = inv.check_snapshots()
+                if problems:
+                    raise VerificationError(
+                        f"{source.path}: {problems[0]}"
+                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                        + "; it would not be used as it is: rebuild it with 'ledger snapshot --rebuild'"
+                    )
+                click.echo(f"{source.path}: {len(stored)} snapshot(s) match the events")
+        finally:
+            if derived is not None:
+                derived.close()
 
 
 @cli.command()
@@ -330,24 +361,91 @@ def export(db: str, what: str, fmt: str, output: str, policy_file: str | None) -
         click.echo(f"wrote {count} {what} to {output}", err=True)
 
 
+derived_out_option = click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Derived file to write (default: beside the log, LOG.derived.db; tied to this log).",
+)
+in_place_option = click.option(
+    "--in-place",
+    is_flag=True,
+    help="Write into the log's own file instead (changes the evidence file; off by default).",
+)
+
+
+def _derived_for_writing(log_path: str, out: str | None, in_place: bool) -> tuple[Log, Derived]:
+    """The log and where its derived data is written: a derived file (default) or the log."""
+    if in_place:
+        if out is not None:
+            raise InputError("--in-place writes into the log; --out names another file: give one")
+        log = Log.open(log_path)
+        return log, Derived.in_log(log)
+    log = Log.open(log_path, readonly=True)
+    try:
+        return log, Derived.open(out or default_derived_path(log_path), log, create=True)
+    except BaseException:
+        log.close()
+        raise
+
+
+@contextlib.contextmanager
+def _investigation(log: Log, policy: Policy | None = None) -> Iterator[Investigation]:
+    """An investigation of a log opened read-only, using its derived file's snapshots if any."""
+    derived = _derived_for_reading(log)
+    try:
+        yield Investigation(log, policy, derived=derived)
+    finally:
+        if derived is not None:
+            derived.close()
+
+
+def _derived_for_reading(log: Log) -> Derived | None:
+    """Snapshots to read: the log's default derived file if there is one (checked to be this
+    log's), else the log's own snapshots table, if any."""
+    path = default_derived_path(log.path)
+    if not os.path.lexists(path):
+        return None
+    try:
+        return Derived.open(path, log)
+    except LedgerError as exc:
+        click.echo(f"warning: {exc}; its snapshots are not used", err=True)
+        return None
+
+
 @cli.command()
 @db_option
 @click.option("--every", type=int, default=DEFAULT_SNAPSHOT_EVERY, show_default=True, help="Events between snapshots.")
 @click.option("--rebuild", is_flag=True, help="Delete existing snapshots first.")
 @click.option("--drop", is_flag=True, help="Only delete all snapshots (they are a cache).")
+@derived_out_option
+@in_place_option
 @handle_errors
-def snapshot(db: str, every: int, rebuild: bool, drop: bool) -> None:
-    """Store snapshots of the books every K events (a cache for point-in-time queries)."""
-    with Log.open(db) as log:
-        inv = Investigation(log, every=every)
+def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in_place: bool) -> None:
+    """Store snapshots of the books every K events (a cache for point-in-time queries).
+
+    They go into a derived file beside the log (LOG.derived.db, or --out), which names the
+    log's ledger_id and the head it was built from and is refused against another log; the
+    log itself is only read. `ledger verify` proves every snapshot against the events.
+    """
+    log, derived = _derived_for_writing(db, out, in_place)
+    try:
+        inv = Investigation(log, every=every, derived=derived)
         if drop:
             inv.drop_snapshots()
-            click.echo(f"{db}: snapshots dropped")
+            click.echo(f"{derived.path}: snapshots dropped")
             return
         written = inv.build_snapshots(rebuild=rebuild)
         for warning in inv.warnings:
             click.echo(f"warning: {warning}", err=True)
-        click.echo(f"{db}: wrote {written} snapshot(s); {len(inv.snapshots())} stored, every {every} events")
+        click.echo(
+            f"{derived.path}: wrote {written} snapshot(s); {len(inv.snapshots())} stored, "
+            f"every {every} events (log {db}, head seq {log.head().seq})"
+        )
+    finally:
+        derived.close()
+        log.close()
 
 
 @cli.command()
@@ -434,8 +532,7 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
 def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str) -> None:
     """What changed between two points (each a seq number or a time): balances, loans, prices,
     open violations, and the events that caused each balance change."""
-    with Log.open(db, readonly=True) as log:
-        inv = Investigation(log, _policy(policy_file, log))
+    with Log.open(db, readonly=True) as log, _investigation(log, _policy(policy_file, log)) as inv:
         a, b = (_point(inv, p) for p in (point_a, point_b))
         result = inv.diff(a, b)
     if fmt == "json":
@@ -472,13 +569,23 @@ def _point(inv: Investigation, text: str) -> int:
 @cli.command()
 @db_option
 @policy_option
+@derived_out_option
+@in_place_option
 @handle_errors
-def materialize(db: str, policy_file: str | None) -> None:
-    """Write projection tables (postings, balances, violations, loans, prices) into the database
-    for the sqlite3 shell or Datasette. Money columns stay exact (text decimals, minor units)."""
-    with Log.open(db) as log:
-        counts = Investigation(log, _policy(policy_file, log)).materialize()
-    click.echo(f"{db}: " + ", ".join(f"{name} {count} rows" for name, count in counts.items()))
+def materialize(db: str, policy_file: str | None, out: str | None, in_place: bool) -> None:
+    """Write projection tables (postings, balances, violations, loans, prices) for the sqlite3
+    shell or Datasette. Money columns stay exact (text decimals, minor units).
+
+    They go into the derived file beside the log (LOG.derived.db, or --out; tied to this log),
+    or with --in-place into the log's own file.
+    """
+    log, derived = _derived_for_writing(db, out, in_place)
+    try:
+        counts = Investigation(log, _policy(policy_file, log), derived=derived).materialize()
+    finally:
+        derived.close()
+        log.close()
+    click.echo(f"{derived.path}: " + ", ".join(f"{name} {count} rows" for name, count in counts.items()))
 
 
 def _policy(policy_file: str | None, log: Log | None = None) -> Policy:
@@ -777,8 +884,7 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
         policy = Policy.from_toml(policy_file) if policy_file else Policy(quote=loaded.quote)
         books = books_at(loaded, policy=policy, seq=seq, at=when)
     else:
-        with Log.open(db, readonly=True) as log:
-            inv = Investigation(log, _policy(policy_file, log))
+        with Log.open(db, readonly=True) as log, _investigation(log, _policy(policy_file, log)) as inv:
             books = inv.as_of(seq=seq, at=when, recorded=known)
             for warning in inv.warnings:
                 click.echo(f"warning: {warning}", err=True)

@@ -28,6 +28,7 @@ import sqlite_utils
 
 import events as ev
 from ledger.books import CUSTODY, EXTERNAL, HOLDINGS, PLEDGED, Books, Change
+from ledger.derived import Derived
 from ledger.errors import InputError, StorageError
 from ledger.policy import Policy
 from ledger.replay import Replay
@@ -152,17 +153,37 @@ class Investigation:
     derived tables), and they need a log opened for writing.
     """
 
-    def __init__(self, log: Log, policy: Policy | None = None, *, every: int = DEFAULT_SNAPSHOT_EVERY) -> None:
+    def __init__(
+        self,
+        log: Log,
+        policy: Policy | None = None,
+        *,
+        every: int = DEFAULT_SNAPSHOT_EVERY,
+        derived: Derived | None = None,
+    ) -> None:
+        """``derived``: where snapshots are read from and where snapshots and projection
+        tables are written (a :class:`ledger.derived.Derived`: a derived file tied to this log,
+        or the log itself). Default: the log's own file."""
         if every < 1:
             raise InputError("snapshot interval must be >= 1")
         self.log = log
         self.policy = policy or Policy()
         self.every = every
+        self.derived = derived if derived is not None else Derived.in_log(log)
         self.warnings: list[str] = []
+
+    @property
+    def _store(self) -> sqlite3.Connection:
+        return self.derived.connection
+
+    def _writable(self) -> sqlite3.Connection:
+        if not self.derived.writable:
+            raise StorageError(f"{self.derived.path}: opened read-only; derived data cannot be written here")
+        return self.derived.connection
 
     # -- snapshots ---------------------------------------------------------------------------------
     def _has_snapshots(self) -> bool:
-        row = self.log.connection.execute(
+        row = self._store.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"
         ).fetchone()
         return row is not None
@@ -171,7 +192,7 @@ class Investigation:
         """Seqs that have a stored snapshot."""
         if not self._has_snapshots():
             return []
-        return [r[0] for r in self.log.connection.execute("SELECT seq FROM snapshots ORDER BY seq")]
+        return [r[0] for r in self._store.execute("SELECT seq FROM snapshots ORDER BY seq")]
 
     def _event_hash(self, seq: int) -> bytes | None:
         row = self.log.connection.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
@@ -181,9 +202,9 @@ class Investigation:
         """The newest valid snapshot at or before ``at_most`` (invalid ones are skipped, noted)."""
         if not self._has_snapshots():
             return None
-        rows = self.log.connection.execute(
+        rows = self._store.execute(
             "SELECT seq, event_hash, state FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (at_most,)
-        )
+        ).fetchall()
         for seq, event_hash, blob in rows:
             if self._event_hash(seq) != bytes(event_hash):
                 self.warnings.append(
@@ -204,7 +225,7 @@ class Investigation:
 
     def build_snapshots(self, *, rebuild: bool = False) -> int:
         """Store a snapshot every ``every`` events up to the head; return how many were written."""
-        conn = self.log.connection
+        conn = self._writable()
         try:
             conn.execute(SNAPSHOT_SCHEMA)
             if rebuild:
@@ -221,13 +242,44 @@ class Investigation:
                         (record.seq, record.hash, blob, ev.format_instant(datetime.now().astimezone())),
                     )
                     written += 1
+            self.derived.stamp(self.log.head())
             return written
         except sqlite3.Error as exc:
-            raise StorageError(f"{self.log.path}: cannot write snapshots ({exc})") from None
+            raise StorageError(f"{self.derived.path}: cannot write snapshots ({exc})") from None
+
+    def check_snapshots(self) -> list[str]:
+        """Prove every stored snapshot against the events: replay the books once and compare
+        each snapshot's state with the books at its seq. Returns the problems (empty if every
+        snapshot is what the events say). A snapshot is a cache: this is what ``ledger verify``
+        runs so that one edited outside the ledger is found, not used."""
+        if not self._has_snapshots():
+            return []
+        stored = self._store.execute("SELECT seq, event_hash, state FROM snapshots ORDER BY seq").fetchall()
+        problems: list[str] = []
+        wanted = {seq: (bytes(event_hash), blob) for seq, event_hash, blob in stored}
+        books = Books(self.policy)
+        last = max(wanted)
+        for record in self.log.iter_records(to_seq=last):
+            books.apply(record.event, seq=record.seq)
+            if record.seq not in wanted:
+                continue
+            event_hash, blob = wanted.pop(record.seq)
+            if event_hash != record.hash:
+                problems.append(f"snapshot at seq {record.seq} is tied to another event hash (not this log's history)")
+                continue
+            try:
+                state = json.loads(zlib.decompress(blob))
+            except (ValueError, zlib.error) as exc:
+                problems.append(f"snapshot at seq {record.seq} is unreadable ({exc})")
+                continue
+            if state != json.loads(json.dumps(books.to_state())):
+                problems.append(f"snapshot at seq {record.seq} differs from the books the events give at that seq")
+        problems += [f"snapshot at seq {seq} is beyond the end of the log" for seq in sorted(wanted)]
+        return problems
 
     def drop_snapshots(self) -> None:
         """Delete every snapshot (they are a cache)."""
-        self.log.connection.execute("DROP TABLE IF EXISTS snapshots")
+        self._writable().execute("DROP TABLE IF EXISTS snapshots")
 
     # -- point in time ---------------------------------------------------------------------------
     def resolve(self, *, seq: int | None = None, at: datetime | None = None, recorded: datetime | None = None) -> int:
@@ -460,7 +512,7 @@ class Investigation:
         a signed 64-bit integer, else its decimal digits as TEXT (see :func:`sql_minor`; the
         ``*_minor`` columns are ``ANY`` in STRICT tables, so SQLite keeps either exactly).
         Returns row counts."""
-        db = sqlite_utils.Database(self.log.connection)
+        db = sqlite_utils.Database(self._writable())
         counts: dict[str, int] = {}
         try:
             for name in ("postings", "balances", "violations", "loans", "prices"):
@@ -507,8 +559,9 @@ class Investigation:
             db["prices"].insert_all(prices, columns={"price": str})
             for name in ("postings", "balances", "violations", "loans", "prices"):
                 counts[name] = db[name].count if db[name].exists() else 0
+            self.derived.stamp(self.log.head())
         except sqlite3.Error as exc:
-            raise StorageError(f"{self.log.path}: cannot write projection tables ({exc})") from None
+            raise StorageError(f"{self.derived.path}: cannot write projection tables ({exc})") from None
         return counts
 
 

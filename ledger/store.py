@@ -128,6 +128,21 @@ class AppendResult:
 
 
 @attrs.frozen
+class StreamResult:
+    """What a streamed append did: how many events were appended and already recorded."""
+
+    appended: int
+    existing: int
+    head: Head
+
+    def __str__(self) -> str:
+        text = f"appended {self.appended} event(s)"
+        if self.existing:
+            text += f", {self.existing} already recorded"
+        return f"{text}; head seq {self.head.seq} {self.head.hash_hex[:16]}"
+
+
+@attrs.frozen
 class Checkpoint:
     """A statement ``(ledger_id, seq, head_hash)`` to keep outside the database."""
 
@@ -544,9 +559,57 @@ class Log:
         batch = list(events)
         if not batch:
             return AppendResult([], [], self.head())
-        _check_batch_ids(batch, where)
-        records = [ev.log_record(e) for e in batch]
-        payloads = [text for text, _ in records]
+        where_list = list(where) if where is not None else None
+        appended: list[tuple[int, str]] = []
+        existing: list[tuple[int, str]] = []
+        head = self._append_chunks(
+            [(batch, where_list)], expected_head=expected_head, guard=guard,
+            appended=appended, existing=existing,
+        )
+        return AppendResult(appended, existing, head)
+
+    def append_stream(
+        self,
+        items: Iterable[tuple[Event, str]],
+        *,
+        expected_head: int | None = None,
+        chunk_size: int = 5000,
+    ) -> StreamResult:
+        """Append a stream of ``(event, "file:line")`` pairs in one transaction, all or none,
+        holding only ``chunk_size`` events in memory at a time (a JSON Lines file of any size:
+        :func:`replays.iter_jsonl`). Checks, idempotency and errors are those of
+        :meth:`append`; an error raised by the stream itself (a bad line) rolls back too.
+        Returns counts, not ids (those would grow with the stream)."""
+        if chunk_size < 1:
+            raise InputError("chunk_size: must be >= 1")
+        counts = [0, 0]
+
+        def chunks() -> Iterator[tuple[list[Event], list[str] | None]]:
+            events: list[Event] = []
+            places: list[str] = []
+            for event, place in items:
+                events.append(event)
+                places.append(place)
+                if len(events) >= chunk_size:
+                    yield events, places
+                    events, places = [], []
+            if events:
+                yield events, places
+
+        head = self._append_chunks(chunks(), expected_head=expected_head, guard=None, counts=counts)
+        return StreamResult(counts[0], counts[1], head)
+
+    def _append_chunks(
+        self,
+        chunks: Iterable[tuple[list[Event], list[str] | None]],
+        *,
+        expected_head: int | None,
+        guard: Callable[[Registry, Sequence[Event]], None] | None,
+        appended: list[tuple[int, str]] | None = None,
+        existing: list[tuple[int, str]] | None = None,
+        counts: list[int] | None = None,
+    ) -> Head:
+        """One transaction over every chunk: check, insert, persist the registry, commit."""
         conn = self._conn
         registry: Registry | None = None
         try:
@@ -558,26 +621,39 @@ class Log:
                 head = self.head()
                 if expected_head is not None and expected_head != head.seq:
                     raise HeadMismatchError(expected_head, head.seq)
-                existing, fresh = self._split_existing(batch, payloads, where)
                 self._refresh_registry(head.seq)
                 if not self._registry_checked:
                     self._check_before_extending(head)
                 registry = self._registry
                 assert registry is not None
                 registry.begin()
-                problems: list[Problem] = []
-                for index in fresh:
-                    try:
-                        registry.apply(batch[index])
-                    except EventValueError as exc:
-                        problems.append(_problem(index, batch[index], exc, where))
-                        if len(problems) >= InputError.MAX_PROBLEMS:
-                            break
-                if problems:
-                    raise InputError(problems)
-                if guard is not None and fresh:
-                    guard(registry, [batch[i] for i in fresh])
-                appended = self._insert(head, [(batch[i], records[i]) for i in fresh])
+                for batch, where in chunks:
+                    _check_batch_ids(batch, where)
+                    records = [ev.log_record(e) for e in batch]
+                    payloads = [text for text, _ in records]
+                    old, fresh = self._split_existing(batch, payloads, where)
+                    problems: list[Problem] = []
+                    for index in fresh:
+                        try:
+                            registry.apply(batch[index])
+                        except EventValueError as exc:
+                            problems.append(_problem(index, batch[index], exc, where))
+                            if len(problems) >= InputError.MAX_PROBLEMS:
+                                break
+                    if problems:
+                        raise InputError(problems)
+                    if guard is not None and fresh:
+                        guard(registry, [batch[i] for i in fresh])
+                    new = self._insert(head, [(batch[i], records[i]) for i in fresh])
+                    if new:
+                        head = Head(new[-1][0], new[-1][2])
+                    if appended is not None:
+                        appended.extend((seq, eid) for seq, eid, _ in new)
+                    if existing is not None:
+                        existing.extend(old)
+                    if counts is not None:
+                        counts[0] += len(new)
+                        counts[1] += len(old)
                 changed = [
                     (kind, key, value)
                     for kind, key in sorted(registry._dirty)
@@ -601,11 +677,8 @@ class Log:
                 registry.rollback()
             raise
         registry.commit()
-        new_head = Head(appended[-1][0], appended[-1][2]) if appended else head
-        self._registry_seq = new_head.seq
-        return AppendResult(
-            [(seq, eid) for seq, eid, _ in appended], existing, new_head
-        )
+        self._registry_seq = head.seq
+        return head
 
     def _split_existing(
         self, batch: list[Event], payloads: list[str], where: Sequence[str] | None = None

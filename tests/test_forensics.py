@@ -247,9 +247,12 @@ def test_materialize_writes_exact_tables_that_agree_with_the_books(tmp_path):
     db = tmp_path / "l.db"
     result = CliRunner().invoke(cli, ["append", "small-example", "--db", str(db)])
     assert result.exit_code == 0
+    before = db.read_bytes()
     result = CliRunner().invoke(cli, ["materialize", "--db", str(db)])
     assert result.exit_code == 0, result.output
-    conn = sqlite3.connect(db)
+    # The tables go into the derived file beside the log; the log itself is left as it was.
+    assert db.read_bytes() == before
+    conn = sqlite3.connect(tmp_path / "l.derived.db")
     with Log.open(db, readonly=True) as log:
         books = Investigation(log).as_of()
     rows = conn.execute("SELECT entity, account, asset, balance_minor, balance, scale FROM balances").fetchall()
@@ -339,7 +342,7 @@ def test_materialize_keeps_minor_units_beyond_64_bits_exact(tmp_path):
     nine = 9 * 10**18
     total = 2 * nine + 1  # 18,000,000,000,000,000,001 minor units = 18.000000000000000001 ETH
     assert total > 2**63 - 1
-    conn = sqlite3.connect(db)
+    conn = sqlite3.connect(tmp_path / "eth.derived.db")
     rows = {
         (e, a): (m, typeof, text)
         for e, a, m, typeof, text in conn.execute(
