@@ -289,3 +289,320 @@ def test_ftx_usd_first_hops_are_the_fiat_deposits_landing_at_alameda(ftx_db):
         ("fiat-2021h2", "customers:external", "alameda:bank", D("3000000000.00")),
         ("fiat-2022h1", "customers:external", "alameda:bank", D("2900000000.00")),
     ]
+
+
+# -- textbook cases, worked by hand ---------------------------------------------------------------------
+TWO_VICTIMS = CREDIT + """
+[[entities]]
+entity = "alice"
+name = "Alice"
+kind = "customer_pool"
+
+[[entities]]
+entity = "bob"
+name = "Bob"
+kind = "customer_pool"
+
+[[accounts]]
+account = "ex:alice"
+purpose = "customer"
+holder = "alice"
+
+[[accounts]]
+account = "ex:bob"
+purpose = "customer"
+holder = "bob"
+
+[[events]]
+id = "alice-in"
+type = "deposit"
+account = "ex:alice"
+asset = "USD"
+amount = "100"
+landed = "ex:custody"
+
+[[events]]
+id = "bob-in"
+type = "deposit"
+account = "ex:bob"
+asset = "USD"
+amount = "300"
+landed = "ex:custody"
+
+[[events]]
+id = "taken"
+type = "withdrawal"
+account = "ex:aff"
+asset = "USD"
+amount = "200"
+paid_from = "ex:custody"
+to = "aff:bank"
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "alice", "bob"),
+    [
+        # Custody holds Alice's 100 (first) and Bob's 300 (second); 200 are taken to aff:bank.
+        # Pro rata: the loss is shared rateably: Alice's share 200 x 100/400 = 50 leaves, Bob's
+        # 200 x 300/400 = 150. Each keeps half: Alice 50, Bob 150 in custody (together 200, the
+        # balance).
+        ("pro-rata", {"ex:custody": "50.00", "aff:bank": "50.00"}, {"ex:custody": "150.00", "aff:bank": "150.00"}),
+        # FIFO (Clayton's case): the first money in goes out first: all of Alice's 100, then 100
+        # of Bob's. Alice 0 and Bob 200 in custody (together 200).
+        ("fifo", {"aff:bank": "100.00"}, {"ex:custody": "200.00", "aff:bank": "100.00"}),
+        # LIBR traces one claimant against everyone else's money, which it treats as the
+        # wrongdoer's own and spends first: for Alice, Bob's 300 cover the 200, so Alice keeps
+        # 100; for Bob, Alice's 100 go first, then 100 of his, so he keeps 200. Each answer holds
+        # at most the balance, but together they claim 300 of 200: between victims, trace them
+        # together (below) or use pro rata (docs/forensics.md).
+        ("libr", {"ex:custody": "100.00"}, {"ex:custody": "200.00", "aff:bank": "100.00"}),
+    ],
+)
+def test_two_victims_in_one_mixed_account(tmp_path, rule, alice, bob):
+    a = trace(tmp_path, TWO_VICTIMS, rule=rule, into="ex:alice", name="alice")
+    b = trace(tmp_path, TWO_VICTIMS, rule=rule, into="ex:bob", name="bob")
+    both = trace(tmp_path, TWO_VICTIMS, rule=rule, into="ex", name="both")
+    assert (a.traced_in, b.traced_in, both.traced_in) == (D("100.00"), D("300.00"), D("400.00"))
+    assert a.holders == {k: D(v) for k, v in alice.items()}
+    assert b.holders == {k: D(v) for k, v in bob.items()}
+    # Traced together, custody holds only customer money, so every rule gives the same answer.
+    assert both.holders == {"ex:custody": D("200.00"), "aff:bank": D("200.00")}
+
+
+LOW_THEN_REFILL = CREDIT + """
+[[events]]
+id = "cust-in"
+type = "deposit"
+account = "ex:cust"
+asset = "USD"
+amount = "100"
+landed = "ex:custody"
+
+[[events]]
+id = "drain"
+type = "withdrawal"
+account = "ex:aff"
+asset = "USD"
+amount = "90"
+paid_from = "ex:custody"
+to = "aff:bank"
+
+[[events]]
+id = "refill"
+type = "deposit"
+account = "ex:aff"
+asset = "USD"
+amount = "200"
+landed = "ex:custody"
+
+[[events]]
+id = "again"
+type = "withdrawal"
+account = "ex:aff"
+asset = "USD"
+amount = "50"
+paid_from = "ex:custody"
+to = "aff:bank"
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "holders"),
+    [
+        # Custody holds only the customers' 100; 90 leave (all traced under every rule), so it
+        # falls to 10. The affiliate's 200 refill it (not traced: only ex:cust deposits are).
+        # LIBR: the 50 that leave next are the 200 of other money; 10 remain traceable in custody,
+        # the lowest intermediate balance, though custody now holds 160. The refill is not traced.
+        ("libr", {"ex:custody": "10.00", "aff:bank": "90.00"}),
+        # FIFO: custody's oldest money is the 10 traced, so the 50 take 10 traced + 40 other.
+        ("fifo", {"aff:bank": "100.00"}),
+        # Pro rata: custody holds 10 traced of 210; the 50 carry 50 x 10/210 = 2.38095...; in
+        # cents 5000 x 1000 / 21000 = 238.095 -> 238 (rounded to the cent): 2.38 leave, 7.62 stay.
+        ("pro-rata", {"ex:custody": "7.62", "aff:bank": "92.38"}),
+    ],
+)
+def test_dissipation_to_a_low_balance_then_a_refill(tmp_path, rule, holders):
+    result = trace(tmp_path, LOW_THEN_REFILL, rule=rule)
+    assert result.traced_in == D("100.00")
+    assert result.holders == {k: D(v) for k, v in holders.items()}
+
+
+OWN_MONEY = CREDIT + """
+[[events]]
+id = "routed"
+type = "deposit"
+account = "ex:cust"
+asset = "USD"
+amount = "100"
+landed = "aff:bank"
+owed_by = "ex:aff"
+
+[[events]]
+id = "own"
+type = "transfer"
+from_account = "world:market"
+to_account = "aff:bank"
+asset = "USD"
+amount = "100"
+
+[[events]]
+id = "spend-1"
+type = "transfer"
+from_account = "aff:bank"
+to_account = "world:market"
+asset = "USD"
+amount = "100"
+
+[[events]]
+id = "spend-2"
+type = "transfer"
+from_account = "aff:bank"
+to_account = "world:market"
+asset = "USD"
+amount = "50"
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "after_first", "after_second"),
+    [
+        # aff:bank receives 100 of customer fiat, then 100 of its own; it spends 100, then 50.
+        # LIBR: the wrongdoer spends his own money first: spend-1 is all his own (100 traced
+        # remain); spend-2 can only be traced money (50 leave, 50 remain).
+        ("libr", {"aff:bank": "100.00"}, {"aff:bank": "50.00", "world:market": "50.00"}),
+        # FIFO: the customers' money arrived first, so spend-1 is all of it.
+        ("fifo", {"world:market": "100.00"}, {"world:market": "100.00"}),
+        # Pro rata: spend-1 carries 100 x 100/200 = 50; spend-2 carries 50 x 50/100 = 25.
+        ("pro-rata", {"aff:bank": "50.00", "world:market": "50.00"}, {"aff:bank": "25.00", "world:market": "75.00"}),
+    ],
+)
+def test_the_wrongdoers_own_money_first(tmp_path, rule, after_first, after_second):
+    first = OWN_MONEY[: OWN_MONEY.index('[[events]]\nid = "spend-2"')]
+    assert trace(tmp_path, first, rule=rule, name="first").holders == {k: D(v) for k, v in after_first.items()}
+    assert trace(tmp_path, OWN_MONEY, rule=rule, name="second").holders == {k: D(v) for k, v in after_second.items()}
+
+
+DRAINED = CREDIT + """
+[[events]]
+id = "cust-in"
+type = "deposit"
+account = "ex:cust"
+asset = "USD"
+amount = "100"
+landed = "ex:custody"
+
+[[events]]
+id = "drain"
+type = "withdrawal"
+account = "ex:aff"
+asset = "USD"
+amount = "100"
+paid_from = "ex:custody"
+to = "aff:bank"
+
+[[events]]
+id = "refill"
+type = "deposit"
+account = "ex:aff"
+asset = "USD"
+amount = "100"
+landed = "ex:custody"
+
+[[events]]
+id = "onward"
+type = "transfer"
+from_account = "aff:bank"
+to_account = "bank:vault"
+asset = "USD"
+amount = "30"
+"""
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_drained_to_zero_then_refilled(tmp_path, rule):
+    """Custody holds the customers' 100 and nothing else; all 100 go to aff:bank (custody 0);
+    the affiliate refills custody with 100 of other money. By hand, under every rule: nothing
+    traced is in custody (its balance fell to 0, and the refill is not customer money); aff:bank
+    holds only traced money, so the 30 it sends on are traced: bank:vault 30, aff:bank 70."""
+    result = trace(tmp_path, DRAINED, rule=rule)
+    assert result.traced_in == D("100.00")
+    assert result.holders == {"aff:bank": D("70.00"), "bank:vault": D("30.00")}
+    assert result.held == result.holders and result.left == {}
+
+
+def test_pro_rata_rounds_half_even_to_the_minor_unit(tmp_path):
+    """Custody holds 1 traced cent of 4; 2 cents leave: 2 x 1/4 = 0.5 cent, which rounds to the
+    even 0 (half up would say 1). Then 2 leave of 2: the place is emptied, the 1 traced cent goes."""
+    body = CREDIT + """
+[[events]]
+id = "cust-in"
+type = "deposit"
+account = "ex:cust"
+asset = "USD"
+amount = "0.01"
+landed = "ex:custody"
+
+[[events]]
+id = "aff-in"
+type = "deposit"
+account = "ex:aff"
+asset = "USD"
+amount = "0.03"
+landed = "ex:custody"
+
+[[events]]
+id = "half"
+type = "withdrawal"
+account = "ex:aff"
+asset = "USD"
+amount = "0.02"
+paid_from = "ex:custody"
+to = "aff:bank"
+"""
+    assert trace(tmp_path, body, rule="pro-rata", name="half").holders == {"ex:custody": D("0.01")}
+    rest = body + """
+[[events]]
+id = "rest"
+type = "withdrawal"
+account = "ex:aff"
+asset = "USD"
+amount = "0.02"
+paid_from = "ex:custody"
+to = "aff:bank"
+"""
+    assert trace(tmp_path, rest, rule="pro-rata", name="rest").holders == {"aff:bank": D("0.01")}
+
+
+@pytest.mark.parametrize(
+    ("rule", "traced_in", "holders"),
+    [
+        # alameda:trading in USDC, from `ledger history alameda:trading --asset USDC` (in M):
+        # +200 T draw-2020, +300 T draw-2021h1, +8000 U genesis-loan, +500 T draw-2021h2,
+        # -4500 genesis-paydown-2021, +728.2 U voyager-loan, +300 T, +1700 T (draws),
+        # -3500 genesis-recall-repaid, -75 voyager-revolver, -283.2 alameda-usdc-spend,
+        # -351.4 voyager-paydown-2022-07, +671 U blockfi-loan, +1000 T, +1000 T (draws),
+        # -200 voyager-settlement, -4100 alameda-return-in (balance 1389.6).
+        # T = traced (FTX custody), U = Alameda's own (borrowed). Customer USDC deposits:
+        # 50 + 250 + 1000 + 2000 + 1800 = 5100; the run paid 500 + 500 + 1000 + 1000 + 1000 +
+        # 150 + 40 = 4190 to customers:external; custody ends with 10, only customer money.
+        #
+        # LIBR: own money goes first, and there is always enough of it: U = 8000 - 4500 + 728.2
+        # - 3500 - 75 - 283.2 - 351.4 + 671 - 200 = 489.6 before the return, T = 5000. The 4100
+        # are 489.6 U (new traced money) then 3610.4 T: 1389.6 T remain; traced in 5100 + 489.6.
+        ("libr", "5589600000.00", {"customers:external": "4190000000.00", "alameda:trading": "1389600000.00", "ftx:custody": "10000000.00"}),
+        # FIFO lots: [200T 300T 8000U 500T]; -4500 takes 200T 300T 4000U (500 T to Genesis);
+        # [4000U 500T] +728.2U +2000T; -3500, -75, -283.2 from the U lot (141.8 U left); -351.4
+        # = 141.8 U + 209.6 T (to Voyager); [290.4T 728.2U 2000T] +671U +2000T; -200 T (to
+        # Voyager); [90.4T 728.2U 2000T 671U 2000T]; -4100 = 90.4T 728.2U 2000T 671U 610.4T:
+        # 2700.8 traced come back, 1399.2 are new; 1389.6 T remain. Traced in 5100 + 1399.2.
+        ("fifo", "6499200000.00", {
+            "customers:external": "4190000000.00", "alameda:trading": "1389600000.00", "ftx:custody": "10000000.00",
+            "genesis:treasury": "500000000.00", "voyager:treasury": "409600000.00",
+        }),
+    ],
+)
+def test_ftx_usdc_trace_worked_by_hand(ftx_db, rule, traced_in, holders):
+    data = _cli_trace(ftx_db, "USDC", rule)
+    assert D(data["traced_in"]) == D(traced_in)
+    assert {k: D(v) for k, v in data["holders"].items()} == {k: D(v) for k, v in holders.items()}
