@@ -376,3 +376,62 @@ def test_materialize_keeps_minor_units_beyond_64_bits_exact(tmp_path):
     assert out.exit_code == 0, out.output
     last = [json.loads(line) for line in out.output.splitlines() if '"eth-3"' in line and '"custody"' in line]
     assert [(r["delta_minor"], r["balance_after_minor"], r["balance_after"]) for r in last] == [(1, total, "18.000000000000000001")]
+
+
+def test_trace_and_materialize_a_trillion_ether_exactly(tmp_path):
+    """Amounts up to 10**38 - 1 minor units: the customers deposit 10**12 ETH and one wei
+    (10**30 + 1 minor units, a single posting beyond 64 bits), the affiliate 2 x 10**12 ETH; the
+    affiliate takes 1.5 x 10**12 ETH to its bank. By hand: FIFO sends the customers' deposit
+    first, all of it (10**30 + 1 traced); LIBR sends the affiliate's own money, and all the
+    customers' money stays in custody. No float could keep the last wei."""
+    body = """
+[[assets]]
+asset = "ETH"
+name = "Ether"
+scale = 18
+kind = "crypto"
+
+[[events]]
+id = "cust-in"
+type = "deposit"
+account = "ex:cust"
+asset = "ETH"
+amount = "1000000000000.000000000000000001"
+landed = "ex:custody"
+
+[[events]]
+id = "aff-in"
+type = "deposit"
+account = "ex:aff"
+asset = "ETH"
+amount = "2000000000000"
+landed = "ex:custody"
+
+[[events]]
+id = "taken"
+type = "withdrawal"
+account = "ex:aff"
+asset = "ETH"
+amount = "1500000000000"
+paid_from = "ex:custody"
+to = "aff:bank"
+"""
+    db = tmp_path / "big.db"
+    assert CliRunner().invoke(cli, ["append", str(write(tmp_path, body, name="big")), "--db", str(db)]).exit_code == 0
+    customers = Decimal("1000000000000.000000000000000001")
+    with Log.open(db, readonly=True) as log:
+        fifo = Investigation(log).trace(asset="ETH", deposits_into="ex:cust", rule="fifo")
+        libr = Investigation(log).trace(asset="ETH", deposits_into="ex:cust", rule="libr")
+    assert fifo.traced_in == libr.traced_in == customers
+    assert fifo.holders == {"aff:bank": customers}
+    assert libr.holders == {"ex:custody": customers}
+    result = CliRunner().invoke(cli, ["materialize", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(tmp_path / "big.derived.db")
+    row = conn.execute(
+        "SELECT delta_minor, typeof(delta_minor), delta FROM postings WHERE event_id = 'cust-in' AND account = 'custody'"
+    ).fetchone()
+    assert row == (str(10**30 + 1), "text", "1000000000000.000000000000000001")
+    # Custody at the end: 10**30 + 1 + 2 x 10**30 - 1.5 x 10**30 = 1.5 x 10**30 + 1.
+    (balance,) = conn.execute("SELECT balance_minor FROM balances WHERE asset = 'ETH' AND account = 'custody'").fetchone()
+    assert int(balance) == 15 * 10**29 + 1
