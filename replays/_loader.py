@@ -30,8 +30,9 @@ SUPPORTED_SCHEMA_VERSIONS = (1,)
 MAX_RECORD_BYTES = 1_000_000
 MAX_FILE_BYTES = 512 * 1024 * 1024
 #: The largest TOML file read. tomllib builds the whole document in memory, and the loader keeps
-#: the text, its lines and the events: a TOML costs about 17 times its size at peak (16 MiB:
-#: about 280 MB for ``ledger append``). Bigger histories go in JSON Lines, which stream.
+#: the text, its lines and the events: a TOML costs about 16 times its size at peak (16 MiB:
+#: about 260 MiB to load, 276 MiB for ``ledger append``; docs/timeline-format.md). Bigger
+#: histories go in JSON Lines, which stream (:func:`iter_jsonl`).
 MAX_TOML_BYTES = 16 * 1024 * 1024
 _DECLARATIONS = (
     ("entities", "entity_registered", "entity"),
@@ -96,7 +97,7 @@ def _problem(where: str, index: int | None, event_id: str | None, message: str) 
 def _too_large_toml(path: Path, size: int) -> InputError:
     return InputError(
         f"{path}: TOML file too large ({size:,} bytes; the limit is {MAX_TOML_BYTES:,} bytes, "
-        f"{MAX_TOML_BYTES // (1024 * 1024)} MiB, because reading a TOML takes about 17 times its "
+        f"{MAX_TOML_BYTES // (1024 * 1024)} MiB, because reading a TOML takes about 16 times its "
         "size in memory); write bigger histories as JSON Lines (.jsonl, one event a line, "
         "read a line at a time: see docs/timeline-format.md)"
     )
@@ -577,7 +578,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[Event, str]]:
 
     Memory stays bounded whatever the file's size (one line, at most about 4 MB, at a time).
     Each line is checked with the rules and messages of :func:`load_jsonl`, and so is time
-    order. Problems (up to ``InputError.MAX_PROBLEMS``) are collected and raised together as one
+    order. Problems (up to ``InputError.MAX_PROBLEMS``, the lines' own first and then time order,
+    as :func:`load_jsonl` lists them) are collected and raised together as one
     :class:`InputError` after the last line read; events are yielded only up to the first
     problem, so a consumer that appends them in one transaction and rolls back on the error
     writes nothing. A file that is not UTF-8 is refused at once, as :func:`load_jsonl` does.
@@ -591,7 +593,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[Event, str]]:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    problems: list[Problem] = []
+    problems: list[Problem] = []  # the lines' own problems
+    order: list[Problem] = []  # events out of time order, reported after them as load_jsonl does
     valid = 0
     previous: Event | None = None
     previous_where = ""
@@ -631,15 +634,17 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[Event, str]]:
                 problems.append(result)
                 continue
             if previous is not None and result.at < previous.at:
-                problems.append(_order_problem(result, here, previous, previous_where, valid))
-            elif not problems:
+                if len(order) < InputError.MAX_PROBLEMS:
+                    order.append(_order_problem(result, here, previous, previous_where, valid))
+            elif not problems and not order:
                 yield result, here
             valid += 1
             previous, previous_where = result, here
+    if not valid and not problems:
+        raise InputError(f"{path}: no events")
+    problems += order
     if problems:
         raise InputError(problems[: InputError.MAX_PROBLEMS], source=str(path))
-    if not valid:
-        raise InputError(f"{path}: no events")
 
 
 def _skip_long_line(handle: Any, path: Path, first: bytes, number: int, offset: int) -> tuple[int, int]:

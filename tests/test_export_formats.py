@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import attrs
 import pytest
@@ -201,3 +202,9 @@ def test_a_carriage_return_inside_a_cell_is_quoted_so_the_row_stays_whole():
     assert out.getvalue() == 'a,b,c\n"one\rtwo","say ""x"", then\nleave",\n'
     rows = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
     assert rows == [["a", "b", "c"], ["one\rtwo", 'say "x", then\nleave', ""]]
+
+
+def test_docs_list_the_event_csv_columns():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "replay-json.md").read_text(encoding="utf-8")
+    listed = text.split("<!-- event-csv-columns -->", 1)[1].split("`")[1]
+    assert tuple(listed.split(", ")) == report.EVENT_CSV_COLUMNS

@@ -1,5 +1,5 @@
 """The loader's limits and refusals: a TOML file's size is capped (its memory cost is about
-17x its size), JSON Lines stream in bounded memory (``replays.iter_jsonl``), TOML date-times
+16x its size), JSON Lines stream in bounded memory (``replays.iter_jsonl``), TOML date-times
 with digits below a microsecond are refused (tomllib would drop them), and the timeline's
 ``quote`` must be one of its listed assets."""
 
@@ -11,6 +11,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scenario import cast_events, timeline_text
 from strategies import to_jsonl
 
@@ -258,3 +260,49 @@ def test_iter_jsonl_file_level_refusals(tmp_path):
     with pytest.raises(InputError) as loaded:
         replays.load_jsonl(latin)
     assert str(err.value) == str(loaded.value)
+
+
+_LINES = st.one_of(
+    st.sampled_from([_deposit_line(1), _deposit_line(2), _BAD_LINES[-1][0], _BAD_LINES[-1][0],
+                     "", "  ", "{", "[]", "\r", "\ufeff{}"]),
+    st.text(max_size=40),
+    st.binary(max_size=20).map(lambda b: b.decode("latin-1")),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_LINES, max_size=6), bom=st.booleans(), raw=st.binary(max_size=12))
+def test_iter_jsonl_agrees_with_load_jsonl_on_arbitrary_input(tmp_path, lines, bom, raw):
+    data = (b"\xef\xbb\xbf" if bom else b"") + to_jsonl(cast_events()).encode()
+    data += "\n".join(lines).encode("utf-8", "surrogatepass") + raw
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(data)
+    try:
+        loaded = replays.load_jsonl(path)
+    except InputError as exc:
+        expected: object = str(exc)
+    else:
+        expected = list(zip(loaded.events, loaded.where, strict=True))
+    streamed = []
+    try:
+        for item in replays.iter_jsonl(path):
+            streamed.append(item)
+    except InputError as exc:
+        if "duplicate event_id" not in str(expected):  # iter_jsonl leaves a repeated id to the log
+            assert str(exc) == expected
+    else:
+        if "duplicate event_id" not in str(expected):
+            assert streamed == expected
+
+
+def test_iter_jsonl_lists_line_problems_before_time_order_as_load_jsonl_does(tmp_path):
+    early = _BAD_LINES[-1][0]
+    path = tmp_path / "bad.jsonl"
+    path.write_text(to_jsonl(cast_events()) + _deposit_line(1) + "\n" + early + "\n{\n", encoding="utf-8")
+    with pytest.raises(InputError) as loaded:
+        replays.load_jsonl(path)
+    with pytest.raises(InputError) as err:
+        list(replays.iter_jsonl(path))
+    assert [p.where for p in err.value.problems] == [p.where for p in loaded.value.problems]
+    assert str(err.value) == str(loaded.value)
+    assert "invalid JSON" in err.value.problems[0].message
