@@ -960,7 +960,7 @@ def check_file(path: str, *, create: bool) -> None:
         )
     if info.st_size == 0 and create:
         # Another process may be creating this log this instant: give it a moment.
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 0.25
         while info.st_size == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
             info = os.stat(path)

@@ -262,8 +262,8 @@ def test_another_applications_database_is_refused_and_left_untouched(foreign):
     snapshot and replay added ledger tables and switched it to WAL."""
     before = _sha(foreign)
     for args in FOREIGN_COMMANDS:
-        result = _run([*args, "--db", str(foreign)])
-        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        result = CliRunner().invoke(cli, [*args, "--db", str(foreign)])
+        assert result.exit_code == 2, (args, result.output)
         assert f"{foreign}: not a ledger database (its tables: balances, prices); nothing was changed" in result.stderr, args
         assert _sha(foreign) == before, args
         assert _siblings(foreign) == ["app.db"], args
@@ -276,14 +276,15 @@ def test_an_empty_file_a_fifo_and_a_directory_are_refused(tmp_path):
     os.mkfifo(fifo)
     folder = tmp_path / "folder.db"
     folder.mkdir()
-    for args in (["verify"], ["init"], ["append", "small-example"], ["log"]):
-        result = _run([*args, "--db", str(empty)])
-        assert result.returncode == 2 and "is an empty file (0 bytes), not a ledger" in result.stderr, args
+    runner = CliRunner()
+    for args in (["verify"], ["init"], ["append", "small-example"], ["log"], ["snapshot"]):
+        result = runner.invoke(cli, [*args, "--db", str(empty)])
+        assert result.exit_code == 2 and "is an empty file (0 bytes), not a ledger" in result.stderr, args
         assert empty.read_bytes() == b""
-        result = _run([*args, "--db", str(fifo)])  # before: verify blocked forever
-        assert result.returncode == 2 and "is not a regular file" in result.stderr, args
-        result = _run([*args, "--db", str(folder)])
-        assert result.returncode == 2 and "is a directory" in result.stderr, args
+        result = runner.invoke(cli, [*args, "--db", str(fifo)])  # before: verify blocked forever
+        assert result.exit_code == 2 and "is not a regular file" in result.stderr, args
+        result = runner.invoke(cli, [*args, "--db", str(folder)])
+        assert result.exit_code == 2 and "is a directory" in result.stderr, args
     with pytest.raises(NotALedgerError, match="is a directory"):
         Log.open(folder, readonly=True)
     assert sorted(_siblings(empty)) == ["empty.db", "fifo.db", "folder.db"]
@@ -488,18 +489,19 @@ def _peak_rss_kb_of_append(jsonl: Path, db: Path) -> int:
 
 
 def test_json_lines_append_streams_in_bounded_memory(tmp_path):
-    """Peak memory of appending 20,000 and 200,000 events of the synthetic history: the ten
-    times larger file must not cost ten times the memory (bounded: under 40 MB more)."""
+    """Peak memory of appending 10,000 and 100,000 events of the synthetic history: the ten
+    times larger file must not cost more memory than a small bound (reading the whole file
+    into memory, as before, costs about 150 MB more for the larger one)."""
     sizes = {}
-    for n in (20_000, 200_000):
+    for n in (10_000, 100_000):
         path = tmp_path / f"w{n}.jsonl"
         with path.open("w", encoding="utf-8") as out:
             replays.dump_jsonl(synthetic.workload(n, accounts=200), out)
         sizes[n] = _peak_rss_kb_of_append(path, tmp_path / f"w{n}.db")
         with Log.open(tmp_path / f"w{n}.db", readonly=True) as log:
             assert log.head().seq == n
-    grown_mb = (sizes[200_000] - sizes[20_000]) / 1024
-    assert grown_mb < 40, sizes
+    grown_mb = (sizes[100_000] - sizes[10_000]) / 1024
+    assert grown_mb < 25, sizes
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
 
 
