@@ -424,7 +424,7 @@ class Registry:
             self._asset(e.asset)
         unit = e.asset if e.measure == "balance" else e.quote
         assert unit is not None
-        self._minor(unit, abs(e.expected), "expected")
+        self._minor(unit, e.expected.copy_abs(), "expected")
         self._minor(unit, e.tolerance, "tolerance")
 
     # -- persistence ---------------------------------------------------------------------------

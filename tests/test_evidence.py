@@ -457,11 +457,20 @@ def test_output_errors_end_with_one_line_and_exit_4(evidence, tmp_path):
             assert result.stderr.strip().splitlines() == ["Error: cannot write standard output: No space left on device"], args
 
 
-def test_a_closed_pipe_ends_quietly(evidence):
+@pytest.fixture(scope="module")
+def large_log(tmp_path_factory) -> Path:
+    """5,000 synthetic events: more output than a pipe buffers (64 KiB)."""
+    folder = tmp_path_factory.mktemp("large")
+    with Log.open(folder / "ledger.db", create=True) as log:
+        log.append(synthetic.workload(5_000, accounts=100))
+    return folder / "ledger.db"
+
+
+def test_a_closed_pipe_ends_quietly(large_log):
     for args in (["log"], ["replay"], ["export", "--what", "postings"]):
         reader = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         writer = subprocess.run(
-            [sys.executable, "-m", "ledger", *args, "--db", str(evidence)],
+            [sys.executable, "-m", "ledger", *args, "--db", str(large_log)],
             stdout=reader.stdin, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120,
         )
         reader.stdin.close()
