@@ -364,7 +364,8 @@ class Investigation:
     ) -> TraceResult:
         """Follow customer deposits of ``asset`` into ``deposits_into`` (a customer account
         ``venue:name``, or a venue to take all its customer accounts) to where they sit at
-        ``until`` (default: the head). See ``docs/forensics.md`` for the three rules."""
+        ``until`` (default: the head). See ``docs/forensics.md`` for the three rules, what is a
+        flow, the cap at each place and the conservation of the traced total."""
         if rule not in TRACE_RULES:
             raise InputError(f"rule: {rule!r} is not one of: {', '.join(TRACE_RULES)}")
         tracer = _Tracer(rule)
