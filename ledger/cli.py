@@ -345,18 +345,7 @@ def export(db: str, what: str, fmt: str, output: str, policy_file: str | None) -
     Money stays exact: decimal strings, and integer minor units with the scale for postings.
     """
     with Log.open(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
-        policy = _policy(policy_file, log)
-        if what == "events" and fmt == "jsonl":
-            count = replays.dump_jsonl(log.iter_events(), out)
-        else:
-            inv = Investigation(log, policy)
-            if what == "events":
-                rows = ({**ev.to_dict(e), "source": " ".join(e.source)} for e in log.iter_events())
-            elif what == "postings":
-                rows = inv.iter_postings()
-            else:
-                rows = ({**v, "contributing": " ".join(v["contributing"]), "source": " ".join(v["source"])} for v in inv.iter_violations())
-            count = report.write_rows(rows, out, fmt)
+        count = report.export(log, what, fmt, out, _policy(policy_file, log))
     if output != "-":
         click.echo(f"wrote {count} {what} to {output}", err=True)
 

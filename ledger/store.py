@@ -1156,7 +1156,7 @@ def _check_batch_ids(batch: list[Event], where: Sequence[str] | None) -> None:
         if event.id in seen:
             first = seen[event.id]
             places = (
-                f" ({where[first]} and {where[index]})" if where is not None else
+                _two_places(where[first], where[index]) if where is not None else
                 f" (events {first + 1} and {index + 1})"
             )
             problems.append(
@@ -1172,6 +1172,15 @@ def _check_batch_ids(batch: list[Event], where: Sequence[str] | None) -> None:
             seen[event.id] = index
     if problems:
         raise InputError(problems[: InputError.MAX_PROBLEMS])
+
+
+def _two_places(a: str, b: str) -> str:
+    """' (line 15 and line 16)' for two lines of one file (as the loaders say it), else both."""
+    file_a, _, line_a = a.rpartition(":")
+    file_b, _, line_b = b.rpartition(":")
+    if file_a == file_b and line_a.isdigit() and line_b.isdigit():
+        return f" (line {line_a} and line {line_b})"
+    return f" ({a} and {b})"
 
 
 def _problem(index: int, event: Event, exc: Exception, where: Sequence[str] | None) -> Problem:
