@@ -498,17 +498,26 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
     if fmt == "csv":
         report.write_rows((f.to_dict() for f in result.flows), sys.stdout, "csv")
         return
-    click.echo(f"Tracing {result.traced_in:,} {asset} deposited into {deposits_into} ({rule}), up to seq {result.until_seq}")
+    click.echo(
+        f"Tracing {result.traced_in:,} {asset} of customer deposits into {deposits_into} ({rule}), "
+        f"up to seq {result.until_seq} (re-deposits of money already traced are not counted twice)"
+    )
     click.echo("")
     click.echo(f"{'seq':>6}  {'effective (UTC)':<20} {'from':<28} {'to':<28} {'traced amount':>20}  event")
     for f in result.flows:
         click.echo(f"{f.seq:>6}  {f.at:<20} {f.from_node:<28} {f.to_node:<28} {f.amount:>20,}  {f.event_id} [{','.join(f.source)}]")
     click.echo("")
-    click.echo("Where the traced funds sit:")
-    total = sum(result.holders.values(), Decimal(0))
-    for node, amount in sorted(result.holders.items(), key=lambda kv: -kv[1]):
-        share = amount / total if total else Decimal(0)
-        click.echo(f"  {node:<34} {amount:>22,} {asset}  {share:>7.2%}")
+    total = result.traced_in
+    for heading, places in (
+        ("Where the traced funds sit (places inside the books):", result.held),
+        ("Where traced funds left the books (outside accounts; deficits they made good):", result.left),
+    ):
+        click.echo(heading)
+        if not places:
+            click.echo("  (none)")
+        for node, amount in sorted(places.items(), key=lambda kv: -kv[1]):
+            share = amount / total if total else Decimal(0)
+            click.echo(f"  {node:<34} {amount:>22,} {asset}  {share:>7.2%}")
 
 
 @cli.command()
