@@ -216,8 +216,11 @@ def test_duplicate_ids_inside_one_batch_are_refused(fresh_log, log_path):
     before = head_signature(log_path)
     with pytest.raises(InputError, match=r"^event 3 \(x\): id: duplicate event_id 'x' \(events 1 and 3\)$"):
         fresh_log.append([deposit("x", minute=1), deposit("y", minute=1), deposit("x", minute=1)])
-    with pytest.raises(InputError, match=r"^f.toml:40: id: duplicate event_id 'x' \(f.toml:10 and f.toml:40\)$"):
+    # Two lines of one file are named as the loaders name them; places in two files in full.
+    with pytest.raises(InputError, match=r"^f.toml:40: id: duplicate event_id 'x' \(line 10 and line 40\)$"):
         fresh_log.append([deposit("x", minute=1), deposit("x", minute=1)], where=["f.toml:10", "f.toml:40"])
+    with pytest.raises(InputError, match=r"^g.toml:40: id: duplicate event_id 'x' \(f.toml:10 and g.toml:40\)$"):
+        fresh_log.append([deposit("x", minute=1), deposit("x", minute=1)], where=["f.toml:10", "g.toml:40"])
     assert head_signature(log_path) == before
 
 
