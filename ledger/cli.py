@@ -27,6 +27,7 @@ from ledger.derived import Derived
 from ledger.derived import default_path as default_derived_path
 from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation
+from ledger.html.cli import report as report_command
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
 from ledger.store import DEFAULT_DB, Checkpoint, Following, Log
@@ -190,21 +191,37 @@ def append(file: str, db: str, expected_head: int | None, policy_file: str | Non
     """
     policy = Policy.from_toml(policy_file) if policy_file else None
     path = replays.resolve(file)
-    if path.suffix in (".jsonl", ".ndjson") and (policy is None or not policy.enforce):
-        # JSON Lines streams: one transaction, bounded memory, whatever the file's size.
-        with Log.open(db, create=True) as log:
-            streamed = log.append_stream(replays.iter_jsonl(path), expected_head=expected_head)
-        click.echo(f"{path}: {streamed}")
-        return
-    timeline = replays.load_timeline(path)
-    with Log.open(db, create=True) as log:
-        guard = enforcing_guard(log, policy) if policy is not None and policy.enforce else None
-        result = log.append(
-            timeline.events, expected_head=expected_head, where=timeline.where, guard=guard
-        )
-        if log.meta("quote") is None and timeline.path.endswith(".toml"):
-            log.set_meta("quote", timeline.quote)
-    click.echo(f"{timeline.path}: {result}")
+    created = not os.path.lexists(db)
+    try:
+        if path.suffix in (".jsonl", ".ndjson") and (policy is None or not policy.enforce):
+            # JSON Lines streams: one transaction, bounded memory, whatever the file's size.
+            with Log.open(db, create=True) as log:
+                result: object = log.append_stream(replays.iter_jsonl(path), expected_head=expected_head)
+        else:
+            timeline = replays.load_timeline(path)
+            with Log.open(db, create=True) as log:
+                guard = enforcing_guard(log, policy) if policy is not None and policy.enforce else None
+                result = log.append(
+                    timeline.events, expected_head=expected_head, where=timeline.where, guard=guard
+                )
+                if log.meta("quote") is None and path.suffix == ".toml":
+                    log.set_meta("quote", timeline.quote)
+    except LedgerError:
+        if created:  # the input was refused: leave no empty log behind it either
+            _remove_empty_log(db)
+        raise
+    click.echo(f"{path}: {result}")
+
+
+def _remove_empty_log(db: str) -> None:
+    """Remove a log this command created, if it is still empty (nothing was appended)."""
+    with contextlib.suppress(LedgerError, OSError):
+        with Log.open(db, readonly=True) as log:
+            if log.head().seq != 0:
+                return
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(db + suffix)
 
 
 @cli.command(name="log")
@@ -894,6 +911,9 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
     click.echo(f"Books at seq {books.last_seq} ({ev.format_instant(books.last_at) if books.last_at else 'empty'}), values in {books.quote}")
     for line in report.balances_text(books, entity=entity):
         click.echo(line)
+
+
+cli.add_command(report_command)
 
 
 def reference_markdown() -> str:

@@ -523,8 +523,12 @@ def test_a_bad_line_late_in_a_streamed_file_writes_nothing(tmp_path):
     result = _run(["append", str(path), "--db", str(db)])
     assert result.returncode == 2
     assert f"{path}:12001" in result.stderr
-    with Log.open(db, readonly=True) as log:
-        assert log.head().seq == 0
+    assert _siblings(db) == ["w.jsonl"]  # no log left behind: the command created it, and nothing went in
+    existing = tmp_path / "existing.db"
+    assert _run(["append", "small-example", "--db", str(existing)]).returncode == 0
+    before = _sha(existing)
+    assert _run(["append", str(path), "--db", str(existing)]).returncode == 2
+    assert _sha(existing) == before
 
 
 # -- 6. the testing kit installs ------------------------------------------------------------------
