@@ -116,3 +116,35 @@ class VerificationError(LedgerError):
     def __init__(self, message: str, *, seq: int | None = None, kind: str = "") -> None:
         self.seq, self.kind = seq, kind
         super().__init__(message)
+
+
+class ProofError(LedgerError):
+    """A proof of liabilities cannot be built from what was given; ``kind`` says why
+    (``too-large``, ``shape``, ``secret``, ``not-a-leaf``, ``unknown-venue``)."""
+
+    def __init__(self, message: str, *, kind: str = "") -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class ProofInvalid(VerificationError):
+    """A proof of liabilities does not verify (exit status 3 at the command line); ``kind``
+    says why: ``malformed``, ``negative-balance``, ``negative-sum``, ``path-shape``,
+    ``totals``, ``changed`` (it does not hash to its own root), ``other-point``, ``wrong-root``."""
+
+
+class NegativeBalanceError(LedgerError):
+    """Negative balances offered as leaves of a proof of liabilities: the "dummy user" attack
+    (a negative leaf lowers the sums, so the venue would seem to owe less). Names every one.
+
+    ``balances`` lists ``(account, asset, amount)``, the amount as text.
+    """
+
+    def __init__(self, balances: Sequence[tuple[str, str, str]]) -> None:
+        self.balances = list(balances)
+        shown = ", ".join(f"{account} {amount} {asset}" for account, asset, amount in self.balances[:10])
+        more = f" and {len(self.balances) - 10} more" if len(self.balances) > 10 else ""
+        super().__init__(
+            "negative balances cannot be leaves of a proof of liabilities (the dummy-user attack: "
+            f"they would lower the total owed): {shown}{more}"
+        )
