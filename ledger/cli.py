@@ -916,6 +916,11 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
 cli.add_command(report_command)
 
 
+from ledger.proofs.cli import proof  # noqa: E402 - after cli: the group joins it
+
+cli.add_command(proof)
+
+
 def reference_markdown() -> str:
     """The CLI reference (docs/cli.md), generated from every command's --help."""
     lines = ["# CLI reference", "", "Generated from `--help` by `ledger cli-reference`; a test keeps it current.", ""]
