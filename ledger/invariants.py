@@ -448,6 +448,50 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
     }
 
 
+
+class ReservesCoverLiabilities:
+    """Per venue and asset, segregated custody after haircuts covers what customers are owed:
+    the reserves statement of a proof of reserves (``ledger proof reserves``), checked at every
+    step. Not standard: the policy switch ``proof_of_reserves = true`` adds it.
+
+    Covered when ``custody x (1 - haircut) >= owed`` in the asset's own units, exactly (for a
+    priced asset the same as comparing the market values; prices cancel, so a price update
+    cannot change it and only events that post to a venue's custody or customer accounts are
+    looked at).
+    """
+
+    name: ClassVar[str] = "reserves-cover-liabilities"
+    meaning: ClassVar[str] = (
+        "per venue and asset, customer-custody holdings after haircuts >= customer liabilities"
+    )
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books = ctx.books
+        for venue, asset in ctx.change.venue_assets:
+            if venue not in books.venues:
+                continue
+            owed = books.cust_liab.get((venue, asset), 0)
+            held = books.custody.get((venue, asset), 0)
+            haircut = books.haircut(asset, owner=venue)
+            kept = SUM_CONTEXT.multiply(max(held, 0), SUM_CONTEXT.subtract(1, haircut))
+            if kept >= owed:
+                yield Status(f"{venue}/{asset}", True)
+                continue
+            reserve = Decimal(kept).scaleb(-books.registry.scale(asset), SUM_CONTEXT)
+            cut = ev.format_decimal(haircut)
+            yield Status(
+                f"{venue}/{asset}",
+                False,
+                observed=f"{reserve:,f} {asset} reserves after a {cut} haircut",
+                threshold=f"{books.format(owed, asset)} {asset} owed",
+                detail=(
+                    f"{venue} owes customers {books.format(owed, asset)} {asset}; its custody of "
+                    f"{books.format(held, asset)} counts as {reserve:,f} after a {cut} haircut "
+                    f"(short {SUM_CONTEXT.subtract(books.amount(owed, asset), reserve):,f})"
+                ),
+            )
+
+
 STANDARD: tuple[Any, ...] = (
     Conservation(),
     NoUnauthorisedNegative(),
@@ -465,4 +509,7 @@ STANDARD_NAMES: tuple[str, ...] = tuple(inv.name for inv in STANDARD)
 def standard_invariants(policy: Policy | None = None) -> list[Any]:
     """The standard set, minus those the policy disables."""
     disabled = policy.disabled if policy is not None else frozenset()
-    return [inv for inv in STANDARD if inv.name not in disabled]
+    chosen = [inv for inv in STANDARD if inv.name not in disabled]
+    if policy is not None and policy.proof_of_reserves:
+        chosen.append(ReservesCoverLiabilities())
+    return chosen

@@ -9,6 +9,7 @@ Defaults are documented here and in ``docs/invariants.md``; a TOML policy file o
     max_related_party_exposure = "0.25"
     enforce = ["segregation"]          # hard rules: refused at append, skipped in replay
     disabled = ["assertions"]          # invariants not checked at all
+    proof_of_reserves = true           # also check reserves >= liabilities per venue and asset
 
     [haircuts]                         # fraction of market value ignored, per asset kind
     fiat = "0"
@@ -61,6 +62,9 @@ class Policy:
         haircuts: fraction of market value ignored, per asset kind, and ``affiliate_token``.
         enforce: invariants that are hard rules (refused at append, skipped in replay).
         disabled: invariants not checked.
+        proof_of_reserves: also check ``reserves-cover-liabilities`` at every step (per venue
+            and asset, customer-custody holdings after haircuts >= customer liabilities; see
+            ``docs/proofs.md``). Off by default.
     """
 
     quote: str = "USD"
@@ -71,6 +75,7 @@ class Policy:
     haircuts: dict[str, Decimal] = attrs.field(factory=lambda: dict(DEFAULT_HAIRCUTS))
     enforce: frozenset[str] = frozenset()
     disabled: frozenset[str] = frozenset()
+    proof_of_reserves: bool = False
 
     def haircut(self, kind: str) -> Decimal:
         return self.haircuts.get(kind, DEFAULT_HAIRCUTS.get(kind, Decimal("0")))
@@ -149,6 +154,10 @@ class Policy:
                             f"{key}: unknown invariant {unknown[0]!r} (known: {', '.join(STANDARD_NAMES)})"
                         )
                     kwargs[key] = frozenset(value)
+                elif key == "proof_of_reserves":
+                    if not isinstance(value, bool):
+                        raise ev.EventValueError(f"proof_of_reserves: must be true or false, got {value!r}")
+                    kwargs[key] = value
                 else:
                     raise ev.EventValueError(f"{key}: unknown policy key")
         except ev.EventValueError as exc:
