@@ -284,6 +284,7 @@ class Collector:
             "cited": {k: {"count": c, "first_seq": s} for k, (c, s) in sorted(self.cited.items())},
             "first_at": self.first_at,
             "kept_steps": len(self.rows),
+            "kept_seqs": sorted(self.rows),
             "every_step": self.every_step,
         }
 
