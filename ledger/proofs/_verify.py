@@ -245,6 +245,14 @@ def verify_inclusion(
         node = hashlib.sha256(b"\x01" + (mine + theirs if is_left else theirs + mine)).digest()
         sums = [a + b for a, b in zip(sums, sibling_sums, strict=True)]
         position //= 2
+    computed = _root(header, node + _enc(sums, "totals"))
+    where = f"ledger {ledger_id}, venue {venue}, seq {proof_seq}"
+    if "root" in proof and computed != _hex(proof, "root", "inclusion proof"):
+        raise _bad(
+            f"the leaf and path hash to root {computed.hex()}, not to the root the proof states "
+            f"({proof['root']}): an amount, salt, hash or sum in it was changed",
+            "changed",
+        )
     if "totals" in proof:
         stated = _amounts(proof["totals"], assets, "totals")
         if stated != sums:
@@ -259,14 +267,6 @@ def verify_inclusion(
                 ),
                 "totals",
             )
-    computed = _root(header, node + _enc(sums, "totals"))
-    where = f"ledger {ledger_id}, venue {venue}, seq {proof_seq}"
-    if "root" in proof and computed != _hex(proof, "root", "inclusion proof"):
-        raise _bad(
-            f"the leaf and path hash to root {computed.hex()}, not to the root the proof states "
-            f"({proof['root']}): an amount, salt, hash or sum in it was changed",
-            "changed",
-        )
     if isinstance(root, Mapping):
         expected = verify_statement(root)
         other = _header(root, "liabilities statement")

@@ -137,12 +137,16 @@ def _write_json(data: dict[str, Any], output: str) -> Callable[[str], None]:
 
 
 def _amounts(
-    values: dict[str, int], assets: tuple[tuple[str, int], ...], *, skip_zero: bool = True
+    values: dict[str, int],
+    assets: tuple[tuple[str, int], ...],
+    *,
+    skip_zero: bool = True,
+    only: list[str] | None = None,
 ) -> str:
     shown = [
         f"{Decimal(format_amount(values[code], scale)):,f} {code}"
         for code, scale in assets
-        if values[code] or not skip_zero
+        if (values[code] or not skip_zero) and (only is None or code in only)
     ]
     return ", ".join(shown) or "nothing"
 
@@ -155,8 +159,14 @@ def _refusals(say: Callable[[str], None], found: Liabilities, refused: list[Any]
             "leaf it would lower the total owed (the dummy-user attack)"
         )
     if refused:
+        netted = found.totals()
+        for r in refused:
+            netted[r.asset] += r.minor
+        hit = sorted({r.asset for r in refused})
         say(
-            f"{len(refused)} negative customer balance(s) kept out of the tree at seq {found.header.seq}: exit status 1"
+            f"{len(refused)} negative customer balance(s) kept out of the tree at seq {found.header.seq} "
+            f"(exit status 1); counted as leaves they would have lowered the total owed to "
+            f"{_amounts(netted, found.header.assets, skip_zero=False, only=hit)}"
         )
 
 
