@@ -19,7 +19,7 @@ import attrs
 from ledger.errors import ProofInvalid
 
 FORMAT = "ftx-ledger proof of liabilities v1"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _AMOUNT = re.compile(r"(-?)(0|[1-9][0-9]*)(?:\.([0-9]+))?")
 _EMPTY_HASH = bytes(32)
 
@@ -64,7 +64,7 @@ def _field(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wha
 def _hex(data: Mapping[str, Any], key: str, what: str) -> bytes:
     value = _field(data, key, str, what)
     if not _HEX64.fullmatch(value):
-        raise _bad(f"{key}: must be 64 lowercase hex digits, got {value!r}")
+        raise _bad(f"{key}: must be 64 hex digits, got {value!r}")
     return bytes.fromhex(value)
 
 
@@ -92,6 +92,56 @@ def _amounts(data: Any, assets: tuple[tuple[str, int], ...], where: str) -> list
             f"{where}: expected one amount per asset ({', '.join(c for c, _ in assets)}), got {data!r}"
         )
     return [parse_amount(data[code], scale, f"{where}.{code}") for code, scale in assets]
+
+
+_MAX_SUM = 2**127 - 1
+
+
+def _pack(values: list[int]) -> int:
+    """The amounts side by side, 128 bits each (their 16-byte encodings, concatenated)."""
+    packed = 0
+    for v in values:
+        if not 0 <= v <= _MAX_SUM:
+            if v < 0:
+                return -1  # negative: the caller has already refused it
+            raise _bad(f"an amount of {v} minor units does not fit 16 bytes (at most 2^127 - 1)")
+        packed = (packed << 128) | v
+    return packed
+
+
+def _fast_amount(text: Any, scale: int) -> int | None:
+    """:func:`parse_amount` for well-formed text; None for anything else (then the slow path
+    names the problem)."""
+    if type(text) is not str:
+        return None
+    whole, dot, fraction = text.partition(".")
+    negative = whole[:1] == "-"
+    if negative:
+        whole = whole[1:]
+    if not (whole.isascii() and whole.isdigit()) or (whole[0] == "0" and len(whole) > 1):
+        return None
+    if dot and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= scale):
+        return None
+    minor = int(whole + fraction + "0" * (scale - len(fraction)))
+    return -minor if negative else minor
+
+
+def _quick_step(step: Any, assets: tuple[tuple[str, int], ...]) -> tuple[bytes, list[int]] | None:
+    try:
+        text, sums = step["hash"], step["sums"]
+        if (
+            type(text) is not str
+            or len(text) != 64
+            or type(sums) is not dict
+            or len(sums) != len(assets)
+        ):
+            return None
+        values = [_fast_amount(sums[code], scale) for code, scale in assets]
+        if None in values:
+            return None
+        return bytes.fromhex(text), values  # type: ignore[return-value]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _enc(values: list[int], where: str) -> bytes:
@@ -212,39 +262,51 @@ def verify_inclusion(
             "path-shape",
         )
     name = account.encode("utf-8")
-    sums = balances
+    nbytes = 16 * len(assets)
     node = hashlib.sha256(
         b"\x00" + salt + len(name).to_bytes(2, "big") + name + _enc(balances, "balances")
     ).digest()
+    # Sums travel two ways: per asset (to report and bound them) and packed into one integer,
+    # 128 bits an asset, whose big-endian bytes are the record's sums. Every sum is checked to
+    # be in 0 .. 2^127 - 1, so adding packed integers never carries from one asset to the next.
+    sums = list(balances)
+    packed = _pack(balances)
     position = index
     for level, step in enumerate(path):
-        if not isinstance(step, dict):
-            raise _bad(f"path[{level}]: expected {{'hash': ..., 'sums': ...}}, got {step!r}")
-        sibling_hash = _hex(step, "hash", f"path[{level}]")
-        sibling_sums = _amounts(step.get("sums"), assets, f"path[{level}].sums")
-        if any(s < 0 for s in sibling_sums):
+        sibling = _quick_step(step, assets)
+        if sibling is None:  # not a well-formed step: the slow path names what is wrong
+            if not isinstance(step, dict):
+                raise _bad(f"path[{level}]: expected {{'hash': ..., 'sums': ...}}, got {step!r}")
+            where = f"path[{level}]"
+            sibling = _hex(step, "hash", where), _amounts(step.get("sums"), assets, f"{where}.sums")
+        sibling_hash, sibling_sums = sibling
+        if min(sibling_sums, default=0) < 0:
             raise _bad(
                 f"path[{level}]: the sibling's sums are negative ({_negative(sibling_sums, assets)}); "
                 "every sum in a Merkle-sum tree must be >= 0, or the venue could hide what it owes "
                 "behind a negative node (Hu, Zhang and Guo 2018)",
                 "negative-sum",
             )
+        sibling_packed = _pack(sibling_sums)
         is_left = position % 2 == 0
         if (
             is_left
             and position + 1 >= sizes[level]
-            and (sibling_hash != _EMPTY_HASH or any(sibling_sums))
+            and (sibling_hash != _EMPTY_HASH or sibling_packed)
         ):
             raise _bad(
                 f"path[{level}]: the node is the last of its level in a tree of {leaf_count} leaves, "
                 "so its sibling must be the empty node (zero hash, zero sums)",
                 "path-shape",
             )
-        mine = node + _enc(sums, "sums")
-        theirs = sibling_hash + _enc(sibling_sums, f"path[{level}].sums")
+        mine = node + packed.to_bytes(nbytes, "big")
+        theirs = sibling_hash + sibling_packed.to_bytes(nbytes, "big")
         node = hashlib.sha256(b"\x01" + (mine + theirs if is_left else theirs + mine)).digest()
         sums = [a + b for a, b in zip(sums, sibling_sums, strict=True)]
+        packed += sibling_packed
         position //= 2
+    if max(sums, default=0) > _MAX_SUM:
+        raise _bad("the path's sums pass 2^127 - 1 minor units: not a valid proof", "malformed")
     computed = _root(header, node + _enc(sums, "totals"))
     where = f"ledger {ledger_id}, venue {venue}, seq {proof_seq}"
     if "root" in proof and computed != _hex(proof, "root", "inclusion proof"):
