@@ -57,6 +57,10 @@ def _conv(func: Any, name: str) -> Any:
     return functools.partial(func, field=name)
 
 
+def _converted(func: Any, name: str, kind: str, **kw: Any) -> Any:
+    return attrs.field(converter=_conv(func, name), metadata={"kind": kind}, **kw)
+
+
 def _id(name: str, **kw: Any) -> Any:
     return attrs.field(converter=_conv(_fields.identifier, name), metadata={"kind": "id"}, **kw)
 
@@ -123,7 +127,7 @@ class EntityRegistered(Event):
 
     type: ClassVar[str] = "entity_registered"
     entity: str = _id("entity")
-    name: str = attrs.field(converter=_conv(_fields.free_text, "name"), metadata={"kind": "text"})
+    name: str = _converted(_fields.free_text, "name", "text")
     kind: str = _choice("kind", ENTITY_KINDS)
     group: str | None = _opt_id("group")
 
@@ -141,7 +145,7 @@ class AssetListed(Event):
 
     type: ClassVar[str] = "asset_listed"
     asset: str = _id("asset")
-    name: str = attrs.field(converter=_conv(_fields.free_text, "name"), metadata={"kind": "text"})
+    name: str = _converted(_fields.free_text, "name", "text")
     scale: int = attrs.field(metadata={"kind": "int"})
     kind: str = _choice("kind", ASSET_KINDS)
     issuer: str | None = _opt_id("issuer")
@@ -343,11 +347,7 @@ class CollateralSeized(Event):
     asset: str = _id("asset")
     amount: Decimal = _amount()
     to_account: str = _ref("to_account")
-    credited: Decimal = attrs.field(
-        default=Decimal(0),
-        converter=_conv(_money.non_negative_amount, "credited"),
-        metadata={"kind": "amount0"},
-    )
+    credited: Decimal = _converted(_money.non_negative_amount, "credited", "amount0", default=Decimal(0))
     credited_asset: str | None = _opt_id("credited_asset")
     loan: str | None = _opt_id("loan")
     account: str | None = _opt_ref("account")
@@ -367,9 +367,7 @@ class PriceUpdated(Event):
     type: ClassVar[str] = "price_updated"
     asset: str = _id("asset")
     quote: str = _id("quote")
-    price: Decimal = attrs.field(
-        converter=_conv(_money.positive_price, "price"), metadata={"kind": "price"}
-    )
+    price: Decimal = _converted(_money.positive_price, "price", "price")
 
     def __attrs_post_init__(self) -> None:
         if self.asset == self.quote:
@@ -399,9 +397,7 @@ class CreditLineGranted(Event):
     type: ClassVar[str] = "credit_line_granted"
     account: str = _ref("account")
     asset: str = _id("asset")
-    limit: Decimal = attrs.field(
-        converter=_conv(_money.non_negative_amount, "limit"), metadata={"kind": "amount0"}
-    )
+    limit: Decimal = _converted(_money.non_negative_amount, "limit", "amount0")
 
 
 @attrs.define(frozen=True, slots=True, kw_only=True)
@@ -436,9 +432,7 @@ class Disclosure(Event):
 
     type: ClassVar[str] = "disclosure"
     entity: str = _id("entity")
-    title: str = attrs.field(
-        converter=_conv(_fields.free_text, "title"), metadata={"kind": "text"}
-    )
+    title: str = _converted(_fields.free_text, "title", "text")
 
 
 @attrs.define(frozen=True, slots=True, kw_only=True)
@@ -456,12 +450,8 @@ class BalanceAsserted(Event):
     type: ClassVar[str] = "balance_asserted"
     entity: str = _id("entity")
     measure: str = _choice("measure", MEASURES)
-    expected: Decimal = attrs.field(
-        converter=_conv(_money.signed_amount, "expected"), metadata={"kind": "signed"}
-    )
-    tolerance: Decimal = attrs.field(
-        converter=_conv(_money.non_negative_amount, "tolerance"), metadata={"kind": "amount0"}
-    )
+    expected: Decimal = _converted(_money.signed_amount, "expected", "signed")
+    tolerance: Decimal = _converted(_money.non_negative_amount, "tolerance", "amount0")
     asset: str | None = _opt_id("asset")
     account: str | None = _opt_ref("account")
     quote: str | None = _opt_id("quote")

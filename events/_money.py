@@ -35,6 +35,13 @@ _WIDE = decimal.Context(
 )
 
 
+def _exponent(value: Decimal) -> int:
+    """The exponent of a finite Decimal (``as_tuple`` types it as a letter for NaN and infinity)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), f"not a finite decimal: {value!r}"
+    return exponent
+
+
 def parse_decimal(value: object, *, field: str) -> Decimal:
     """Return ``value`` as a finite ``Decimal``.
 
@@ -83,7 +90,7 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
         raise EventValueError(f"{field}: number too large")
     # A Decimal passed in directly is not bounded by the literal length: bound its precision
     # too, so that no later step (normalising, scaling) has to round it.
-    _, digits, exponent = result.as_tuple()
+    digits, exponent = result.as_tuple().digits, _exponent(result)
     if result and (len(digits) > _MAX_LITERAL_CHARS + 1 or exponent < -_MAX_LITERAL_CHARS):
         raise EventValueError(
             f"{field}: number too precise (more than {_MAX_LITERAL_CHARS} digits or decimal places)"
@@ -132,7 +139,7 @@ def positive_price(value: object, *, field: str = "price") -> Decimal:
     if price <= 0:
         raise EventValueError(f"{field}: price must be > 0, got {_plain(price)}")
     price = _normalise(price)
-    places = -price.as_tuple().exponent if price.as_tuple().exponent < 0 else 0
+    places = max(0, -_exponent(price))
     if places > MAX_PRICE_PLACES or len(price.as_tuple().digits) > MAX_PRICE_DIGITS:
         raise EventValueError(
             f"{field}: price {_plain(price)} is too precise "
@@ -148,7 +155,7 @@ def _normalise(value: Decimal) -> Decimal:
     if value == 0:
         return Decimal(0)
     value = value.normalize(_WIDE)
-    if value.as_tuple().exponent > 0:
+    if _exponent(value) > 0:
         value = value.quantize(Decimal(1), context=_WIDE)
     return value
 
@@ -166,7 +173,7 @@ def decimal_places(value: Decimal) -> int:
     """Number of decimal places that ``value`` needs."""
     if not value:
         return 0
-    _, digits, exponent = value.as_tuple()
+    digits, exponent = value.as_tuple().digits, _exponent(value)
     trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
     return max(0, -(exponent + trailing))
 

@@ -936,7 +936,7 @@ cli.add_command(proof)
 def reference_markdown() -> str:
     """The CLI reference (docs/cli.md), generated from every command's --help."""
     lines = ["# CLI reference", "", "Generated from `--help` by `ledger cli-reference`; a test keeps it current.", ""]
-    settings = {"terminal_width": 100, "max_content_width": 100, "help_option_names": ["-h", "--help"]}
+    settings: dict[str, Any] = {"terminal_width": 100, "max_content_width": 100, "help_option_names": ["-h", "--help"]}
     ctx = click.Context(cli, info_name="ledger", **settings)
     lines += ["```", cli.get_help(ctx), "```", ""]
     for name in sorted(cli.commands):

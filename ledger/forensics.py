@@ -389,7 +389,7 @@ class Investigation:
             )
             for src, dst, minor in moves:
                 carried = tracer.take(src, minor)
-                if starting and dst == event.landed:
+                if starting and dst == event.landed:  # type: ignore[attr-defined]  # a Deposit
                     # A traced deposit: all of it is traced where it lands. The part it carried
                     # from a place already holding traced money is that money coming back; the
                     # rest is new.
@@ -519,7 +519,7 @@ class Investigation:
             for name in ("postings", "balances", "violations", "loans", "prices"):
                 if db[name].exists():
                     db[name].drop()
-            db["postings"].insert_all(
+            db.table("postings").insert_all(
                 (
                     {**row, "delta_minor": sql_minor(row["delta_minor"]), "balance_after_minor": sql_minor(row["balance_after_minor"])}
                     for row in self.iter_postings()
@@ -529,7 +529,7 @@ class Investigation:
                 strict=True,
             )
             books = self.as_of()
-            db["balances"].insert_all(
+            db.table("balances").insert_all(
                 (
                     {
                         "entity": e, "account": a, "asset": s, "scale": books.registry.scale(s),
@@ -546,18 +546,18 @@ class Investigation:
                 {**v, "contributing": json.dumps(v["contributing"]), "source": json.dumps(v["source"])}
                 for v in self.iter_violations()
             ]
-            db["violations"].insert_all(violations, columns={"closed_seq": int, "closed_at": str})
+            db.table("violations").insert_all(violations, columns={"closed_seq": int, "closed_at": str})
             loans = [
                 {k: (json.dumps(v, default=str) if isinstance(v, dict) else (str(v) if isinstance(v, Decimal) else v)) for k, v in row.items()}
                 for row in books.loans_view()
             ]
-            db["loans"].insert_all(loans, pk="target")
+            db.table("loans").insert_all(loans, pk="target")
             prices = []
             for record in self.log.iter_records():
                 e = record.event
                 if isinstance(e, ev.PriceUpdated):
                     prices.append({"seq": record.seq, "at": ev.format_instant(e.at), "asset": e.asset, "quote": e.quote, "price": ev.format_decimal(e.price)})
-            db["prices"].insert_all(prices, columns={"price": str})
+            db.table("prices").insert_all(prices, columns={"price": str})
             for name in ("postings", "balances", "violations", "loans", "prices"):
                 counts[name] = db[name].count if db[name].exists() else 0
             self.derived.stamp(self.log.head())

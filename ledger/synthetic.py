@@ -46,14 +46,14 @@ def _setup(accounts: int) -> list[ev.Event]:
         for i in range(accounts)
     ]
     out += [
-        ev.PriceUpdated(id="px-BTC-0", at=at, source=SOURCE, asset="BTC", quote="USD", price="20000"),
-        ev.PriceUpdated(id="px-TOK-0", at=at, source=SOURCE, asset="TOK", quote="USD", price="25"),
+        ev.PriceUpdated(id="px-BTC-0", at=at, source=SOURCE, asset="BTC", quote="USD", price=Decimal("20000")),
+        ev.PriceUpdated(id="px-TOK-0", at=at, source=SOURCE, asset="TOK", quote="USD", price=Decimal("25")),
         # The venue's own capital, so liquid reserves exceed what it owes customers after haircuts.
-        ev.Transfer(id="seed-ex", at=at, source=SOURCE, from_account="world:market", to_account="ex:treasury", asset="USD", amount="100000000000"),
-        ev.Transfer(id="seed-mm", at=at, source=SOURCE, from_account="world:market", to_account="mm:bank", asset="TOK", amount="1000000000"),
+        ev.Transfer(id="seed-ex", at=at, source=SOURCE, from_account="world:market", to_account="ex:treasury", asset="USD", amount=Decimal("100000000000")),
+        ev.Transfer(id="seed-mm", at=at, source=SOURCE, from_account="world:market", to_account="mm:bank", asset="TOK", amount=Decimal("1000000000")),
     ]
     out += [
-        ev.Transfer(id=f"seed-l{i}", at=at, source=SOURCE, from_account="world:market", to_account=f"l{i}:vault", asset="USD", amount="100000000000")
+        ev.Transfer(id=f"seed-l{i}", at=at, source=SOURCE, from_account="world:market", to_account=f"l{i}:vault", asset="USD", amount=Decimal("100000000000"))
         for i in range(LENDERS)
     ]
     return out
@@ -68,10 +68,10 @@ def workload(n: int, *, accounts: int = 10_000, seed: int = 0) -> Iterator[ev.Ev
     """Yield exactly ``n`` events of the synthetic history (see the module docstring)."""
     rng = random.Random(seed)
     emitted = 0
-    for event in _setup(accounts):
+    for declared in _setup(accounts):
         if emitted == n:
             return
-        yield event
+        yield declared
         emitted += 1
     balances: dict[tuple[int, str], int] = {}  # (account, asset) -> minor units
     scale = {"USD": 2, "BTC": 8}

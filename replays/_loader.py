@@ -314,13 +314,13 @@ def load_toml(path: str | Path) -> Timeline:
         raise InputError(f"{path}: invalid TOML: input too deeply nested") from None
     except ValueError as exc:  # int() refusing a 5000-digit literal; tomllib gives no line
         line, field = 1, "value"
-        index = _LineIndex(text)
-        for number, text_line in enumerate(index.lines, start=1):
+        line_index = _LineIndex(text)
+        for number, text_line in enumerate(line_index.lines, start=1):
             if re.search(r"\d{500}", text_line):
                 match = _KEY.match(text_line)
                 line, field = number, match["key"] if match else field
                 # The [[section]] block it is in, as other field errors name it: events[3].amount
-                blocks = [(start, name, i) for name, starts in index.headers.items()
+                blocks = [(start, name, i) for name, starts in line_index.headers.items()
                           for i, start in enumerate(starts) if start < number]
                 if blocks:
                     _, name, i = max(blocks)

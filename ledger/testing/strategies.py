@@ -87,7 +87,7 @@ def _fields_for(cls: type[ev.Event]) -> dict[str, st.SearchStrategy[Any]]:
     refs = account_refs()
     amount = amounts(scale=8)
     base = _common()
-    specific: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    table: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "entity_registered": {"entity": ids, "name": st.text(min_size=1, max_size=30).filter(str.strip), "kind": st.sampled_from(ev.ENTITY_KINDS), "group": st.none() | ids},
         "asset_listed": {"asset": ids, "name": st.just("An asset"), "scale": st.integers(0, 18), "kind": st.sampled_from(ev.ASSET_KINDS), "issuer": st.none() | ids},
         "account_opened": {"account": refs, "purpose": st.sampled_from(("customer-custody", "corporate", "external")), "holder": st.none()},
@@ -108,8 +108,8 @@ def _fields_for(cls: type[ev.Event]) -> dict[str, st.SearchStrategy[Any]]:
         "bankruptcy_filed": {"entity": ids, "court": st.none() | st.just("D. Del."), "case": st.none() | st.just("22-11068")},
         "disclosure": {"entity": ids, "title": st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s and not any(0xD800 <= ord(c) <= 0xDFFF for c in s))},
         "balance_asserted": {"entity": ids, "measure": st.just("total_assets"), "expected": st.integers(-10**12, 10**12).map(Decimal), "tolerance": st.integers(0, 10**6).map(Decimal), "asset": st.none(), "account": st.none(), "quote": st.just("USD")},
-    }[cls.type]
-    return {**base, **specific}
+    }
+    return {**base, **table[cls.type]}
 
 
 def event_of(type_name: str) -> st.SearchStrategy[ev.Event]:
