@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sqlite3
 import zlib
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -31,8 +32,9 @@ from ledger.books import CUSTODY, EXTERNAL, HOLDINGS, PLEDGED, Books, Change
 from ledger.derived import Derived
 from ledger.errors import InputError, StorageError
 from ledger.policy import Policy
+from ledger.registry import RESERVED_NAMES, RESERVED_PREFIXES, Registry
 from ledger.replay import Replay
-from ledger.store import Log
+from ledger.store.contract import EventLog
 
 DEFAULT_SNAPSHOT_EVERY = 5_000
 TRACE_RULES = ("fifo", "pro-rata", "libr")
@@ -155,7 +157,7 @@ class Investigation:
 
     def __init__(
         self,
-        log: Log,
+        log: EventLog,
         policy: Policy | None = None,
         *,
         every: int = DEFAULT_SNAPSHOT_EVERY,
@@ -195,8 +197,7 @@ class Investigation:
         return [r[0] for r in self._store.execute("SELECT seq FROM snapshots ORDER BY seq")]
 
     def _event_hash(self, seq: int) -> bytes | None:
-        row = self.log.connection.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
-        return None if row is None else bytes(row[0])
+        return self.log.hash_at(seq)
 
     def _load_snapshot(self, at_most: int) -> Books | None:
         """The newest valid snapshot at or before ``at_most`` (invalid ones are skipped, noted)."""
@@ -323,6 +324,10 @@ class Investigation:
         entity, sep, name = account.partition(":")
         if not sep or not name:
             raise InputError(f"{account!r} is not an account reference 'entity:account'")
+        known = self.log.registry()
+        _require_account(known, account, field="account")
+        if asset is not None:
+            _require(asset, known.assets, what="asset", field="asset")
         start = max(from_seq, 1)
         books = self.as_of(seq=start - 1)
         info = books.registry.accounts.get(account)
@@ -368,6 +373,12 @@ class Investigation:
         flow, the cap at each place and the conservation of the traced total."""
         if rule not in TRACE_RULES:
             raise InputError(f"rule: {rule!r} is not one of: {', '.join(TRACE_RULES)}")
+        known = self.log.registry()
+        _require(asset, known.assets, what="asset", field="asset")
+        if ":" in deposits_into:
+            _require_account(known, deposits_into, field="deposits_into", purposes=("customer",))
+        else:
+            _require(deposits_into, known.entities, what="venue", field="deposits_into")
         tracer = _Tracer(rule)
         books = Books(self.policy)
         flows: list[Flow] = []
@@ -594,6 +605,46 @@ def sql_minor(minor: int) -> int | str:
     if SQLITE_INT_MIN <= minor <= SQLITE_INT_MAX:
         return minor
     return str(minor)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'X'?)' for the closest known name, or '' when none is close."""
+    names = sorted(set(known))
+    folded = {n.casefold(): n for n in names}
+    if name.casefold() in folded:
+        return f" (did you mean {folded[name.casefold()]!r}?)"
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _require(name: str, known: Iterable[str], *, what: str, field: str) -> None:
+    """Refuse a name the log does not know, with a did-you-mean drawn from the log."""
+    names = set(known)
+    if name not in names:
+        listed = ", ".join(sorted(names)[:12]) + (", ..." if len(names) > 12 else "")
+        raise InputError(
+            f"{field}: unknown {what} {name!r}{did_you_mean(name, names)}; the log knows: {listed or 'none'}"
+        )
+
+
+def _require_account(
+    registry: Registry, account: str, *, field: str, purposes: tuple[str, ...] = ()
+) -> None:
+    """A declared account (of one of ``purposes``, if given), or an implicit account of a known
+    entity (``claim:``, ``due-from:``, ``loan:``... see docs/model.md)."""
+    entity, _, name = account.partition(":")
+    info = registry.accounts.get(account)
+    if info is not None:
+        if purposes and info.purpose not in purposes:
+            raise InputError(
+                f"{field}: {account!r} is a {info.purpose} account; expected a {' or '.join(purposes)} account"
+            )
+        return
+    implicit = name in RESERVED_NAMES or name.partition(":")[0] in RESERVED_PREFIXES
+    if implicit and entity in registry.entities and not purposes:
+        return
+    candidates = [a for a, i in registry.accounts.items() if not purposes or i.purpose in purposes]
+    raise InputError(f"{field}: unknown account {account!r}{did_you_mean(account, candidates)}")
 
 
 def _movements(books: Books, change: Change, asset: str, outside: set[str]) -> list[tuple[str, str, int]]:

@@ -435,3 +435,33 @@ to = "aff:bank"
     # Custody at the end: 10**30 + 1 + 2 x 10**30 - 1.5 x 10**30 = 1.5 x 10**30 + 1.
     (balance,) = conn.execute("SELECT balance_minor FROM balances WHERE asset = 'ETH' AND account = 'custody'").fetchone()
     assert int(balance) == 15 * 10**29 + 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["history", "ftx:custdy"], "account: unknown account 'ftx:custdy' (did you mean 'ftx:custody'?)"),
+        (["history", "ftx:custody", "--asset", "usdc"], "asset: unknown asset 'usdc' (did you mean 'USDC'?)"),
+        (["trace", "--asset", "USDC", "--deposits-into", "fxt"], "deposits_into: unknown venue 'fxt' (did you mean 'ftx'?)"),
+        (["trace", "--asset", "usdc", "--deposits-into", "ftx"], "asset: unknown asset 'usdc' (did you mean 'USDC'?)"),
+        (["trace", "--asset", "USDC", "--deposits-into", "ftx:custody"], "'ftx:custody' is a customer-custody account; expected a customer account"),
+    ],
+)
+def test_typos_in_names_are_errors_with_a_did_you_mean(ftx_db, args, message):
+    """Before: '(no postings)', 'Tracing 0.00 USD' and an empty table, all with exit 0."""
+    result = CliRunner().invoke(cli, [*args, "--db", str(ftx_db)])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_implicit_accounts_of_known_entities_are_not_typos(ftx_db):
+    result = CliRunner().invoke(cli, ["history", "alameda:claim:ftx:fiat-at", "--asset", "USD", "--db", str(ftx_db)])
+    assert result.exit_code == 0, result.output
+    assert "fiat-2022h1" in result.output
+
+
+@pytest.fixture(scope="module")
+def ftx_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ftx") / "ledger.db"
+    assert CliRunner().invoke(cli, ["append", "ftx-2022", "--db", str(path)]).exit_code == 0
+    return path
