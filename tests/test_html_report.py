@@ -267,3 +267,30 @@ def test_cli_output_folder_missing(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", "small-example", "--no-record", "-o", str(tmp_path / "no" / "r.html")])
     assert result.exit_code == 4, result.output
     assert "cannot write" in result.stderr
+
+
+def test_a_long_balance_sheet_keeps_its_largest_lines_and_the_exact_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger.synthetic import workload
+
+    monkeypatch.setattr(_collect, "MAX_SHEET_LINES", 5)
+    history = list(workload(400, accounts=40))
+    books = books_at(history)
+    sheets = _collect._balance_sheets(books)
+    for entity, shown in sheets.items():
+        expected = books.balance_sheet(entity)
+        assert Decimal(shown["total_assets"]) == expected["total_assets"]
+        assert Decimal(shown["equity"]) == expected["equity"]
+        for side in ("assets", "liabilities"):
+            lines = expected[side]
+            if len(lines) <= 5:
+                assert {k: Decimal(v) for k, v in shown[side]} == lines
+                continue
+            *largest, (label, rest) = shown[side]
+            assert label == f"{len(lines) - 4:,} other lines"
+            assert len(largest) == 4 and all(Decimal(v) == lines[k] for k, v in largest)
+            assert min(Decimal(v) for _, v in largest) >= max(v for k, v in lines.items() if k not in dict(largest))
+            # The rest is its lines' exact sum, rounded once (each line alone is rounded too: the
+            # two differ by at most half a cent a line).
+            others = [v for k, v in lines.items() if k not in dict(largest)]
+            assert abs(Decimal(rest) - sum(others, Decimal(0))) <= Decimal("0.005") * len(others)
+    assert any(len(books.balance_sheet(e)["liabilities"]) > 5 for e in sheets)  # the cap was used
