@@ -70,7 +70,7 @@ def _proof(tree: Any, header: Any, account: str) -> dict[str, Any]:
         "index": index,
         "salt": salt.hex(),
         "balances": sums(amounts),
-        "path": [{"hash": p.hash.hex(), "sums": sums(p.sums)} for p in tree.path(account)],
+        "path": [record.hex() for record in tree.path_records(account)],
     }
 
 

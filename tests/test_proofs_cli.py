@@ -168,7 +168,9 @@ def test_verify_ok_and_each_failure_with_its_reason(ftx, tmp_path):
     changed["balances"]["USD"] = "8000000001.00"
     assert "an amount, salt, hash or sum in it was changed" in fails(changed, june["root"])
     negative = json.loads(json.dumps(june_proof))
-    negative["path"][0]["sums"]["USDC"] = "-1.00"
+    # The sibling's record with its last sum (USDC) set to -1.00: 16 bytes, two's complement.
+    record = bytes.fromhex(negative["path"][0])
+    negative["path"][0] = (record[:-16] + (-100).to_bytes(16, "big", signed=True)).hex()
     assert "the sibling's sums are negative (-1.00 USDC)" in fails(negative, june["root"])
     assert "not to " + later["root"] in fails(june_proof, later["root"])
     other_seq = fails(june_proof, str(tmp_path / "later.json"))

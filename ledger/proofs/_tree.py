@@ -289,6 +289,21 @@ class MerkleSumTree:
             i >>= 1
         return steps
 
+    def path_records(self, account: str) -> list[bytes]:
+        """The siblings' records (hash, then sums) from the leaf up: what a proof carries."""
+        i = self.index.get(account)
+        if i is None:
+            raise ProofError(f"{account!r} is not a leaf of this tree", kind="not-a-leaf")
+        records = []
+        size = self.record_size
+        for nodes in self.levels[:-1]:
+            start = (i ^ 1) * size
+            records.append(
+                bytes(nodes[start : start + size]) if start < len(nodes) else self._empty
+            )
+            i >>= 1
+        return records
+
     # -- changing -------------------------------------------------------------------------------
     def update(self, account: str, amounts: Sequence[int]) -> None:
         """Set an account's amounts (appending it as a new leaf if it is not one yet), then

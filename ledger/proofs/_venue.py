@@ -214,15 +214,7 @@ class Liabilities:
             balances={
                 code: format_amount(v, s) for (code, s), v in zip(assets, amounts, strict=True)
             },
-            path=[
-                {
-                    "hash": step.hash.hex(),
-                    "sums": {
-                        c: format_amount(v, s) for (c, s), v in zip(assets, step.sums, strict=True)
-                    },
-                }
-                for step in self.tree.path(account)
-            ],
+            path=[record.hex() for record in self.tree.path_records(account)],
             refused=[r.to_dict() for r in self.refused if r.account == account],
         )
         return data

@@ -109,41 +109,6 @@ def _pack(values: list[int]) -> int:
     return packed
 
 
-def _fast_amount(text: Any, scale: int) -> int | None:
-    """:func:`parse_amount` for well-formed text; None for anything else (then the slow path
-    names the problem)."""
-    if type(text) is not str:
-        return None
-    whole, dot, fraction = text.partition(".")
-    negative = whole[:1] == "-"
-    if negative:
-        whole = whole[1:]
-    if not (whole.isascii() and whole.isdigit()) or (whole[0] == "0" and len(whole) > 1):
-        return None
-    if dot and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= scale):
-        return None
-    minor = int(whole + fraction + "0" * (scale - len(fraction)))
-    return -minor if negative else minor
-
-
-def _quick_step(step: Any, assets: tuple[tuple[str, int], ...]) -> tuple[bytes, list[int]] | None:
-    try:
-        text, sums = step["hash"], step["sums"]
-        if (
-            type(text) is not str
-            or len(text) != 64
-            or type(sums) is not dict
-            or len(sums) != len(assets)
-        ):
-            return None
-        values = [_fast_amount(sums[code], scale) for code, scale in assets]
-        if None in values:
-            return None
-        return bytes.fromhex(text), values  # type: ignore[return-value]
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def _enc(values: list[int], where: str) -> bytes:
     try:
         return b"".join(v.to_bytes(16, "big", signed=True) for v in values)
@@ -266,47 +231,51 @@ def verify_inclusion(
     node = hashlib.sha256(
         b"\x00" + salt + len(name).to_bytes(2, "big") + name + _enc(balances, "balances")
     ).digest()
-    # Sums travel two ways: per asset (to report and bound them) and packed into one integer,
-    # 128 bits an asset, whose big-endian bytes are the record's sums. Every sum is checked to
-    # be in 0 .. 2^127 - 1, so adding packed integers never carries from one asset to the next.
-    sums = list(balances)
+    # Each step is a sibling's record in hex: its hash, then its sums (16 bytes an asset). The
+    # sums are added as one integer of the record's bytes: every sum's first bit must be 0
+    # (non-negative) and stay 0 (below 2^127), so no asset's sum ever carries into the next.
+    size = 32 + nbytes
+    signs = sum(1 << (128 * k + 127) for k in range(len(assets)))
+    empty = bytes(size)
     packed = _pack(balances)
     position = index
     for level, step in enumerate(path):
-        sibling = _quick_step(step, assets)
-        if sibling is None:  # not a well-formed step: the slow path names what is wrong
-            if not isinstance(step, dict):
-                raise _bad(f"path[{level}]: expected {{'hash': ..., 'sums': ...}}, got {step!r}")
-            where = f"path[{level}]"
-            sibling = _hex(step, "hash", where), _amounts(step.get("sums"), assets, f"{where}.sums")
-        sibling_hash, sibling_sums = sibling
-        if min(sibling_sums, default=0) < 0:
+        if type(step) is not str or len(step) != 2 * size:
+            raise _bad(
+                f"path[{level}]: expected a sibling's record, {2 * size} hex digits (hash, then "
+                f"16 bytes a sum for {len(assets)} assets), got {str(step)[:80]!r}",
+                "path-shape",
+            )
+        try:
+            record = bytes.fromhex(step)
+        except ValueError:
+            raise _bad(f"path[{level}]: not hex: {step[:80]!r}") from None
+        sibling_packed = int.from_bytes(record[32:], "big")
+        if sibling_packed & signs:
+            sibling_sums = [
+                int.from_bytes(record[i : i + 16], "big", signed=True) for i in range(32, size, 16)
+            ]
             raise _bad(
                 f"path[{level}]: the sibling's sums are negative ({_negative(sibling_sums, assets)}); "
                 "every sum in a Merkle-sum tree must be >= 0, or the venue could hide what it owes "
                 "behind a negative node (Hu, Zhang and Guo 2018)",
                 "negative-sum",
             )
-        sibling_packed = _pack(sibling_sums)
         is_left = position % 2 == 0
-        if (
-            is_left
-            and position + 1 >= sizes[level]
-            and (sibling_hash != _EMPTY_HASH or sibling_packed)
-        ):
+        if is_left and position + 1 >= sizes[level] and record != empty:
             raise _bad(
                 f"path[{level}]: the node is the last of its level in a tree of {leaf_count} leaves, "
                 "so its sibling must be the empty node (zero hash, zero sums)",
                 "path-shape",
             )
         mine = node + packed.to_bytes(nbytes, "big")
-        theirs = sibling_hash + sibling_packed.to_bytes(nbytes, "big")
-        node = hashlib.sha256(b"\x01" + (mine + theirs if is_left else theirs + mine)).digest()
-        sums = [a + b for a, b in zip(sums, sibling_sums, strict=True)]
+        node = hashlib.sha256(b"\x01" + (mine + record if is_left else record + mine)).digest()
         packed += sibling_packed
+        if packed & signs:
+            raise _bad("the path's sums pass 2^127 - 1 minor units: not a valid proof", "malformed")
         position //= 2
-    if max(sums, default=0) > _MAX_SUM:
-        raise _bad("the path's sums pass 2^127 - 1 minor units: not a valid proof", "malformed")
+    mask = (1 << 128) - 1
+    sums = [(packed >> (128 * (len(assets) - 1 - k))) & mask for k in range(len(assets))]
     computed = _root(header, node + _enc(sums, "totals"))
     where = f"ledger {ledger_id}, venue {venue}, seq {proof_seq}"
     if "root" in proof and computed != _hex(proof, "root", "inclusion proof"):
