@@ -133,7 +133,7 @@ def timeline_spec(data: dict[str, Any], *, quote: str, min_reserve_ratio: str) -
                             "domain": list(MEASURES.values()),
                             "range": list(COLOURS.values()),
                         },
-                        "legend": {"orient": "top-left"},
+                        "legend": {"orient": "top-left", "labelLimit": 280},
                     },
                     "strokeDash": {
                         "field": "venue",
