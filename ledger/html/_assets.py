@@ -122,7 +122,8 @@ def vega_bundle() -> str:
     """
     import vl_convert
 
-    bundle = vl_convert.javascript_bundle(vl_version=vegalite_version())
+    snippet = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
+    bundle = vl_convert.javascript_bundle(snippet, vl_version=vegalite_version())
     return bundle.replace("</script", "<\\/script")
 
 

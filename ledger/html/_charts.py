@@ -20,7 +20,7 @@ MEASURES = {
 COLOURS = {"owed": "#c0392b", "custody": "#2471a3", "liquid": "#27ae60"}
 STATE_COLOURS = {"held": "#a9dfbf", "broken": "#e74c3c"}
 
-_X = {
+_X: dict[str, Any] = {
     "field": "at",
     "type": "temporal",
     "scale": {"type": "utc"},
@@ -68,9 +68,10 @@ def timeline_spec(data: dict[str, Any], *, quote: str, min_reserve_ratio: str) -
     markers = _values(data["markers"], ())
     brush = {"name": "span", "select": {"type": "interval", "encodings": ["x"]}}
     domain = time_domain(data)
-    x_full = {**_X, "scale": {"type": "utc", **({"domain": domain} if domain else {})}}
+    full_scale: dict[str, Any] = {"type": "utc", **({"domain": domain} if domain else {})}
+    x_full = {**_X, "scale": full_scale}
     # Zoomed by the brush on the prices chart; the whole history when nothing is brushed.
-    x_zoom = {**_X, "scale": {**x_full["scale"], "domainRaw": {"expr": "span.at || null"}}}
+    x_zoom = {**_X, "scale": {**full_scale, "domainRaw": {"expr": "span.at || null"}}}
     marker_layer = {
         "data": markers,
         "mark": {"type": "rule", "color": "#e74c3c", "strokeWidth": 1.2, "opacity": 0.55},

@@ -66,7 +66,7 @@ class Collector:
         self.index = 0
         self.rows: dict[int, dict[str, Any]] = {}  # seq -> kept metrics row
         self._bucket: dict[str, tuple[Decimal, dict[str, Any]] | None] = {"min": None, "max": None}
-        self.prices: list[dict[str, str]] = []
+        self.prices: list[dict[str, Any]] = []
         self._last_price: dict[str, str] = {}
         self.loan_points: dict[str, list[tuple[int, str, Decimal, Decimal]]] = {}
         self._loans_active: set[str] = set()
