@@ -11,13 +11,23 @@ from ledger.errors import (
     StorageError,
     VerificationError,
 )
-from ledger.store import AppendResult, Checkpoint, Head, Log, Record, VerifyResult
+from ledger.store import (
+    AppendResult,
+    Checkpoint,
+    EventLog,
+    Head,
+    Log,
+    Record,
+    VerifyResult,
+    open_log,
+)
 
 __all__ = [
     "AppendResult",
     "BusyError",
     "Checkpoint",
     "ConflictError",
+    "EventLog",
     "Head",
     "HeadMismatchError",
     "InputError",
@@ -29,4 +39,5 @@ __all__ = [
     "StorageError",
     "VerificationError",
     "VerifyResult",
+    "open_log",
 ]

@@ -24,13 +24,13 @@ import events as ev
 import replays
 from ledger import report
 from ledger.derived import Derived
-from ledger.derived import default_path as default_derived_path
+from ledger.derived import default_path_for as default_derived_path
 from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation
 from ledger.html.cli import report as report_command
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
-from ledger.store import DEFAULT_DB, Checkpoint, Following, Log
+from ledger.store import DEFAULT_DB, Checkpoint, EventLog, Following, is_url, open_log
 
 EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY, EXIT_OUTPUT = 1, 2, 3, 4
 #: A reader that closed the pipe early (``ledger log | head``): quiet, as a shell reports SIGPIPE.
@@ -81,7 +81,8 @@ db_option = click.option(
     default=DEFAULT_DB,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="SQLite file of the log (or set LEDGER_DB).",
+    metavar="FILE|URL",
+    help="The log: an SQLite file or a postgresql:// URL (or set LEDGER_DB).",
 )
 
 
@@ -159,9 +160,9 @@ def cli() -> None:
 @handle_errors
 def init(db: str) -> None:
     """Create an empty log (does nothing to an existing one)."""
-    existed = os.path.lexists(db)
+    existed = not is_url(db) and os.path.lexists(db)
     # An existing file is only looked at (read-only): a ledger is reported, anything else refused.
-    with Log.open(db, readonly=existed, create=not existed) as log:
+    with open_log(db, readonly=existed, create=not existed) as log:
         state = "already exists" if existed else "created"
         click.echo(f"{db}: ledger {log.ledger_id} {state}, head seq {log.head().seq}")
 
@@ -191,15 +192,15 @@ def append(file: str, db: str, expected_head: int | None, policy_file: str | Non
     """
     policy = Policy.from_toml(policy_file) if policy_file else None
     path = replays.resolve(file)
-    created = not os.path.lexists(db)
+    created = not is_url(db) and not os.path.lexists(db)
     try:
         if path.suffix in (".jsonl", ".ndjson") and (policy is None or not policy.enforce):
             # JSON Lines streams: one transaction, bounded memory, whatever the file's size.
-            with Log.open(db, create=True) as log:
+            with open_log(db, create=True) as log:
                 result: object = log.append_stream(replays.iter_jsonl(path), expected_head=expected_head)
         else:
             timeline = replays.load_timeline(path)
-            with Log.open(db, create=True) as log:
+            with open_log(db, create=True) as log:
                 guard = enforcing_guard(log, policy) if policy is not None and policy.enforce else None
                 result = log.append(
                     timeline.events, expected_head=expected_head, where=timeline.where, guard=guard
@@ -216,7 +217,7 @@ def append(file: str, db: str, expected_head: int | None, policy_file: str | Non
 def _remove_empty_log(db: str) -> None:
     """Remove a log this command created, if it is still empty (nothing was appended)."""
     with contextlib.suppress(LedgerError, OSError):
-        with Log.open(db, readonly=True) as log:
+        with open_log(db, readonly=True) as log:
             if log.head().seq != 0:
                 return
         for suffix in ("", "-wal", "-shm"):
@@ -243,7 +244,7 @@ def log_(db: str, types: tuple[str, ...], from_: str | None, to: str | None, lim
     start = _instant(from_, "--from")
     end = _instant(to, "--to")
     shown = 0
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         first = log.seq_before(start) + 1 if start is not None else 1
         for record in log.iter_records(from_seq=first):
             event = record.event
@@ -297,7 +298,7 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool) -> None:
     --no-snapshots) every stored snapshot against the books the events give at its seq.
     """
     cps = [Checkpoint.read(path) for path in checkpoints]
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         result = log.verify(cps)
         click.echo(
             f"{db}: OK, {result.events_checked} events, head seq {result.head.seq} "
@@ -306,7 +307,7 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool) -> None:
         if not snapshots:
             return
         # Snapshots are a cache that point-in-time queries use: prove them against the events.
-        sources = [Derived.in_log(log)]
+        sources = [Derived.in_log(log)] if not is_url(db) else []
         derived = _derived_for_reading(log)
         if derived is not None:
             sources.append(derived)
@@ -335,7 +336,7 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool) -> None:
 @handle_errors
 def checkpoint(db: str, output: str | None) -> None:
     """Print the head as a checkpoint (ledger_id, seq, head_hash, time) to keep elsewhere."""
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         cp = log.checkpoint()
     text = cp.to_json()
     if output:
@@ -373,7 +374,7 @@ def export(db: str, what: str, fmt: str, output: str, policy_file: str | None) -
     `--what events --format jsonl` is the canonical form, re-importable with `ledger append`.
     Money stays exact: decimal strings, and integer minor units with the scale for postings.
     """
-    with Log.open(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
+    with open_log(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
         count = report.export(log, what, fmt, out, _policy(policy_file, log))
     if output != "-":
         click.echo(f"wrote {count} {what} to {output}", err=True)
@@ -393,23 +394,27 @@ in_place_option = click.option(
 )
 
 
-def _derived_for_writing(log_path: str, out: str | None, in_place: bool) -> tuple[Log, Derived]:
+def _derived_for_writing(log_path: str, out: str | None, in_place: bool) -> tuple[EventLog, Derived]:
     """The log and where its derived data is written: a derived file (default) or the log."""
     if in_place:
         if out is not None:
             raise InputError("--in-place writes into the log; --out names another file: give one")
-        log = Log.open(log_path)
-        return log, Derived.in_log(log)
-    log = Log.open(log_path, readonly=True)
+        log = open_log(log_path)
+        try:
+            return log, Derived.in_log(log)
+        except BaseException:
+            log.close()
+            raise
+    log = open_log(log_path, readonly=True)
     try:
-        return log, Derived.open(out or default_derived_path(log_path), log, create=True)
+        return log, Derived.open(out or default_derived_path(log), log, create=True)
     except BaseException:
         log.close()
         raise
 
 
 @contextlib.contextmanager
-def _investigation(log: Log, policy: Policy | None = None) -> Iterator[Investigation]:
+def _investigation(log: EventLog, policy: Policy | None = None) -> Iterator[Investigation]:
     """An investigation of a log opened read-only, using its derived file's snapshots if any."""
     derived = _derived_for_reading(log)
     try:
@@ -419,10 +424,10 @@ def _investigation(log: Log, policy: Policy | None = None) -> Iterator[Investiga
             derived.close()
 
 
-def _derived_for_reading(log: Log) -> Derived | None:
+def _derived_for_reading(log: EventLog) -> Derived | None:
     """Snapshots to read: the log's default derived file if there is one (checked to be this
     log's), else the log's own snapshots table, if any."""
-    path = default_derived_path(log.path)
+    path = default_derived_path(log)
     if not os.path.lexists(path):
         return None
     try:
@@ -481,7 +486,7 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
 
     Customer accounts are shown from the holder's side (negative: the holder owes the venue).
     """
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         inv = Investigation(log)
         start = from_seq if from_seq is not None else (log.seq_before(_instant(from_, "--from")) + 1 if from_ else 1)
         stop = to_seq if to_seq is not None else (log.seq_at(_instant(to, "--to")) if to else None)
@@ -516,7 +521,7 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
     Rules: fifo (first in, first out), pro-rata (each outflow carries the traced share), libr
     (lowest intermediate balance; the holder spends its own money first). csv writes the flows.
     """
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         result = Investigation(log).trace(
             asset=asset, deposits_into=deposits_into, rule=rule,
             since=_instant(since, "--since"), until=_instant(until, "--until"),
@@ -559,7 +564,7 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
 def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str) -> None:
     """What changed between two points (each a seq number or a time): balances, loans, prices,
     open violations, and the events that caused each balance change."""
-    with Log.open(db, readonly=True) as log, _investigation(log, _policy(policy_file, log)) as inv:
+    with open_log(db, readonly=True) as log, _investigation(log, _policy(policy_file, log)) as inv:
         a, b = (_point(inv, p) for p in (point_a, point_b))
         result = inv.diff(a, b)
     if fmt == "json":
@@ -615,7 +620,7 @@ def materialize(db: str, policy_file: str | None, out: str | None, in_place: boo
     click.echo(f"{derived.path}: " + ", ".join(f"{name} {count} rows" for name, count in counts.items()))
 
 
-def _policy(policy_file: str | None, log: Log | None = None) -> Policy:
+def _policy(policy_file: str | None, log: EventLog | None = None) -> Policy:
     """The policy file's policy, or the defaults valued in the log's recorded quote asset."""
     if policy_file:
         return Policy.from_toml(policy_file)
@@ -623,7 +628,7 @@ def _policy(policy_file: str | None, log: Log | None = None) -> Policy:
     return Policy(quote=quote) if quote else Policy()
 
 
-def _check_prefix(log: Log, timeline: replays.Timeline) -> None:
+def _check_prefix(log: EventLog, timeline: replays.Timeline) -> None:
     """Refuse to mix histories: the stored log must be a prefix of the timeline."""
     head = log.head().seq
     if head == 0:
@@ -737,7 +742,7 @@ def replay(
             if no_record:
                 source: object = loaded
             else:
-                log = Log.open(db, create=True)
+                log = open_log(db, create=True)
                 _check_prefix(log, loaded)
                 result = log.append(loaded.events, where=loaded.where)
                 if log.meta("quote") is None:
@@ -746,7 +751,7 @@ def replay(
                     click.echo(f"{db}: {result}")
                 source = log
         else:
-            log = Log.open(db, readonly=True)
+            log = open_log(db, readonly=True)
             title = db
             source = log
             if policy_file is None:
@@ -805,7 +810,7 @@ def _check_fail_on(fail_on: tuple[str, ...], run: Replay) -> None:
 def _length(source: object) -> int | None:
     if isinstance(source, replays.Timeline):
         return len(source.events)
-    if isinstance(source, Log):
+    if isinstance(source, EventLog):
         return source.head().seq
     return None
 
@@ -872,7 +877,7 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
 
     Exit status 1 if a (--fail-on) invariant broke at any point.
     """
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         run = Replay(log, _policy(policy_file, log), extra_invariants=load_invariants(extra))
         _check_fail_on(fail_on, run)
         if fmt == "text":
@@ -911,7 +916,7 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
         policy = Policy.from_toml(policy_file) if policy_file else Policy(quote=loaded.quote)
         books = books_at(loaded, policy=policy, seq=seq, at=when)
     else:
-        with Log.open(db, readonly=True) as log, _investigation(log, _policy(policy_file, log)) as inv:
+        with open_log(db, readonly=True) as log, _investigation(log, _policy(policy_file, log)) as inv:
             books = inv.as_of(seq=seq, at=when, recorded=known)
             for warning in inv.warnings:
                 click.echo(f"warning: {warning}", err=True)

@@ -6,6 +6,11 @@ separate SQLite file beside the log (``ledger.db`` -> ``ledger.derived.db``), wh
 log it was built from (its ``ledger_id``) and the head (seq and hash) at the time, and is
 refused against any other log. ``in_place`` writes them into the log's own file instead (the
 first wave's behaviour), for a user who wants one file for the sqlite3 shell or Datasette.
+
+A PostgreSQL log keeps its derived data in an SQLite file too (never in the server, where it
+would need write rights on the shared log): by default ``ledger-<ledger_id>.derived.db`` in the
+current directory (:func:`default_path_for`), or the file ``--out`` names; ``in_place`` is
+refused for it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from pathlib import Path
 
 import events as ev
 from ledger.errors import NotALedgerError, StorageError
-from ledger.store import Head, Log, check_file, connect_readonly
+from ledger.store import Head, check_file, connect_readonly, is_url
+from ledger.store.contract import EventLog
 
 #: The version of the derived file's layout.
 DERIVED_FORMAT = "1"
@@ -36,6 +42,14 @@ def default_path(log_path: str | os.PathLike) -> str:
     return str(path.with_name(f"{path.stem}.derived{path.suffix or '.db'}"))
 
 
+def default_path_for(log: EventLog) -> str:
+    """Where ``log``'s derived data goes by default: beside an SQLite file (:func:`default_path`);
+    for a PostgreSQL log, ``ledger-<ledger_id>.derived.db`` in the current directory."""
+    if is_url(log.path):
+        return f"ledger-{log.ledger_id}.derived.db"
+    return default_path(log.path)
+
+
 class Derived:
     """A connection to where a log's derived data lives: the log's own file (``in_place``) or
     a derived file tied to that log. See the module docstring."""
@@ -47,12 +61,19 @@ class Derived:
         self.writable = writable
 
     @classmethod
-    def in_log(cls, log: Log) -> Derived:
-        """The log's own file (its connection): derived tables written in place."""
-        return cls(log.connection, log.path, in_place=True, writable=not log.readonly)
+    def in_log(cls, log: EventLog) -> Derived:
+        """The log's own file (its connection): derived tables written in place. Only an SQLite
+        log has one; a PostgreSQL log's derived data goes to a derived file (StorageError)."""
+        connection = getattr(log, "connection", None)
+        if not isinstance(connection, sqlite3.Connection):
+            raise StorageError(
+                f"{log.path}: a PostgreSQL log keeps derived data in a separate SQLite file, "
+                "not in the shared database: leave out --in-place (and name the file with --out)"
+            )
+        return cls(connection, log.path, in_place=True, writable=not log.readonly)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, log: Log, *, create: bool = False) -> Derived:
+    def open(cls, path: str | os.PathLike, log: EventLog, *, create: bool = False) -> Derived:
         """Open the derived file at ``path`` for ``log``.
 
         ``create=True`` opens it for writing (making it if missing); otherwise it is opened
@@ -61,7 +82,7 @@ class Derived:
         :class:`StorageError` if it was built from another log.
         """
         path = os.fspath(path)
-        if os.path.abspath(path) == os.path.abspath(log.path):
+        if not is_url(log.path) and os.path.abspath(path) == os.path.abspath(log.path):
             raise StorageError(f"{path}: is the log itself; use the in-place option to write into the log")
         exists = os.path.lexists(path)
         if exists:
@@ -85,7 +106,7 @@ class Derived:
             conn.execute(
                 "INSERT OR IGNORE INTO derived_meta (key, value) VALUES ('ledger_id', ?), ('format', ?), "
                 "('log_path', ?)",
-                (log.ledger_id, DERIVED_FORMAT, os.path.abspath(log.path)),
+                (log.ledger_id, DERIVED_FORMAT, log.path if is_url(log.path) else os.path.abspath(log.path)),
             )
             return cls(conn, path, in_place=False, writable=True)
         except sqlite3.Error as exc:
@@ -120,7 +141,7 @@ class Derived:
             self.connection.close()
 
 
-def _check_derived(conn: sqlite3.Connection, path: str, log: Log) -> None:
+def _check_derived(conn: sqlite3.Connection, path: str, log: EventLog) -> None:
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "events" in tables and "meta" in tables:
         raise NotALedgerError(f"{path}: is a ledger, not a derived file; nothing was changed")

@@ -25,7 +25,7 @@ from ledger.errors import InputError, InvariantRefused, Problem
 from ledger.invariants import Context, assertion_result, fmt_ratio, standard_invariants
 from ledger.policy import Policy
 from ledger.registry import Registry
-from ledger.store import Following, Log, Record
+from ledger.store.contract import EventLog, Following, Record
 
 CONTRIBUTORS_KEPT = 4
 
@@ -159,8 +159,8 @@ def _iter_source(source: Source) -> Iterator[tuple[int, Event, str, str | None]]
         for index, event in enumerate(source.events):
             yield index + 1, event, source.where[index], None
         return
-    if isinstance(source, (Log, Following)):
-        stream = source.iter_payloads() if isinstance(source, Log) else source
+    if isinstance(source, Following) or isinstance(source, EventLog):
+        stream = source if isinstance(source, Following) else source.iter_payloads()
         for seq, event, payload in stream:
             yield seq, event, "", payload
         return
@@ -453,7 +453,7 @@ def books_at(source: Source, *, policy: Policy | None = None, seq: int | None = 
     return books
 
 
-def enforcing_guard(log: Log, policy: Policy) -> Any:
+def enforcing_guard(log: EventLog, policy: Policy) -> Any:
     """A ``guard`` for :meth:`Log.append` that refuses events breaking the policy's hard rules.
 
     It replays the stored log (O(log length), invariants included, so that breaches already open

@@ -19,7 +19,7 @@ from ledger.replay import Step, Summary
 
 if TYPE_CHECKING:
     from ledger.policy import Policy
-    from ledger.store import Log
+    from ledger.store.contract import EventLog
 
 REPORT_FORMAT = 1
 
@@ -293,7 +293,7 @@ def write_event_rows(items: Iterable[ev.Event], out: Any, fmt: str) -> int:
 EXPORTS = ("events", "postings", "violations")
 
 
-def export(log: Log, what: str, fmt: str, out: Any, policy: Policy | None = None) -> int:
+def export(log: EventLog, what: str, fmt: str, out: Any, policy: Policy | None = None) -> int:
     """``ledger export``: the log's ``events``, ``postings`` or ``violations`` as ``jsonl`` or
     ``csv`` to the text stream ``out``; returns how many rows were written.
 

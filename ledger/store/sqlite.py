@@ -1,4 +1,4 @@
-"""The event log: an append-only, hash-chained SQLite file.
+"""The SQLite log: an append-only, hash-chained SQLite file (the embedded default).
 
 Write path: raw ``sqlite3`` in autocommit mode with explicit ``BEGIN IMMEDIATE``, so that one
 batch is one transaction and readers never see half of it. sqlite-utils stays off this path (it
@@ -13,26 +13,20 @@ truncation and rewrites of the tail.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
 import sqlite3
 import stat
 import time
 import uuid
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import attrs
 
 import events as ev
 from events import Event, EventValueError
 from ledger.errors import (
     BusyError,
-    ConflictError,
     FormatError,
     HeadMismatchError,
     InputError,
@@ -43,12 +37,36 @@ from ledger.errors import (
     VerificationError,
 )
 from ledger.registry import Registry
+from ledger.store import _shared
+from ledger.store._shared import (
+    ChainWalk,
+    apply_to_registry,
+    chain_rows,
+    check_head_row,
+    dirty_registry_rows,
+    registry_difference,
+    split_existing,
+)
+from ledger.store._shared import aware as _aware
+from ledger.store._shared import check_batch_ids as _check_batch_ids
+from ledger.store._shared import decode_stored as _decode_stored
+from ledger.store._shared import problem as _problem
+from ledger.store._shared import utc_now as _utc_now
+from ledger.store.contract import (
+    GENESIS_HASH,
+    LOG_FORMAT,
+    AppendResult,
+    Checkpoint,
+    Following,
+    Head,
+    Record,
+    StreamResult,
+    VerifyResult,
+    follow_log,
+)
 
-HASH_TAG = b"ledger-event-v1\x00"
-GENESIS_HASH = bytes(32)
 DEFAULT_DB = "ledger.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-LOG_FORMAT = "1"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -79,128 +97,6 @@ CREATE TABLE IF NOT EXISTS registry (
     PRIMARY KEY (kind, key)
 ) STRICT, WITHOUT ROWID;
 """
-
-
-def chain_hash(prev_hash: bytes, seq: int, recorded_at: str, payload: bytes) -> bytes:
-    """The row hash: SHA-256(tag || prev_hash || seq (8 bytes, big-endian) || recorded_at || 0 || payload)."""
-    return hashlib.sha256(
-        b"".join((HASH_TAG, prev_hash, seq.to_bytes(8, "big"), recorded_at.encode("ascii"), b"\x00", payload))
-    ).digest()
-
-
-@attrs.frozen
-class Head:
-    """The last row of the log: its seq (0 when empty) and hash (32 zero bytes when empty)."""
-
-    seq: int
-    hash: bytes
-
-    @property
-    def hash_hex(self) -> str:
-        return self.hash.hex()
-
-
-@attrs.frozen
-class Record:
-    """A stored event with what the log added to it."""
-
-    seq: int
-    event: Event
-    recorded_at: str
-    prev_hash: bytes
-    hash: bytes
-    payload: str = attrs.field(default="", repr=False, eq=False)
-
-
-@attrs.frozen
-class AppendResult:
-    """What an append did: new ``(seq, id)`` pairs, ids already recorded, and the new head."""
-
-    appended: list[tuple[int, str]]
-    existing: list[tuple[int, str]]
-    head: Head
-
-    def __str__(self) -> str:
-        text = f"appended {len(self.appended)} event(s)"
-        if self.existing:
-            text += f", {len(self.existing)} already recorded"
-        return f"{text}; head seq {self.head.seq} {self.head.hash_hex[:16]}"
-
-
-@attrs.frozen
-class StreamResult:
-    """What a streamed append did: how many events were appended and already recorded."""
-
-    appended: int
-    existing: int
-    head: Head
-
-    def __str__(self) -> str:
-        text = f"appended {self.appended} event(s)"
-        if self.existing:
-            text += f", {self.existing} already recorded"
-        return f"{text}; head seq {self.head.seq} {self.head.hash_hex[:16]}"
-
-
-@attrs.frozen
-class Checkpoint:
-    """A statement ``(ledger_id, seq, head_hash)`` to keep outside the database."""
-
-    ledger_id: str
-    seq: int
-    head_hash: str
-    taken_at: str
-
-    def to_json(self) -> str:
-        return json.dumps(attrs.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str, *, where: str = "checkpoint") -> Checkpoint:
-        """Parse a checkpoint strictly: ``ledger_id`` a non-empty string, ``seq`` a whole number
-        >= 0, ``head_hash`` 64 hex digits. Raises :class:`InputError` naming the field."""
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise InputError(f"{where}: not a checkpoint file (not JSON: {exc})") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{where}: not a checkpoint file (expected a JSON object)")
-        for key in ("ledger_id", "seq", "head_hash"):
-            if key not in data:
-                raise InputError(f"{where}: {key}: missing; a checkpoint has ledger_id, seq and head_hash")
-        ledger_id, seq, head_hash = data["ledger_id"], data["seq"], data["head_hash"]
-        if not isinstance(ledger_id, str) or not ledger_id.strip():
-            raise InputError(f"{where}: ledger_id: expected the log's id (a non-empty string), got {ledger_id!r}")
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise InputError(f"{where}: seq: expected a whole number >= 0, got {seq!r}")
-        if not isinstance(head_hash, str) or len(head_hash) != 64 or any(
-            c not in "0123456789abcdefABCDEF" for c in head_hash
-        ):
-            raise InputError(f"{where}: head_hash: must be 64 hex digits, got {head_hash!r}")
-        taken_at = data.get("taken_at", "")
-        if not isinstance(taken_at, str):
-            raise InputError(f"{where}: taken_at: expected a time as text, got {taken_at!r}")
-        return cls(ledger_id=ledger_id, seq=seq, head_hash=head_hash.lower(), taken_at=taken_at)
-
-    @classmethod
-    def read(cls, path: str | os.PathLike) -> Checkpoint:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read checkpoint ({exc.strerror})") from None
-        return cls.from_json(text, where=str(path))
-
-
-@attrs.frozen
-class VerifyResult:
-    """A log that verified: how many rows were checked, its head, and the checkpoints matched."""
-
-    events_checked: int
-    head: Head
-    checkpoints_matched: int
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _translate(exc: sqlite3.Error, path: str) -> LedgerError:
@@ -386,9 +282,11 @@ class Log:
         it follows the log until the consumer stops iterating. Pass the result to
         :func:`ledger.replay.replay` to check every invariant as events land.
         """
-        if poll <= 0:
-            raise InputError(f"poll: must be > 0 seconds, got {poll}")
-        return Following(self, from_seq=from_seq, to_seq=to_seq, poll=poll, idle_timeout=idle_timeout)
+        return follow_log(self, from_seq=from_seq, to_seq=to_seq, poll=poll, idle_timeout=idle_timeout)
+
+    def wait(self, timeout: float) -> None:
+        """At the head, while following: wait ``timeout`` seconds (SQLite has no wake-up)."""
+        time.sleep(timeout)
 
     def _pages(
         self, columns: str, from_seq: int, to_seq: int | None, batch_size: int
@@ -423,6 +321,15 @@ class Log:
             return None
         return next(self.iter_records(from_seq=row[0], to_seq=row[0]))
 
+    def hash_at(self, seq: int) -> bytes | None:
+        """The stored hash of the row at ``seq``, or None (what snapshots are tied to)."""
+        try:
+            self._keep_fresh()
+            row = self._conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        return None if row is None else bytes(row[0])
+
     def seq_at(self, at: datetime) -> int:
         """The last seq whose effective time is <= ``at`` (0 if none).
 
@@ -445,19 +352,12 @@ class Log:
 
     def _last_seq_where(self, column: str, instant: datetime, *, inclusive: bool) -> int:
         assert column in ("occurred_at", "recorded_at")
-        stamp = _instant_key(ev.format_instant(instant))
-        lo, hi = 0, self.head().seq  # invariant: the answer is in [lo, hi]
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            (value,) = self._conn.execute(
-                f"SELECT {column} FROM events WHERE seq = ?", (mid,)
-            ).fetchone()
-            key = _instant_key(value)
-            if key < stamp or (inclusive and key == stamp):
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        conn = self._conn
+
+        def value_at(seq: int) -> str:
+            return conn.execute(f"SELECT {column} FROM events WHERE seq = ?", (seq,)).fetchone()[0]
+
+        return _shared.last_seq_where(value_at, self.head().seq, instant, inclusive=inclusive)
 
     def registry(self) -> Registry:
         """The registry (entities, assets, accounts, loans) as of the head."""
@@ -484,17 +384,11 @@ class Log:
             "ORDER BY seq",
             (start, head_seq, *Registry.CHANGING_TYPES),
         )
-        for seq, payload in cursor:
-            try:
-                registry.apply(_decode_stored(seq, payload))
-            except EventValueError as exc:
-                self._registry = None
-                raise VerificationError(
-                    f"seq {seq}: the stored event is impossible given the history before it "
-                    f"({exc}); run 'ledger verify'",
-                    seq=seq,
-                    kind="history",
-                ) from None
+        try:
+            apply_to_registry(registry, cursor)
+        except VerificationError:
+            self._registry = None
+            raise
         # The time of the last event is read from the log itself rather than stored in the
         # registry table: rewriting that row would cost every single-event commit a page.
         row = self._conn.execute(
@@ -513,17 +407,7 @@ class Log:
                 "WHERE seq >= ? ORDER BY seq",
                 (head.seq - 1,),
             ).fetchall()
-            *before, (seq, recorded_at, payload, prev_hash, hash_) = rows
-            expected_prev = bytes(before[0][4]) if before else GENESIS_HASH
-            if bytes(prev_hash) != expected_prev or chain_hash(
-                bytes(prev_hash), seq, recorded_at, bytes(payload)
-            ) != bytes(hash_):
-                raise VerificationError(
-                    f"{self.path}: the head row (seq {seq}) does not continue the hash chain; "
-                    "refusing to append (run 'ledger verify')",
-                    seq=seq,
-                    kind="head",
-                )
+            check_head_row(self.path, head.seq, rows)
         assert self._registry is not None
         problem = _registry_difference(self._registry, self._conn)
         if problem:
@@ -654,11 +538,7 @@ class Log:
                     if counts is not None:
                         counts[0] += len(new)
                         counts[1] += len(old)
-                changed = [
-                    (kind, key, value)
-                    for kind, key in sorted(registry._dirty)
-                    if (value := registry.encode(kind, key)) is not None
-                ]
+                changed = dirty_registry_rows(registry)
                 if changed:
                     conn.executemany(
                         "INSERT OR REPLACE INTO registry (kind, key, value) VALUES (?, ?, ?)", changed
@@ -692,39 +572,12 @@ class Log:
                 f"SELECT seq, event_id, payload FROM events WHERE event_id IN ({marks})", chunk
             ):
                 found[eid] = (seq, payload)
-        existing: list[tuple[int, str]] = []
-        fresh: list[int] = []
-        for index, (event, payload) in enumerate(zip(batch, payloads)):
-            hit = found.get(event.id)
-            if hit is None:
-                fresh.append(index)
-                continue
-            seq, stored = hit
-            if stored != payload:
-                old = ev.from_json(stored)
-                fields = ev.diff_fields(old, event)
-                first = fields[0]
-                a, b = ev.to_dict(old).get(first), ev.to_dict(event).get(first)
-                raise ConflictError(
-                    event.id, seq, fields, f"{first} ({a} ≠ {b})",
-                    where=where[index] if where is not None else "",
-                )
-            existing.append((seq, event.id))
-        return existing, fresh
+        return split_existing(batch, payloads, found, where)
 
     def _insert(
         self, head: Head, items: list[tuple[Event, tuple[str, str]]]
     ) -> list[tuple[int, str, bytes]]:
-        recorded_at = ev.format_instant(self._clock())
-        prev, seq = head.hash, head.seq
-        rows = []
-        out = []
-        for event, (text, at_text) in items:
-            seq += 1
-            digest = chain_hash(prev, seq, recorded_at, text.encode("utf-8"))
-            rows.append((seq, event.id, event.type, at_text, recorded_at, text, prev, digest))
-            out.append((seq, event.id, digest))
-            prev = digest
+        rows, out = chain_rows(head, items, ev.format_instant(self._clock()))
         self._conn.executemany(
             "INSERT INTO events (seq, event_id, type, occurred_at, recorded_at, payload, "
             "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -767,118 +620,20 @@ class Log:
         canonical. Each checkpoint must belong to this ledger, be within the log (else
         truncation) and match the hash at its seq (else rewrite).
         """
-        cps = sorted(checkpoints, key=lambda c: c.seq)
-        for cp in cps:
-            if cp.ledger_id != self.ledger_id:
-                raise VerificationError(
-                    f"checkpoint is for ledger {cp.ledger_id}, this file is ledger {self.ledger_id}",
-                    kind="ledger-id",
-                )
-        cp_seqs = [c.seq for c in cps]
-        registry = Registry()
-        expected_seq, prev = 1, GENESIS_HASH
-        matched = 0
+        walk = ChainWalk(self.ledger_id, checkpoints)
         try:
-            # Text columns are read as bytes and decoded here: a damaged byte must be reported
-            # as a bad row (VerificationError), not as a driver error for the whole file.
+            # Text columns are read as bytes and decoded by the walk: a damaged byte must be
+            # reported as a bad row (VerificationError), not as a driver error for the file.
             cursor = self._conn.execute(
                 "SELECT seq, CAST(event_id AS BLOB), CAST(type AS BLOB), CAST(occurred_at AS BLOB), "
                 "CAST(recorded_at AS BLOB), CAST(payload AS BLOB), prev_hash, hash "
                 "FROM events ORDER BY seq"
             )
             for seq, *raw, prev_hash, hash_ in cursor:
-                if seq != expected_seq:
-                    what = "missing" if seq > expected_seq else "out of order"
-                    raise VerificationError(
-                        f"seq {expected_seq}: {what} (found seq {seq} next); rows were deleted or reordered",
-                        seq=expected_seq,
-                        kind="gap",
-                    )
-                try:
-                    eid, typ, occurred, recorded, payload = (v.decode("utf-8") for v in raw)
-                    recorded.encode("ascii")
-                except (UnicodeError, AttributeError):  # AttributeError: a NULL
-                    raise VerificationError(
-                        f"seq {seq}: a column holds bytes that are not valid text; "
-                        "the row was edited or the file is damaged",
-                        seq=seq,
-                        kind="encoding",
-                    ) from None
-                if not isinstance(prev_hash, bytes) or bytes(prev_hash) != prev:
-                    raise VerificationError(
-                        f"seq {seq}: prev_hash does not match the hash of seq {seq - 1}; "
-                        "a row was inserted, deleted or reordered",
-                        seq=seq,
-                        kind="chain",
-                    )
-                digest = chain_hash(prev, seq, recorded, raw[4])
-                if digest != bytes(hash_):
-                    raise VerificationError(
-                        f"seq {seq}: hash does not match the row's content; the row was edited",
-                        seq=seq,
-                        kind="hash",
-                    )
-                try:
-                    event = ev.from_json(payload)
-                except (EventValueError, ValueError, RecursionError) as exc:
-                    _refuse_newer_version(seq, payload)
-                    raise VerificationError(
-                        f"seq {seq}: payload is not a valid event ({exc})", seq=seq, kind="payload"
-                    ) from None
-                if (
-                    ev.canonical_json(event) != payload
-                    or event.id != eid
-                    or event.type != typ
-                    or ev.format_instant(event.at) != occurred
-                ):
-                    raise VerificationError(
-                        f"seq {seq}: indexed columns (event_id, type, occurred_at) or payload "
-                        "form disagree with the hashed payload; the row was edited",
-                        seq=seq,
-                        kind="columns",
-                    )
-                try:
-                    registry.apply(event)
-                except EventValueError as exc:
-                    raise VerificationError(
-                        f"seq {seq}: the event is impossible given the history before it ({exc}); "
-                        "it was appended past the ledger's checks (a forged registry table or "
-                        "another program)",
-                        seq=seq,
-                        kind="history",
-                    ) from None
-                i = bisect_right(cp_seqs, seq) - 1
-                while i >= 0 and cp_seqs[i] == seq:
-                    if cps[i].head_hash != digest.hex():
-                        raise VerificationError(
-                            f"seq {seq}: hash differs from the checkpoint taken at "
-                            f"{cps[i].taken_at}; history up to seq {seq} was rewritten",
-                            seq=seq,
-                            kind="checkpoint",
-                        )
-                    matched += 1
-                    i -= 1
-                prev = digest
-                expected_seq += 1
+                walk.row(seq, raw, prev_hash, hash_)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
-        last = expected_seq - 1
-        for cp in cps:
-            if cp.seq > last:
-                raise VerificationError(
-                    f"log ends at seq {last} but a checkpoint names seq {cp.seq}: "
-                    "the log was truncated",
-                    seq=last + 1,
-                    kind="truncation",
-                )
-            if cp.seq == 0:
-                if cp.head_hash != GENESIS_HASH.hex():
-                    raise VerificationError(
-                        "a checkpoint at seq 0 must carry the empty log's hash (64 zeros)",
-                        seq=0,
-                        kind="checkpoint",
-                    )
-                matched += 1
+        head = walk.finish()
         try:
             problems = schema_problems(self._conn)
         except sqlite3.Error as exc:
@@ -890,53 +645,14 @@ class Log:
                 + ": the log's append-only protection was changed outside the ledger",
                 kind="schema",
             )
-        problem = _registry_difference(registry, self._conn)
+        problem = _registry_difference(walk.registry, self._conn)
         if problem:
             raise VerificationError(
                 f"{problem}: the registry table was changed outside the ledger "
                 "(the events verify; appending is refused until the table matches them)",
                 kind="registry",
             )
-        return VerifyResult(last, Head(last, prev), matched)
-
-
-class Following:
-    """A log followed as it grows (see :meth:`Log.follow`); iterate it once."""
-
-    def __init__(
-        self, log: Log, *, from_seq: int, to_seq: int | None, poll: float, idle_timeout: float | None
-    ) -> None:
-        self.log = log
-        self.next_seq = max(from_seq, 1)
-        self.to_seq = to_seq
-        self.poll = poll
-        self.idle_timeout = idle_timeout
-        self._stopped = False
-
-    def stop(self) -> None:
-        """End the stream after the event being read, or within ``poll`` seconds when waiting.
-
-        Only sets a flag, so it is safe from a signal handler or another thread."""
-        self._stopped = True
-
-    def __iter__(self) -> Iterator[tuple[int, Event, str]]:
-        last_new = time.monotonic()
-        while not self._stopped:
-            if self.to_seq is not None and self.next_seq > self.to_seq:
-                return
-            arrived = False
-            for item in self.log.iter_payloads(from_seq=self.next_seq, to_seq=self.to_seq):
-                arrived = True
-                self.next_seq = item[0] + 1
-                yield item
-                if self._stopped:
-                    return
-            if arrived:
-                last_new = time.monotonic()
-                continue
-            if self.idle_timeout is not None and time.monotonic() - last_new >= self.idle_timeout:
-                return
-            time.sleep(self.poll)
+        return VerifyResult(head.seq, head, walk.matched)
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -1095,104 +811,7 @@ def _registry_difference(registry: Registry, conn: sqlite3.Connection) -> str:
         }
     except sqlite3.Error as exc:
         return f"the registry table cannot be read ({exc})"
-    expected = registry.rows()
-    for entry in sorted(set(stored) | set(expected), key=lambda e: (str(e[0]), str(e[1]))):
-        have, want = stored.get(entry), expected.get(entry)
-        if have != want:
-            kind, key = entry
-            if want is None:
-                return f"the registry table has a {kind} {key!r} that no event declares"
-            if have is None:
-                return f"the registry table lacks the {kind} {key!r} that the events declare"
-            return f"the registry table's {kind} {key!r} is {have} but the events say {want}"
-    return ""
-
-
-def _refuse_newer_version(seq: int, payload: str) -> None:
-    """A payload of an event schema version newer than this program's is not tampering: say so."""
-    try:
-        version = json.loads(payload).get("v")
-    except (ValueError, AttributeError, RecursionError):
-        return
-    if isinstance(version, int) and not isinstance(version, bool) and version > ev.SCHEMA_VERSION:
-        raise FormatError(
-            f"seq {seq}: event schema version {version} is newer than this program reads "
-            f"(version {ev.SCHEMA_VERSION}); upgrade ftx-ledger to read this log"
-        )
-
-
-def _decode_stored(seq: int, payload: str) -> Event:
-    try:
-        # Stored payloads were validated on append and are checked strictly by verify();
-        # reading them back only converts types (events.from_stored).
-        return ev.from_stored(payload)
-    except (EventValueError, ValueError, ArithmeticError, KeyError, TypeError, AttributeError) as exc:
-        _refuse_newer_version(seq, payload)
-        raise VerificationError(
-            f"seq {seq}: stored payload does not decode ({exc}); run 'ledger verify'",
-            seq=seq,
-            kind="payload",
-        ) from None
-
-
-def _aware(value: datetime, field: str) -> datetime:
-    try:
-        return ev._fields.utc_instant(value, field=field)
-    except EventValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _instant_key(text: str) -> str:
-    # Canonical instants are 'YYYY-MM-DDTHH:MM:SS[.ffffff]Z'; pad so they compare as text.
-    if len(text) == 20:
-        return text[:19] + ".000000Z"
-    return text
-
-
-def _check_batch_ids(batch: list[Event], where: Sequence[str] | None) -> None:
-    seen: dict[str, int] = {}
-    problems = []
-    for index, event in enumerate(batch):
-        if event.id in seen:
-            first = seen[event.id]
-            places = (
-                _two_places(where[first], where[index]) if where is not None else
-                f" (events {first + 1} and {index + 1})"
-            )
-            problems.append(
-                Problem(
-                    f"id: duplicate event_id {event.id!r}{places}",
-                    index=index,
-                    event_id=event.id,
-                    field="id",
-                    where=where[index] if where is not None else "",
-                )
-            )
-        else:
-            seen[event.id] = index
-    if problems:
-        raise InputError(problems[: InputError.MAX_PROBLEMS])
-
-
-def _two_places(a: str, b: str) -> str:
-    """' (line 15 and line 16)' for two lines of one file (as the loaders say it), else both."""
-    file_a, _, line_a = a.rpartition(":")
-    file_b, _, line_b = b.rpartition(":")
-    if file_a == file_b and line_a.isdigit() and line_b.isdigit():
-        return f" (line {line_a} and line {line_b})"
-    return f" ({a} and {b})"
-
-
-def _problem(index: int, event: Event, exc: Exception, where: Sequence[str] | None) -> Problem:
-    message = str(exc)
-    field = message.partition(":")[0] if ":" in message else ""
-    return Problem(
-        f"event {event.id!r}: {message}" if where is not None else message,
-        index=index,
-        event_id=event.id,
-        field=field,
-        where=where[index] if where is not None else "",
-    )
+    return registry_difference(registry, stored)
 
 
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int, readonly: bool = False) -> None:
