@@ -930,6 +930,33 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
         click.echo(line)
 
 
+@cli.command(name="copy")
+@click.argument("source", metavar="SRC")
+@click.argument("destination", metavar="DST")
+@checkpoint_option
+@handle_errors
+def copy_(source: str, destination: str, checkpoints: tuple[str, ...]) -> None:
+    """Copy the log SRC to DST (each an SQLite file or a postgresql:// URL), every hash kept.
+
+    SRC is verified first (exit 3 if it does not verify) and only read. DST is created if
+    missing, keeps SRC's ledger_id, and verifies against SRC's checkpoints; an existing DST
+    must be a prefix of SRC (an interrupted copy resumes). Rows go over in chunks of 5,000.
+    """
+    from ledger.store.copy import copy_log
+
+    cps = tuple(Checkpoint.read(path) for path in checkpoints)
+    result = copy_log(source, destination, checkpoints=cps)
+    click.echo(f"{_display(destination)}: {result}")
+
+
+def _display(location: str) -> str:
+    if is_url(location):
+        from ledger.store.postgres import redact
+
+        return redact(location)
+    return location
+
+
 cli.add_command(report_command)
 
 

@@ -76,6 +76,7 @@ def open_log(
     create: bool = False,
     readonly: bool = False,
     clock: Callable[[], datetime] = _utc_now,
+    ledger_id: str | None = None,
 ) -> EventLog:
     """Open the log at ``location``: a PostgreSQL URL (``postgresql://user@host/db``) or an
     SQLite file. Arguments and errors are those of :meth:`Log.open` and
@@ -83,8 +84,10 @@ def open_log(
     if is_url(location):
         from ledger.store.postgres import PostgresLog
 
-        return PostgresLog.open(os.fspath(location), create=create, readonly=readonly, clock=clock)
-    return Log.open(location, create=create, readonly=readonly, clock=clock)
+        return PostgresLog.open(
+            os.fspath(location), create=create, readonly=readonly, clock=clock, ledger_id=ledger_id
+        )
+    return Log.open(location, create=create, readonly=readonly, clock=clock, ledger_id=ledger_id)
 
 
 __all__ = [

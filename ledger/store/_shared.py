@@ -161,6 +161,20 @@ def chain_rows(
     return rows, out
 
 
+def check_continues(head: Head, rows: Sequence[Sequence[object]], name: str) -> None:
+    """Rows copied from another log (``seq, ..., prev_hash, hash``) must continue ``head``."""
+    prev, seq = head.hash, head.seq
+    for row in rows:
+        row_seq = row[0]
+        if row_seq != seq + 1 or bytes(row[6]) != prev:  # type: ignore[call-overload]
+            raise VerificationError(
+                f"{name}: row seq {row_seq} does not continue the log at seq {seq}; nothing was copied",
+                seq=seq + 1,
+                kind="chain",
+            )
+        seq, prev = seq + 1, bytes(row[7])  # type: ignore[call-overload]
+
+
 def registry_difference(registry: Registry, stored: Mapping[tuple[str, str], str]) -> str:
     """The first entry where the registry table's rows (``stored``, without the 'state' kind)
     differ from ``registry`` ("" if none)."""

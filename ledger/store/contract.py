@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -207,6 +207,13 @@ class EventLog(Protocol):
     ) -> StreamResult: ...
     def meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+
+    # copying between backends (``ledger copy``): rows exactly as stored
+    def stored_rows(self, *, from_seq: int = 1, batch_size: int = 5000) -> Iterator[tuple[Any, ...]]: ...
+    def copy_rows(
+        self, rows: Sequence[tuple[int, str, str, str, str, str, bytes, bytes]],
+        registry_rows: Sequence[tuple[str, str, str]],
+    ) -> None: ...
 
     # tamper evidence
     def checkpoint(self) -> Checkpoint: ...

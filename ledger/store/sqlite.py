@@ -42,6 +42,7 @@ from ledger.store._shared import (
     ChainWalk,
     apply_to_registry,
     chain_rows,
+    check_continues,
     check_head_row,
     dirty_registry_rows,
     registry_difference,
@@ -154,6 +155,7 @@ class Log:
         readonly: bool = False,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         clock: Callable[[], datetime] = _utc_now,
+        ledger_id: str | None = None,
     ) -> Log:
         """Open the log at ``path``.
 
@@ -166,6 +168,7 @@ class Log:
         not a ledger, :class:`FormatError` for a log written by a newer version,
         :class:`VerificationError` when opening for writing finds the append-only triggers
         missing or altered, :class:`BusyError` if it stays locked past ``busy_timeout_ms``.
+        ``ledger_id``: the id of a log created now (a copy keeps its source's).
         """
         path = os.fspath(path)
         if readonly or not create or os.path.lexists(path):
@@ -196,7 +199,7 @@ class Log:
             else:
                 conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
                 configure(conn, busy_timeout_ms=busy_timeout_ms)
-                _ensure_schema(conn)
+                _ensure_schema(conn, ledger_id)
             return cls(conn, path, clock=clock, busy_timeout_ms=busy_timeout_ms)
         except sqlite3.Error as exc:
             raise _translate(exc, path) from None
@@ -585,6 +588,44 @@ class Log:
         )
         return out
 
+    # -- copying -------------------------------------------------------------------------------
+    def stored_rows(self, *, from_seq: int = 1, batch_size: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """The stored rows ``(seq, event_id, type, occurred_at, recorded_at, payload, prev_hash,
+        hash)`` in seq order, exactly as stored (``ledger copy``)."""
+        columns = "seq, event_id, type, occurred_at, recorded_at, payload, prev_hash, hash"
+        for row in self._pages(columns, from_seq, None, batch_size):
+            yield (*row[:6], bytes(row[6]), bytes(row[7]))
+
+    def copy_rows(
+        self, rows: Sequence[tuple[int, str, str, str, str, str, bytes, bytes]],
+        registry_rows: Sequence[tuple[str, str, str]],
+    ) -> None:
+        """Insert rows exactly as another log stored them, and the registry rows they change
+        (``ledger copy``): one transaction, each row checked to continue this log's chain
+        (:class:`VerificationError` if not; nothing is written)."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                check_continues(self.head(), rows, self.path)
+                conn.executemany(
+                    "INSERT INTO events (seq, event_id, type, occurred_at, recorded_at, payload, "
+                    "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                if registry_rows:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO registry (kind, key, value) VALUES (?, ?, ?)", registry_rows
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        self._registry, self._registry_seq, self._registry_checked = None, -1, False
+
     # -- metadata ------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
         """A metadata value (``ledger_id``, ``format``, ``quote``...), or None."""
@@ -831,7 +872,7 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int, readonly: bool 
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
-def _ensure_schema(conn: sqlite3.Connection) -> None:
+def _ensure_schema(conn: sqlite3.Connection, ledger_id: str | None = None) -> None:
     # An existing log needs no write lock to open: readers must not wait for a writer.
     present = {
         row[0]
@@ -847,7 +888,7 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
         for statement in _statements(SCHEMA):
             conn.execute(statement)
         conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', ?)", (str(uuid.uuid4()),)
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', ?)", (ledger_id or str(uuid.uuid4()),)
         )
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (LOG_FORMAT,))
         conn.execute("COMMIT")

@@ -13,7 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import events as ev
-from ledger.store import Log
+from ledger.store import open_log
 from ledger.testing.strategies import START, cast_events
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--start", type=int, default=1, help="serial of the first event")
     args = parser.parse_args(argv)
-    log = Log.open(args.db, create=True)
+    log = open_log(args.db, create=True)
     if log.head().seq == 0:
         log.append(cast_events())
         print("READY", flush=True)
