@@ -328,30 +328,44 @@ class MerkleSumTree:
             ).digest()
             + sums
         )
+        size = self.record_size
         if i is None:
             i = len(self.accounts)
             self.index[account] = i
             self.accounts.append(account)
             self.levels[0] += record
+            delta = int.from_bytes(sums, "big")
         else:
-            self.levels[0][i * self.record_size : (i + 1) * self.record_size] = record
-        self._rehash(i)
-
-    def _rehash(self, i: int) -> None:
-        size, nbytes = self.record_size, AMOUNT_BYTES * self.width
-        level = 0
-        while len(self.levels[level]) > size:  # more than one node: there is a level above
-            if level + 1 == len(self.levels):
-                self.levels.append(bytearray())
-            left, right = self.record(level, i & ~1), self.record(level, i | 1)
-            sums = int.from_bytes(left[HASH_BYTES:], "big") + int.from_bytes(
-                right[HASH_BYTES:], "big"
+            delta = int.from_bytes(sums, "big") - int.from_bytes(
+                self.levels[0][i * size + HASH_BYTES : (i + 1) * size], "big"
             )
-            parent = _sha256(NODE_TAG + left + right).digest() + sums.to_bytes(nbytes, "big")
+            self.levels[0][i * size : (i + 1) * size] = record
+        self._rehash(i, delta)
+
+    def _rehash(self, i: int, delta: int) -> None:
+        """Rehash the path above leaf ``i``, whose packed sums moved by ``delta``: every
+        ancestor's packed sums move by the same integer (no field ever passes 2^127 - 1, so
+        the fields never carry into one another)."""
+        size, nbytes = self.record_size, AMOUNT_BYTES * self.width
+        sha, tag, levels = _sha256, NODE_TAG, self.levels
+        level = 0
+        while len(levels[level]) > size:  # more than one node: there is a level above
+            if level + 1 == len(levels):
+                levels.append(bytearray())
+            nodes = levels[level]
+            start = (i & ~1) * size
+            pair = nodes[start : start + 2 * size]
+            if len(pair) < 2 * size:
+                pair += self._empty
             i >>= 1
-            above = self.levels[level + 1]
-            if i * size == len(above):
-                above += parent
+            above = levels[level + 1]
+            at = i * size
+            if at == len(above):  # a new node: its sums are its children's
+                sums = int.from_bytes(pair[HASH_BYTES:size], "big") + int.from_bytes(
+                    pair[size + HASH_BYTES :], "big"
+                )
+                above += sha(tag + pair).digest() + sums.to_bytes(nbytes, "big")
             else:
-                above[i * size : (i + 1) * size] = parent
+                sums = int.from_bytes(above[at + HASH_BYTES : at + size], "big") + delta
+                above[at : at + size] = sha(tag + pair).digest() + sums.to_bytes(nbytes, "big")
             level += 1
