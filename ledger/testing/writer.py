@@ -17,12 +17,14 @@ from ledger.store import open_log
 from ledger.testing.strategies import START, cast_events
 
 
-def batch_events(start_serial: int, size: int) -> list[ev.Event]:
-    """Deposits ``w<serial>`` for ``size`` consecutive serials (deterministic content)."""
+def batch_events(start_serial: int, size: int, *, prefix: str = "w", same_time: bool = False) -> list[ev.Event]:
+    """Deposits ``<prefix><serial>`` for ``size`` consecutive serials (deterministic content),
+    one second apart, or all at one time (``same_time``: concurrent writers whose events must
+    not go back in time whichever commits first)."""
     return [
         ev.Deposit(
-            id=f"w{serial}",
-            at=START + timedelta(seconds=serial),
+            id=f"{prefix}{serial}",
+            at=START + timedelta(seconds=1 if same_time else serial),
             source=("T",),
             account="ex:cust",
             asset="USD",
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--start", type=int, default=1, help="serial of the first event")
+    parser.add_argument("--prefix", default="w", help="id prefix (distinct per concurrent writer)")
+    parser.add_argument("--same-time", action="store_true", help="every event at one effective time")
     args = parser.parse_args(argv)
     log = open_log(args.db, create=True)
     if log.head().seq == 0:
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         print("READY", flush=True)
     serial = args.start
     for _ in range(args.batches):
-        batch = batch_events(serial, args.batch_size)
+        batch = batch_events(serial, args.batch_size, prefix=args.prefix, same_time=args.same_time)
         result = log.append(batch)
         print(f"ACK {result.head.seq} {batch[0].id} {batch[-1].id}", flush=True)
         serial += args.batch_size
