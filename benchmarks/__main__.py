@@ -5,6 +5,7 @@
     python -m benchmarks --quick         # CI: tiny N, checks the harness only
     python -m benchmarks --scale 10000000  # append + replay N events end to end, one process
     python -m benchmarks --scale 10000000 --follow  # the replay follows the append (2 processes)
+    python -m benchmarks --db postgresql://...  # PostgreSQL beside SQLite (benchmarks/pg.py)
 
 For each measurement it prints events/s, the ratio to the raw baseline and peak memory (each
 measurement runs in a fresh subprocess so peaks do not mix), and writes everything as JSON.
@@ -51,11 +52,24 @@ def main() -> None:
         "--follow", action="store_true",
         help="with --scale: replay in a second process that follows the log as it is appended",
     )
-    parser.add_argument("--case", choices=CASES + EXTRA_CASES, help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=CASES + EXTRA_CASES + ("writers",), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--db", help="a postgresql:// URL: batch append, replay and 1/4/8 durable writers on it beside SQLite"
+    )
+    parser.add_argument("--writers", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.n, args.single, args.accounts = 3_000, 200, 100
+    if args.case == "writers":
+        from benchmarks.pg import run_pg_case
+
+        print(json.dumps(run_pg_case(args.case, n=args.n, single=args.single, accounts=args.accounts, db=args.db, writers=args.writers)))
+        return
+    if args.db and not args.case and args.db.startswith(("postgresql://", "postgres://")):
+        from benchmarks.pg import run_table
+
+        run_table(args)
+        return
     if args.case:
         from benchmarks.cases import run_case
 

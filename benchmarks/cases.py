@@ -13,7 +13,7 @@ from typing import Any
 
 import events as ev
 from ledger.replay import Replay
-from ledger.store import Head, Log
+from ledger.store import Head, Log, open_log
 from ledger.synthetic import workload
 
 CHUNK = 20_000
@@ -56,7 +56,7 @@ def _rows(chunk: list[ev.Event], start: int) -> list[tuple[Any, ...]]:
 def _append_batches(db: str, n: int, accounts: int) -> tuple[int, float]:
     """Append W(n) in chunks of CHUNK; return (events in the log, seconds spent in append)."""
     seconds = 0.0
-    with Log.open(db, create=True) as log:
+    with open_log(db, create=True) as log:  # an SQLite file or a postgresql:// URL
         for chunk in _chunks(n, accounts):
             t = time.perf_counter()
             log.append(chunk)
@@ -124,7 +124,7 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
         seconds = time.perf_counter() - t
         return {"events": len(rows), "seconds": seconds, "peak_mb": _peak_mb()}
     if name == "replay_invariants":
-        with Log.open(db, readonly=True) as log:
+        with open_log(db, readonly=True) as log:
             t = time.perf_counter()
             summary = Replay(log, metrics=False).run()
             seconds = time.perf_counter() - t
