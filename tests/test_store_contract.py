@@ -403,7 +403,7 @@ def test_an_immediate_server_stop_mid_append_loses_nothing_acknowledged(private_
     acked = [int(proc.stdout.readline().split()[1]) for _ in range(5)]  # appending, for sure
     pgserver.restart(directory, mode="immediate")  # the server dies mid-append (no checkpoint)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "cannot be reached" in err  # the writer saw the server go
+    assert proc.returncode != 0 and "StorageError" in err, err  # the writer saw the server go
     acked += _acks(out)
     _check_after_crash(location, acked[-1], batch_size)
 
