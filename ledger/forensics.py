@@ -171,8 +171,21 @@ class Investigation:
         self.log = log
         self.policy = policy or Policy()
         self.every = every
-        self.derived = derived if derived is not None else Derived.in_log(log)
+        self._derived = derived
+        if derived is None and isinstance(getattr(log, "connection", None), sqlite3.Connection):
+            self._derived = Derived.in_log(log)  # an SQLite log's own file
         self.warnings: list[str] = []
+
+    @property
+    def derived(self) -> Derived:
+        """Where derived data is read and written; a PostgreSQL log without a derived file
+        has none (its queries replay from the events; writing needs ``--out``)."""
+        if self._derived is None:
+            raise StorageError(
+                f"{self.log.path}: a PostgreSQL log keeps derived data in a separate SQLite file, "
+                "not in the shared database: name the file with --out"
+            )
+        return self._derived
 
     @property
     def _store(self) -> sqlite3.Connection:
@@ -185,6 +198,8 @@ class Investigation:
 
     # -- snapshots ---------------------------------------------------------------------------------
     def _has_snapshots(self) -> bool:
+        if self._derived is None:
+            return False
         row = self._store.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"
         ).fetchone()

@@ -15,6 +15,7 @@ from ledger.html._collect import collect
 from ledger.policy import Policy
 from ledger.replay import Replay
 from ledger.store import Log
+from ledger.store.contract import EventLog
 
 
 def policy_dict(policy: Policy) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def policy_dict(policy: Policy) -> dict[str, Any]:
     }
 
 
-def matching_timeline(log: Log) -> replays.Timeline | None:
+def matching_timeline(log: EventLog) -> replays.Timeline | None:
     """The bundled timeline whose events are the log's first events, byte for byte (canonical
     form), or None. Only the first ``len(timeline)`` records are read."""
     head = log.head().seq
@@ -52,7 +53,7 @@ def build_report(
     *,
     policy: Policy | None = None,
     title: str = "",
-    log: Log | None = None,
+    log: EventLog | None = None,
     verified: bool | None = None,
     events_checked: int = 0,
     sources: dict[str, str] | None = None,

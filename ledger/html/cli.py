@@ -12,7 +12,8 @@ import click
 import replays
 from ledger.errors import InputError
 from ledger.policy import Policy
-from ledger.store import DEFAULT_DB, Log
+from ledger.store import DEFAULT_DB, open_log
+from ledger.store.contract import EventLog
 
 
 def _say(text: str) -> None:
@@ -113,7 +114,7 @@ def _report(
     if no_record and timeline is None:
         raise InputError("--no-record replays a TIMELINE in memory; name one")
     policy = Policy.from_toml(policy_file) if policy_file else None
-    log: Log | None = None
+    log: EventLog | None = None
     source: Any
     try:
         if timeline is not None:
@@ -129,7 +130,7 @@ def _report(
             if no_record:
                 source = loaded
             else:
-                log = Log.open(db, create=True)
+                log = open_log(db, create=True)
                 ledger_cli._check_prefix(log, loaded)
                 result = log.append(loaded.events, where=loaded.where)
                 if log.meta("quote") is None:
@@ -137,7 +138,7 @@ def _report(
                 _say(f"{db}: {result}")
                 source = log
         else:
-            log = Log.open(db, readonly=True)
+            log = open_log(db, readonly=True)
             source = log
             policy = policy or ledger_cli._policy(None, log)
             title = db

@@ -24,6 +24,7 @@ from ledger.policy import Policy
 from ledger.proofs._tree import Header, MerkleSumTree
 from ledger.proofs._verify import FORMAT, format_amount
 from ledger.store import GENESIS_HASH, Log
+from ledger.store.contract import EventLog
 
 
 @attrs.frozen
@@ -51,7 +52,7 @@ class Refusal:
 
 
 def opened_accounts(
-    source: Log | Iterable[ev.Event], venue: str, *, seq: int | None = None
+    source: EventLog | Iterable[ev.Event], venue: str, *, seq: int | None = None
 ) -> list[str]:
     """The venue's customer accounts in the order they were opened (up to ``seq``): the leaf order.
 
@@ -68,6 +69,16 @@ def opened_accounts(
             data = json.loads(payload)
             if data.get("purpose") == "customer" and data.get("account", "").startswith(prefix):
                 found.append(data["account"])
+        return found
+    if isinstance(source, EventLog):  # another backend (PostgreSQL): the protocol's reads
+        last = seq if seq is not None else source.head().seq
+        for _, event, _ in source.iter_payloads(to_seq=last):
+            if (
+                isinstance(event, ev.AccountOpened)
+                and event.purpose == "customer"
+                and event.account.startswith(prefix)
+            ):
+                found.append(event.account)
         return found
     for n, event in enumerate(source, start=1):
         if seq is not None and n > seq:
@@ -220,7 +231,7 @@ class Liabilities:
         return data
 
 
-def head_hash_at(log: Log, seq: int) -> bytes:
+def head_hash_at(log: EventLog, seq: int) -> bytes:
     """The hash of the event at ``seq`` (32 zero bytes at seq 0)."""
     if seq == 0:
         return GENESIS_HASH
@@ -229,7 +240,7 @@ def head_hash_at(log: Log, seq: int) -> bytes:
     raise ProofError(f"seq {seq} is not in the log", kind="seq")
 
 
-def liabilities_at(log: Log, venue: str, *, secret: bytes, books: Books) -> Liabilities:
+def liabilities_at(log: EventLog, venue: str, *, secret: bytes, books: Books) -> Liabilities:
     """The venue's proof of liabilities at the books' point in ``log`` (books from
     :meth:`ledger.forensics.Investigation.as_of`, or :func:`ledger.replay.books_at`)."""
     seq = books.last_seq

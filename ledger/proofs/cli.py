@@ -25,7 +25,8 @@ from ledger.policy import Policy
 from ledger.proofs._reserves import ReservesStatement, reserves_at
 from ledger.proofs._venue import Liabilities, liabilities_at
 from ledger.proofs._verify import format_amount, verify_inclusion
-from ledger.store import DEFAULT_DB, Log
+from ledger.store import DEFAULT_DB, open_log
+from ledger.store.contract import EventLog
 
 EXIT_BREACH = 1
 MIN_SECRET_BYTES = 16
@@ -112,13 +113,13 @@ def _instant(text: str | None) -> Any:
         raise InputError(str(exc)) from None
 
 
-def _books(log: Log, policy: Policy, at: str | None, seq: int | None) -> Any:
+def _books(log: EventLog, policy: Policy, at: str | None, seq: int | None) -> Any:
     if at is not None and seq is not None:
         raise InputError("name one point: --at or --seq")
     return Investigation(log, policy).as_of(seq=seq, at=_instant(at))
 
 
-def _policy(policy_file: str | None, log: Log) -> Policy:
+def _policy(policy_file: str | None, log: EventLog) -> Policy:
     if policy_file:
         return Policy.from_toml(policy_file)
     quote = log.meta("quote")
@@ -188,7 +189,7 @@ def liabilities(
     Negative customer balances are refused from the tree and named (exit status 1).
     """
     secret = _read_secret(secret_file)
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         books = _books(log, _policy(None, log), at, seq)
         found = liabilities_at(log, venue, secret=secret, books=books)
     say = _write_json(found.statement(), output)
@@ -228,7 +229,7 @@ def inclusion(
     """
     secret = _read_secret(secret_file)
     ref = account if ":" in account else f"{venue}:{account}"
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         books = _books(log, _policy(None, log), at, seq)
         found = liabilities_at(log, venue, secret=secret, books=books)
     data = found.inclusion(ref)
@@ -327,7 +328,7 @@ def reserves(
     customer-custody holdings at market value and after the policy's haircuts; covered when
     custody x (1 - haircut) >= owed. Exit status 1 when an asset is not covered.
     """
-    with Log.open(db, readonly=True) as log:
+    with open_log(db, readonly=True) as log:
         books = _books(log, _policy(policy_file, log), at, seq)
         statement = reserves_at(books, venue)
     if fmt == "json":
