@@ -19,8 +19,10 @@ SQLite log's own (``ledger.store._shared``): a log copied between the two keeps 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -228,8 +230,10 @@ class PostgresLog:
         *,
         clock: Callable[[], datetime] = utc_now,
         readonly: bool = False,
+        owns_connection: bool = True,
     ) -> None:
         self._conn = conn
+        self._owns_connection = owns_connection
         self.url = url
         self.path = redact(url)
         self.schema = schema
@@ -316,7 +320,8 @@ class PostgresLog:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-        self._conn.close()
+        if self._owns_connection:
+            self._conn.close()
 
     def __enter__(self) -> PostgresLog:
         return self
@@ -752,6 +757,92 @@ class PostgresLog:
                 kind="registry",
             )
         return VerifyResult(head.seq, head, walk.matched)
+
+
+class PostgresPool:
+    """Connections to one PostgreSQL log, pooled (psycopg_pool), for a service with many
+    threads: each ``with pool.log() as log:`` borrows a connection as a :class:`PostgresLog`
+    and gives it back at the end of the block. The log is checked once, when the pool opens
+    (tables, triggers, format); the registry a borrower rebuilt is handed to the next one, so
+    a borrow does not rebuild it (one borrower holds it at a time: never shared while in use).
+    Appends from any number of threads stay gapless: they serialise on the ledger's advisory
+    lock in the server, as separate processes do.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        readonly: bool = False,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        timeout: float = 30.0,
+    ) -> None:
+        _need_driver()
+        import psycopg_pool
+
+        with PostgresLog.open(url, readonly=readonly, busy_timeout_ms=busy_timeout_ms) as probe:
+            self.ledger_id, self.schema, self.path = probe.ledger_id, probe.schema, probe.path
+        self.url, self.readonly = url, readonly
+        self._busy_timeout_ms = busy_timeout_ms
+        self._spare: tuple[Registry, int, bool] | None = None
+        self._spare_lock = threading.Lock()
+        try:
+            self._pool = psycopg_pool.ConnectionPool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                kwargs={"autocommit": True, "connect_timeout": 10},
+                configure=self._configure,
+                timeout=timeout,
+                open=True,
+            )
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.path}: cannot open a connection pool ({_first_line(exc)})") from None
+
+    def _configure(self, conn: Any) -> None:
+        conn.execute(f"SET lock_timeout = {int(self._busy_timeout_ms)}")
+        if self.readonly:
+            conn.execute("SET default_transaction_read_only = on")
+
+    @contextlib.contextmanager
+    def log(self) -> Iterator[PostgresLog]:
+        """Borrow a connection as a log for the ``with`` block (it goes back to the pool)."""
+        try:
+            borrowed = self._pool.connection()
+            conn = borrowed.__enter__()
+        except psycopg.Error as exc:  # the pool's timeout, or the server gone
+            raise StorageError(f"{self.path}: no connection from the pool ({_first_line(exc)})") from None
+        log = PostgresLog(
+            conn, self.url, self.schema, self.ledger_id, readonly=self.readonly, owns_connection=False
+        )
+        with self._spare_lock:
+            if self._spare is not None:
+                log._registry, log._registry_seq, log._registry_checked = self._spare
+                self._spare = None
+        try:
+            yield log
+        finally:
+            log.close()
+            if log._registry is not None:
+                with self._spare_lock:
+                    if self._spare is None or self._spare[1] <= log._registry_seq:
+                        self._spare = (log._registry, log._registry_seq, log._registry_checked)
+            borrowed.__exit__(None, None, None)
+
+    def stats(self) -> dict[str, int]:
+        """The pool's counters (psycopg_pool): connections open, idle, requests served..."""
+        return dict(self._pool.get_stats())
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> PostgresPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _scalar(conn: Any, sql: str) -> Any:
