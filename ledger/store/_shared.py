@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import events as ev
@@ -198,6 +198,25 @@ def dirty_registry_rows(registry: Registry) -> list[tuple[str, str, str]]:
         for kind, key in sorted(registry._dirty)
         if (value := registry.encode(kind, key)) is not None
     ]
+
+
+def chunked(
+    items: Iterable[tuple[Event, str]], chunk_size: int
+) -> Iterator[tuple[list[Event], list[str] | None]]:
+    """``(event, where)`` pairs as ``(events, wheres)`` chunks of ``chunk_size``: what a
+    streamed append holds in memory at a time."""
+    if chunk_size < 1:
+        raise InputError("chunk_size: must be >= 1")
+    events: list[Event] = []
+    places: list[str] = []
+    for event, place in items:
+        events.append(event)
+        places.append(place)
+        if len(events) >= chunk_size:
+            yield events, places
+            events, places = [], []
+    if events:
+        yield events, places
 
 
 def check_batch_ids(batch: list[Event], where: Sequence[str] | None) -> None:

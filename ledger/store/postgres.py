@@ -540,20 +540,8 @@ class PostgresLog:
         if chunk_size < 1:
             raise InputError("chunk_size: must be >= 1")
         counts = [0, 0]
-
-        def chunks() -> Iterator[tuple[list[Event], list[str] | None]]:
-            events: list[Event] = []
-            places: list[str] = []
-            for event, place in items:
-                events.append(event)
-                places.append(place)
-                if len(events) >= chunk_size:
-                    yield events, places
-                    events, places = [], []
-            if events:
-                yield events, places
-
-        head = self._append_chunks(chunks(), expected_head=expected_head, guard=None, counts=counts)
+        chunks = _shared.chunked(items, chunk_size)
+        head = self._append_chunks(chunks, expected_head=expected_head, guard=None, counts=counts)
         return StreamResult(counts[0], counts[1], head)
 
     def _append_chunks(
