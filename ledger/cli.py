@@ -971,12 +971,20 @@ def reference_markdown() -> str:
     settings: dict[str, Any] = {"terminal_width": 100, "max_content_width": 100, "help_option_names": ["-h", "--help"]}
     ctx = click.Context(cli, info_name="ledger", **settings)
     lines += ["```", cli.get_help(ctx), "```", ""]
-    for name in sorted(cli.commands):
-        command = cli.commands[name]
-        if command.hidden:
-            continue
-        sub = click.Context(command, info_name=f"ledger {name}", parent=ctx, **settings)
-        lines += [f"## ledger {name}", "", "```", command.get_help(sub), "```", ""]
+
+    def sections(group: click.Group, parent: click.Context, path: str) -> None:
+        # Each command's help exactly as `--help` prints it (info_name is the command's own
+        # name: its parents' names come from the context chain), groups' subcommands too.
+        for name in sorted(group.commands):
+            command = group.commands[name]
+            if command.hidden:
+                continue
+            sub = click.Context(command, info_name=name, parent=parent, **settings)
+            lines.extend([f"## {path} {name}", "", "```", command.get_help(sub), "```", ""])
+            if isinstance(command, click.Group):
+                sections(command, sub, f"{path} {name}")
+
+    sections(cli, ctx, "ledger")
     return "\n".join(lines)
 
 

@@ -42,3 +42,20 @@ def test_readme_names_every_command():
     for name, command in cli.commands.items():
         if not command.hidden:
             assert f"ledger {name}" in readme, f"README does not mention `ledger {name}`"
+
+
+def test_cli_reference_sections_are_what_help_prints(monkeypatch):
+    """Each section of docs/cli.md is exactly `ledger ... --help` (before, every section read
+    `Usage: ledger ledger NAME`), and the subcommands of a group have sections too."""
+    from click.testing import CliRunner
+
+    monkeypatch.setenv("COLUMNS", "100")
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## (ledger [^\n]+)\n\n```\n(.*?)```$", text, flags=re.S | re.M))
+    assert "ledger proof verify" in sections and "ledger append" in sections
+    runner = CliRunner()
+    for title, body in sections.items():
+        words = title.split()[1:]
+        result = runner.invoke(cli, [*words, "--help"], prog_name="ledger", terminal_width=100)
+        assert result.exit_code == 0, title
+        assert result.output == body, f"docs/cli.md section {title!r} differs from its --help"
