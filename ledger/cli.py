@@ -773,15 +773,26 @@ def replay(
         summary = run.summary
         if log is not None:
             cp = log.checkpoint()
+            verified = bool(verify_first or cps)
             if fmt == "text":
-                click.echo(f"Checkpoint: {cp.to_json()}")
+                click.echo(_head_line(cp, verified=verified))
             elif fmt == "jsonl":
-                click.echo(report.dumps({"kind": "checkpoint", **attrs.asdict(cp)}))
+                click.echo(report.dumps({"kind": "checkpoint", **attrs.asdict(cp), "verified": verified}))
     finally:
         if log is not None:
             log.close()
     if summary.broke(fail_on or None):
         sys.exit(EXIT_BREACH)
+
+
+def _head_line(cp: Checkpoint, *, verified: bool) -> str:
+    """The head as a checkpoint to keep, saying whether the log was proved intact first: an
+    unverified head is a statement of what was read, not an endorsement of it."""
+    if verified:
+        return f"Checkpoint (the log verified): {cp.to_json()}"
+    return (
+        f"Head, not verified (prove the log with --verify or 'ledger verify'): {cp.to_json()}"
+    )
 
 
 @contextlib.contextmanager
@@ -882,7 +893,7 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
         _check_fail_on(fail_on, run)
         if fmt == "text":
             _render(run, fmt="text", steps="none", title=db, total=log.head().seq)
-            click.echo(f"Checkpoint: {log.checkpoint().to_json()}")
+            click.echo(_head_line(log.checkpoint(), verified=False))
         else:
             summary = run.run()
             click.echo(report.dumps({"format": report.REPORT_FORMAT, **summary.to_dict()}))

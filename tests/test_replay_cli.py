@@ -101,7 +101,11 @@ def test_replay_exits_1_when_an_invariant_broke(runner, tmp_path):
     assert f"segregation                first broke at seq {FIRST_SEQ + 1}, 2022-02-02 00:00, event routed [T]" in out
     assert "withdrawals-honoured       held throughout" in out
     assert "ex/customer_shortfall" in out and "matches" in out
-    assert "Checkpoint: " in out
+    # Not proved intact first: the head is stated, not endorsed.
+    assert "Head, not verified (prove the log with --verify or 'ledger verify'): {" in out
+    assert "Checkpoint" not in out
+    verified = invoke(runner, "replay", path, "--db", tmp_path / "l.db", "--verify")
+    assert "Checkpoint (the log verified): {" in verified.stdout
 
 
 def test_replay_exits_0_when_nothing_broke(runner, tmp_path):
@@ -234,7 +238,7 @@ POLICY_KEYS = {
     "max_related_party_exposure", "haircuts", "enforce", "disabled",
 }
 METRIC_KEYS = {"venue", "customer_liabilities", "custody", "shortfall", "reserve_ratio"}
-CHECKPOINT_KEYS = {"kind", "ledger_id", "seq", "head_hash", "taken_at"}
+CHECKPOINT_KEYS = {"kind", "ledger_id", "seq", "head_hash", "taken_at", "verified"}
 
 
 def test_json_document_shape_is_pinned(runner, tmp_path):
@@ -369,7 +373,7 @@ def test_check_the_stored_log(runner, tmp_path):
     text = invoke(runner, "check", "--db", db)
     assert text.exit_code == 1
     assert f"segregation                first broke at seq {FIRST_SEQ + 1}" in text.stdout
-    assert "Checkpoint: " in text.stdout
+    assert "Head, not verified (prove the log with --verify or 'ledger verify'): {" in text.stdout
     doc = invoke(runner, "check", "--db", db, "--format", "json")
     data = json.loads(doc.stdout)
     assert set(data) == SUMMARY_KEYS | {"format"}
