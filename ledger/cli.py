@@ -31,6 +31,7 @@ from ledger.html.cli import report as report_command
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
 from ledger.store import DEFAULT_DB, Checkpoint, EventLog, Following, is_url, open_log
+from ledger.when import parse_when
 
 EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY, EXIT_OUTPUT = 1, 2, 3, 4
 #: A reader that closed the pipe early (``ledger log | head``): quiet, as a shell reports SIGPIPE.
@@ -228,8 +229,8 @@ def _remove_empty_log(db: str) -> None:
 @cli.command(name="log")
 @db_option
 @click.option("--type", "types", multiple=True, help="Only these event types (repeatable).")
-@click.option("--from", "from_", default=None, help="Effective time from (ISO, with offset or a date).")
-@click.option("--to", default=None, help="Effective time up to and including.")
+@click.option("--from", "from_", default=None, help="Effective time from (an instant, a date or a month: from its start).")
+@click.option("--to", default=None, help="Effective time up to and including (a date or a month: its whole span).")
 @click.option("--limit", type=int, default=None, help="At most this many events.")
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
@@ -242,7 +243,7 @@ def log_(db: str, types: tuple[str, ...], from_: str | None, to: str | None, lim
     if unknown:
         raise LedgerError(f"--type: unknown event type {unknown[0]!r}; expected one of: {', '.join(sorted(ev.EVENT_TYPES))}")
     start = _instant(from_, "--from")
-    end = _instant(to, "--to")
+    end = _instant(to, "--to", end=True)
     shown = 0
     with open_log(db, readonly=True) as log:
         first = log.seq_before(start) + 1 if start is not None else 1
@@ -272,13 +273,8 @@ def describe(event: ev.Event) -> str:
     return " ".join(f"{k}={v}" for k, v in data.items())
 
 
-def _instant(text: str | None, option: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return ev.parse_instant(text, field=option)
-    except ev.EventValueError as exc:
-        raise LedgerError(str(exc)) from None
+def _instant(text: str | None, option: str, *, end: bool = False) -> Any:
+    return parse_when(text, option, end=end)
 
 
 @cli.command()
@@ -475,8 +471,8 @@ def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in
 @click.argument("account")
 @db_option
 @click.option("--asset", default=None, help="Only this asset.")
-@click.option("--from", "from_", default=None, help="From this effective time (or use --from-seq).")
-@click.option("--to", default=None, help="Up to this effective time (or use --to-seq).")
+@click.option("--from", "from_", default=None, help="From this effective time (a date or month: its start; or use --from-seq).")
+@click.option("--to", default=None, help="Up to this effective time, inclusive (a date or month: its end; or use --to-seq).")
 @click.option("--from-seq", type=int, default=None, help="From this seq (record order).")
 @click.option("--to-seq", type=int, default=None, help="Up to and including this seq.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True, help="Table for people; jsonl or csv for tools.")
@@ -489,7 +485,7 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
     with open_log(db, readonly=True) as log:
         inv = Investigation(log)
         start = from_seq if from_seq is not None else (log.seq_before(_instant(from_, "--from")) + 1 if from_ else 1)
-        stop = to_seq if to_seq is not None else (log.seq_at(_instant(to, "--to")) if to else None)
+        stop = to_seq if to_seq is not None else (log.seq_at(_instant(to, "--to", end=True)) if to else None)
         lines = inv.history(account, asset=asset, from_seq=start, to_seq=stop)
         if fmt != "text":
             report.write_rows((line.to_dict() for line in lines), sys.stdout, fmt)
@@ -511,8 +507,8 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
 @click.option("--asset", required=True, help="The asset traced (e.g. USD).")
 @click.option("--deposits-into", required=True, help="Start: customer deposits into this account (venue:name) or venue.")
 @click.option("--rule", type=click.Choice(["fifo", "pro-rata", "libr"]), default="libr", show_default=True, help="Which outflows carry traced funds (see docs/forensics.md).")
-@click.option("--since", default=None, help="Only deposits at or after this time.")
-@click.option("--until", default=None, help="Where the funds sit at this time (default: the end of the log).")
+@click.option("--since", default=None, help="Only deposits at or after this time (a date or month: its start).")
+@click.option("--until", default=None, help="Where the funds sit at this time (a date or month: its end; default: the end of the log).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True, help="text for people; json (flows and holders) or csv (flows).")
 @handle_errors
 def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None, until: str | None, fmt: str) -> None:
@@ -524,7 +520,7 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
     with open_log(db, readonly=True) as log:
         result = Investigation(log).trace(
             asset=asset, deposits_into=deposits_into, rule=rule,
-            since=_instant(since, "--since"), until=_instant(until, "--until"),
+            since=_instant(since, "--since"), until=_instant(until, "--until", end=True),
         )
     if fmt == "json":
         click.echo(report.dumps(result.to_dict()))
@@ -654,7 +650,7 @@ def _check_prefix(log: EventLog, timeline: replays.Timeline) -> None:
     is_flag=True,
     help="Replay the file in memory; write nothing to the database.",
 )
-@click.option("--until", default=None, help="Stop after the last event at or before this time.")
+@click.option("--until", default=None, help="Stop after the last event at or before this time (a date or month: its end).")
 @policy_option
 @format_option
 @fail_on_option
@@ -729,7 +725,7 @@ def replay(
         raise InputError("--to-seq and --idle-timeout go with --follow")
     cps = [Checkpoint.read(path) for path in checkpoints]
     policy = Policy.from_toml(policy_file) if policy_file else Policy()
-    stop = _instant(until, "--until")
+    stop = _instant(until, "--until", end=True)
     log = None
     title = ""
     try:
@@ -905,9 +901,9 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
 @db_option
 @click.option("--timeline", default=None, help="Read a timeline (NAME or FILE) instead of the database.")
 @click.option("--entity", default=None, help="Only this entity.")
-@click.option("--at", "at", default=None, help="As of this effective time (ISO with offset; a bare date is 00:00 UTC).")
+@click.option("--at", "at", default=None, help="As of this effective time (an instant; a date or month: its start, 00:00 UTC).")
 @click.option("--seq", type=int, default=None, help="As of this seq.")
-@click.option("--recorded", default=None, help="As the log knew it at this record time.")
+@click.option("--recorded", default=None, help="As the log knew it at this record time (same forms as --at).")
 @policy_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text for people; json for machines (exact decimals as strings).")
 @handle_errors

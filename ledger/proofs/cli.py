@@ -18,7 +18,6 @@ from typing import Any
 
 import click
 
-import events as ev
 from ledger.errors import InputError
 from ledger.forensics import Investigation
 from ledger.policy import Policy
@@ -27,6 +26,7 @@ from ledger.proofs._venue import Liabilities, liabilities_at
 from ledger.proofs._verify import format_amount, verify_inclusion
 from ledger.store import DEFAULT_DB, open_log
 from ledger.store.contract import EventLog
+from ledger.when import parse_when
 
 EXIT_BREACH = 1
 MIN_SECRET_BYTES = 16
@@ -59,7 +59,7 @@ venue_option = click.option(
     "--venue", required=True, help="The venue (an entity with customer accounts)."
 )
 at_option = click.option(
-    "--at", help="As of this effective time (ISO with offset; a bare date is 00:00 UTC)."
+    "--at", help="As of this effective time (an instant; a date or month: its start, 00:00 UTC)."
 )
 seq_option = click.option("--seq", type=int, help="As of this seq.")
 secret_option = click.option(
@@ -105,12 +105,7 @@ def _read_secret(path: str) -> bytes:
 
 
 def _instant(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return ev.parse_instant(text, field="--at")
-    except ev.EventValueError as exc:
-        raise InputError(str(exc)) from None
+    return parse_when(text, "--at")
 
 
 def _books(log: EventLog, policy: Policy, at: str | None, seq: int | None) -> Any:
