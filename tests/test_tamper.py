@@ -591,7 +591,10 @@ def test_cli_replay_verifies_first_when_asked(db, tmp_path):
         t.set(20, "payload", t.row(20)[5].replace('"amount":"9.09"', '"amount":"90.09"'))
         t.rechain(20)
     unverified = runner.invoke(cli, ["replay", "--db", str(path), "--steps", "none"])
-    assert unverified.exit_code in (0, 1) and "verified" not in unverified.output
+    # Without --verify nothing is proved: no "verified" line, and the head is said to be unverified.
+    assert unverified.exit_code in (0, 1) and f"{path}: verified" not in unverified.output
+    assert "Head, not verified (prove the log with --verify or 'ledger verify')" in unverified.output
+    assert "Checkpoint (the log verified)" in ok.output
     refused_run = runner.invoke(cli, ["replay", "--db", str(path), "--checkpoint", str(cp_file)])
     assert refused_run.exit_code == 3
     assert refused_run.stderr.startswith("Error: verification failed: ")
