@@ -26,7 +26,7 @@ from ledger import report
 from ledger.derived import Derived
 from ledger.derived import default_path_for as default_derived_path
 from ledger.errors import InputError, LedgerError, VerificationError
-from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation
+from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation, did_you_mean
 from ledger.html.cli import report as report_command
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
@@ -231,27 +231,43 @@ def _remove_empty_log(db: str) -> None:
 @click.option("--type", "types", multiple=True, help="Only these event types (repeatable).")
 @click.option("--from", "from_", default=None, help="Effective time from (an instant, a date or a month: from its start).")
 @click.option("--to", default=None, help="Effective time up to and including (a date or a month: its whole span).")
+@click.option("--account", default=None, help="Only events that name this account (entity:account).")
+@click.option("--entity", default=None, help="Only events that name this entity, one of its accounts, or an account it holds.")
 @click.option("--limit", type=int, default=None, help="At most this many events.")
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
     help="text for people; jsonl (canonical events with seq and recorded_at) for machines.",
 )
 @handle_errors
-def log_(db: str, types: tuple[str, ...], from_: str | None, to: str | None, limit: int | None, fmt: str) -> None:
-    """List stored events in record order (seq), filtered by type and effective time."""
+def log_(
+    db: str, types: tuple[str, ...], from_: str | None, to: str | None, account: str | None,
+    entity: str | None, limit: int | None, fmt: str,
+) -> None:
+    """List stored events in record order (seq), filtered by type, effective time, account and
+    entity."""
     unknown = sorted(set(types) - set(ev.EVENT_TYPES))
     if unknown:
-        raise LedgerError(f"--type: unknown event type {unknown[0]!r}; expected one of: {', '.join(sorted(ev.EVENT_TYPES))}")
+        raise LedgerError(
+            f"--type: unknown event type {unknown[0]!r}{did_you_mean(unknown[0], ev.EVENT_TYPES)}; "
+            f"expected one of: {', '.join(sorted(ev.EVENT_TYPES))}"
+        )
     start = _instant(from_, "--from")
     end = _instant(to, "--to", end=True)
     shown = 0
     with open_log(db, readonly=True) as log:
+        registry = log.registry()
+        if account is not None and account not in registry.accounts:
+            raise InputError(f"--account: unknown account {account!r}{did_you_mean(account, registry.accounts)}")
+        if entity is not None and entity not in registry.entities:
+            raise InputError(f"--entity: unknown entity {entity!r}{did_you_mean(entity, registry.entities)}")
         first = log.seq_before(start) + 1 if start is not None else 1
         for record in log.iter_records(from_seq=first):
             event = record.event
             if end is not None and event.at > end:
                 break
             if types and event.type not in types:
+                continue
+            if (account or entity) and not _names(event, registry, account=account, entity=entity):
                 continue
             if limit is not None and shown >= limit:
                 break
@@ -263,6 +279,27 @@ def log_(db: str, types: tuple[str, ...], from_: str | None, to: str | None, lim
                 click.echo(json.dumps(data, sort_keys=True, ensure_ascii=False))
             else:
                 click.echo(f"{record.seq:>7}  {ev.format_instant(event.at)}  {event.type:<20} {event.id}  {describe(event)}")
+
+
+def _names(event: ev.Event, registry: Any, *, account: str | None, entity: str | None) -> bool:
+    """Whether ``event`` names ``account`` (as one of its references) and ``entity`` (itself,
+    one of its accounts, or an account it holds at a venue)."""
+    refs = [
+        value
+        for field in attrs.fields(type(event))
+        if field.metadata.get("kind") == "id" and isinstance(value := getattr(event, field.name), str)
+    ]
+    if account is not None and account not in refs:
+        return False
+    if entity is None:
+        return True
+    for ref in refs:
+        if ref == entity or ref.partition(":")[0] == entity:
+            return True
+        info = registry.accounts.get(ref)
+        if info is not None and info.holder == entity:
+            return True
+    return False
 
 
 def describe(event: ev.Event) -> str:

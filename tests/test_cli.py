@@ -213,7 +213,7 @@ def test_export_round_trips_text_that_str_splitlines_would_cut(tmp_path):
         (["verify", "--db", "{missing}"], "{missing}: no ledger here; create one with 'ledger init'"),
         (["checkpoint", "--db", "{missing}"], "{missing}: no ledger here; create one with 'ledger init'"),
         (["export", "--db", "{missing}"], "{missing}: no ledger here; create one with 'ledger init'"),
-        (["log", "--db", "{db}", "--type", "deposlt"], "--type: unknown event type 'deposlt'; expected one of: account_opened, "),
+        (["log", "--db", "{db}", "--type", "deposlt"], "--type: unknown event type 'deposlt' (did you mean 'deposit'?); expected one of: account_opened, "),
         (["log", "--db", "{db}", "--from", "last tuesday"], "--from: 'last tuesday' is not a time: write an instant"),
         (["log", "--db", "{db}", "--to", "2021-05-02T00:00:00"], "--to: '2021-05-02T00:00:00' is not a time (timestamp must include a UTC offset"),
         (["verify", "--db", "{db}", "--checkpoint", "{missing}"], "{missing}: cannot read checkpoint (No such file or directory)"),
@@ -271,3 +271,26 @@ def test_the_group_help_lists_every_visible_command():
 def test_the_foundation_commands_exist():
     assert {"init", "append", "log", "verify", "checkpoint", "timelines", "export"} <= set(cli.commands)
 
+
+
+def test_log_filters_by_account_and_entity_with_did_you_mean(tmp_path):
+    db = str(tmp_path / "ftx.db")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["append", "ftx-2022", "--db", db]).exit_code == 0
+    out = runner.invoke(cli, ["log", "--db", db, "--account", "ftx:custody", "--type", "withdrawal"]).output
+    lines = out.strip().splitlines()
+    assert lines and all("ftx:custody" in line for line in lines)
+    assert any("draw-2020" in line for line in lines)
+    # An entity: itself, its accounts, the loans it lent or borrowed, the accounts it holds.
+    genesis = runner.invoke(cli, ["log", "--db", db, "--entity", "genesis"]).output
+    assert "entity:genesis" in genesis and "genesis-loan" in genesis and "genesis-halts" in genesis
+    assert "draw-2020" not in genesis
+    held = runner.invoke(cli, ["log", "--db", db, "--entity", "alameda", "--type", "withdrawal"]).output
+    assert "draw-2020" in held  # a withdrawal from ftx:alameda, the account alameda holds at ftx
+    for args, message in [
+        (["--account", "ftx:custdy"], "--account: unknown account 'ftx:custdy' (did you mean 'ftx:custody'?)"),
+        (["--entity", "alameeda"], "--entity: unknown entity 'alameeda' (did you mean 'alameda'?)"),
+        (["--type", "withdrawl"], "--type: unknown event type 'withdrawl' (did you mean 'withdrawal'?)"),
+    ]:
+        result = runner.invoke(cli, ["log", "--db", db, *args])
+        assert result.exit_code == 2 and message in result.stderr, args
