@@ -219,6 +219,37 @@ def chunked(
         yield events, places
 
 
+def check_chunk(
+    registry: Registry,
+    batch: list[Event],
+    where: Sequence[str] | None,
+    found: Callable[[list[Event]], Mapping[str, tuple[int, str]]],
+    guard: Callable[[Registry, Sequence[Event]], None] | None,
+) -> tuple[list[tuple[str, str]], list[tuple[int, str]], list[int]]:
+    """Everything an append checks of one chunk before it writes, whatever the backend: ids
+    unique in the chunk, the canonical records, which ids are already stored (``found`` looks
+    them up) and identical, every new event against the history (up to
+    ``InputError.MAX_PROBLEMS`` problems raised together), then the enforce-mode ``guard``.
+    Returns ``(records, existing (seq, id) pairs, indexes of the new events)``."""
+    check_batch_ids(batch, where)
+    records = [ev.log_record(e) for e in batch]
+    payloads = [text for text, _ in records]
+    old, fresh = split_existing(batch, payloads, found(batch), where)
+    problems: list[Problem] = []
+    for index in fresh:
+        try:
+            registry.apply(batch[index])
+        except EventValueError as exc:
+            problems.append(problem(index, batch[index], exc, where))
+            if len(problems) >= InputError.MAX_PROBLEMS:
+                break
+    if problems:
+        raise InputError(problems)
+    if guard is not None and fresh:
+        guard(registry, [batch[i] for i in fresh])
+    return records, old, fresh
+
+
 def check_batch_ids(batch: list[Event], where: Sequence[str] | None) -> None:
     seen: dict[str, int] = {}
     problems = []

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import events as ev
-from events import Event, EventValueError
+from events import Event
 from ledger.errors import (
     BusyError,
     FormatError,
@@ -38,7 +38,6 @@ from ledger.errors import (
     InputError,
     LedgerError,
     NotALedgerError,
-    Problem,
     StorageError,
     VerificationError,
 )
@@ -48,13 +47,10 @@ from ledger.store._shared import (
     ChainWalk,
     apply_to_registry,
     chain_rows,
-    check_batch_ids,
     check_continues,
     check_head_row,
     dirty_registry_rows,
-    problem,
     registry_difference,
-    split_existing,
     utc_now,
 )
 from ledger.store.contract import (
@@ -572,23 +568,7 @@ class PostgresLog:
                 assert registry is not None
                 registry.begin()
                 for batch, where in chunks:
-                    check_batch_ids(batch, where)
-                    records = [ev.log_record(e) for e in batch]
-                    payloads = [text for text, _ in records]
-                    found = self._find(batch)
-                    old, fresh = split_existing(batch, payloads, found, where)
-                    problems: list[Problem] = []
-                    for index in fresh:
-                        try:
-                            registry.apply(batch[index])
-                        except EventValueError as exc:
-                            problems.append(problem(index, batch[index], exc, where))
-                            if len(problems) >= InputError.MAX_PROBLEMS:
-                                break
-                    if problems:
-                        raise InputError(problems)
-                    if guard is not None and fresh:
-                        guard(registry, [batch[i] for i in fresh])
+                    records, old, fresh = _shared.check_chunk(registry, batch, where, self._find, guard)
                     new = self._insert(head, [(batch[i], records[i]) for i in fresh])
                     if new:
                         head = Head(new[-1][0], new[-1][2])

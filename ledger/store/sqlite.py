@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import events as ev
-from events import Event, EventValueError
+from events import Event
 from ledger.errors import (
     BusyError,
     FormatError,
@@ -32,7 +32,6 @@ from ledger.errors import (
     InputError,
     LedgerError,
     NotALedgerError,
-    Problem,
     StorageError,
     VerificationError,
 )
@@ -46,12 +45,9 @@ from ledger.store._shared import (
     check_head_row,
     dirty_registry_rows,
     registry_difference,
-    split_existing,
 )
 from ledger.store._shared import aware as _aware
-from ledger.store._shared import check_batch_ids as _check_batch_ids
 from ledger.store._shared import decode_stored as _decode_stored
-from ledger.store._shared import problem as _problem
 from ledger.store._shared import utc_now as _utc_now
 from ledger.store.contract import (
     GENESIS_HASH,
@@ -503,22 +499,7 @@ class Log:
                 assert registry is not None
                 registry.begin()
                 for batch, where in chunks:
-                    _check_batch_ids(batch, where)
-                    records = [ev.log_record(e) for e in batch]
-                    payloads = [text for text, _ in records]
-                    old, fresh = self._split_existing(batch, payloads, where)
-                    problems: list[Problem] = []
-                    for index in fresh:
-                        try:
-                            registry.apply(batch[index])
-                        except EventValueError as exc:
-                            problems.append(_problem(index, batch[index], exc, where))
-                            if len(problems) >= InputError.MAX_PROBLEMS:
-                                break
-                    if problems:
-                        raise InputError(problems)
-                    if guard is not None and fresh:
-                        guard(registry, [batch[i] for i in fresh])
+                    records, old, fresh = _shared.check_chunk(registry, batch, where, self._find, guard)
                     new = self._insert(head, [(batch[i], records[i]) for i in fresh])
                     if new:
                         head = Head(new[-1][0], new[-1][2])
@@ -551,9 +532,8 @@ class Log:
         self._registry_seq = head.seq
         return head
 
-    def _split_existing(
-        self, batch: list[Event], payloads: list[str], where: Sequence[str] | None = None
-    ) -> tuple[list[tuple[int, str]], list[int]]:
+    def _find(self, batch: list[Event]) -> dict[str, tuple[int, str]]:
+        """The stored ``(seq, payload)`` of each id of ``batch`` already in the log."""
         ids = [e.id for e in batch]
         found: dict[str, tuple[int, str]] = {}
         for start in range(0, len(ids), 500):
@@ -563,7 +543,7 @@ class Log:
                 f"SELECT seq, event_id, payload FROM events WHERE event_id IN ({marks})", chunk
             ):
                 found[eid] = (seq, payload)
-        return split_existing(batch, payloads, found, where)
+        return found
 
     def _insert(
         self, head: Head, items: list[tuple[Event, tuple[str, str]]]
