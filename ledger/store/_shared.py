@@ -11,10 +11,18 @@ import json
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import events as ev
 from events import Event, EventValueError
-from ledger.errors import ConflictError, FormatError, InputError, Problem, VerificationError
+from ledger.errors import (
+    ConflictError,
+    FormatError,
+    HeadMismatchError,
+    InputError,
+    Problem,
+    VerificationError,
+)
 from ledger.registry import Registry
 from ledger.store.contract import GENESIS_HASH, Checkpoint, Head, chain_hash
 
@@ -248,6 +256,52 @@ def check_chunk(
     if guard is not None and fresh:
         guard(registry, [batch[i] for i in fresh])
     return records, old, fresh
+
+
+def extend_locked(
+    log: Any,
+    chunks: Iterable[tuple[list[Event], list[str] | None]],
+    *,
+    expected_head: int | None,
+    guard: Callable[[Registry, Sequence[Event]], None] | None,
+    appended: list[tuple[int, str]] | None,
+    existing: list[tuple[int, str]] | None,
+    counts: list[int] | None,
+) -> tuple[Registry, Head]:
+    """The part of an append that both backends run inside their write lock (SQLite's
+    ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock): the head, the registry brought to it and
+    checked before the connection's first append, then each chunk checked and inserted with
+    ``log._find`` and ``log._insert``. Returns the registry (in a batch: the caller persists
+    its dirty rows and commits, or rolls it back) and the new head."""
+    head = log.head()
+    if expected_head is not None and expected_head != head.seq:
+        raise HeadMismatchError(expected_head, head.seq)
+    log._refresh_registry(head.seq)
+    if not log._registry_checked:
+        log._check_before_extending(head)
+    registry = log._registry
+    assert registry is not None
+    registry.begin()
+    for batch, where in chunks:
+        records, old, fresh = check_chunk(registry, batch, where, log._find, guard)
+        new = log._insert(head, [(batch[i], records[i]) for i in fresh])
+        if new:
+            head = Head(new[-1][0], new[-1][2])
+        if appended is not None:
+            appended.extend((seq, eid) for seq, eid, _ in new)
+        if existing is not None:
+            existing.extend(old)
+        if counts is not None:
+            counts[0] += len(new)
+            counts[1] += len(old)
+    return registry, head
+
+
+def roll_back(log: Any) -> None:
+    """Undo what a failed append applied to the log's cached registry (if a batch was begun)."""
+    registry = log._registry
+    if registry is not None and registry._journal is not None:
+        registry.rollback()
 
 
 def check_batch_ids(batch: list[Event], where: Sequence[str] | None) -> None:

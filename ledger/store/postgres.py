@@ -34,7 +34,6 @@ from events import Event
 from ledger.errors import (
     BusyError,
     FormatError,
-    HeadMismatchError,
     InputError,
     LedgerError,
     NotALedgerError,
@@ -554,31 +553,13 @@ class PostgresLog:
         if self.readonly:
             raise StorageError(f"{self.path}: opened read-only; nothing was written")
         conn = self._conn
-        registry: Registry | None = None
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-                head = self.head()
-                if expected_head is not None and expected_head != head.seq:
-                    raise HeadMismatchError(expected_head, head.seq)
-                self._refresh_registry(head.seq)
-                if not self._registry_checked:
-                    self._check_before_extending(head)
-                registry = self._registry
-                assert registry is not None
-                registry.begin()
-                for batch, where in chunks:
-                    records, old, fresh = _shared.check_chunk(registry, batch, where, self._find, guard)
-                    new = self._insert(head, [(batch[i], records[i]) for i in fresh])
-                    if new:
-                        head = Head(new[-1][0], new[-1][2])
-                    if appended is not None:
-                        appended.extend((seq, eid) for seq, eid, _ in new)
-                    if existing is not None:
-                        existing.extend(old)
-                    if counts is not None:
-                        counts[0] += len(new)
-                        counts[1] += len(old)
+                registry, head = _shared.extend_locked(
+                    self, chunks, expected_head=expected_head, guard=guard,
+                    appended=appended, existing=existing, counts=counts,
+                )
                 changed = dirty_registry_rows(registry)
                 if changed:
                     with conn.cursor() as cur:
@@ -589,12 +570,10 @@ class PostgresLog:
                         )
                 conn.execute("SELECT pg_notify(%s, %s)", (channel(self.ledger_id), str(head.seq)))
         except psycopg.Error as exc:
-            if registry is not None and registry._journal is not None:
-                registry.rollback()
+            _shared.roll_back(self)
             raise _translate(exc, self.path) from None
         except BaseException:
-            if registry is not None and registry._journal is not None:
-                registry.rollback()
+            _shared.roll_back(self)
             raise
         registry.commit()
         self._registry_seq = head.seq

@@ -28,7 +28,6 @@ from events import Event
 from ledger.errors import (
     BusyError,
     FormatError,
-    HeadMismatchError,
     InputError,
     LedgerError,
     NotALedgerError,
@@ -482,34 +481,16 @@ class Log:
     ) -> Head:
         """One transaction over every chunk: check, insert, persist the registry, commit."""
         conn = self._conn
-        registry: Registry | None = None
         try:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
             try:
-                head = self.head()
-                if expected_head is not None and expected_head != head.seq:
-                    raise HeadMismatchError(expected_head, head.seq)
-                self._refresh_registry(head.seq)
-                if not self._registry_checked:
-                    self._check_before_extending(head)
-                registry = self._registry
-                assert registry is not None
-                registry.begin()
-                for batch, where in chunks:
-                    records, old, fresh = _shared.check_chunk(registry, batch, where, self._find, guard)
-                    new = self._insert(head, [(batch[i], records[i]) for i in fresh])
-                    if new:
-                        head = Head(new[-1][0], new[-1][2])
-                    if appended is not None:
-                        appended.extend((seq, eid) for seq, eid, _ in new)
-                    if existing is not None:
-                        existing.extend(old)
-                    if counts is not None:
-                        counts[0] += len(new)
-                        counts[1] += len(old)
+                registry, head = _shared.extend_locked(
+                    self, chunks, expected_head=expected_head, guard=guard,
+                    appended=appended, existing=existing, counts=counts,
+                )
                 changed = dirty_registry_rows(registry)
                 if changed:
                     conn.executemany(
@@ -521,12 +502,10 @@ class Log:
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            if registry is not None:
-                registry.rollback()
+            _shared.roll_back(self)
             raise _translate(exc, self.path) from None
         except BaseException:
-            if registry is not None and registry._journal is not None:
-                registry.rollback()
+            _shared.roll_back(self)
             raise
         registry.commit()
         self._registry_seq = head.seq
