@@ -23,6 +23,7 @@ import click
 import events as ev
 import replays
 from ledger import report
+from ledger.cli_options import db_option, policy_option
 from ledger.derived import Derived
 from ledger.derived import default_path_for as default_derived_path
 from ledger.errors import InputError, LedgerError, VerificationError
@@ -30,7 +31,7 @@ from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation, did_you_mean
 from ledger.html.cli import report as report_command
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, enforcing_guard
-from ledger.store import DEFAULT_DB, Checkpoint, EventLog, Following, is_url, open_log
+from ledger.store import Checkpoint, EventLog, Following, is_url, open_log
 from ledger.when import parse_when
 
 EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY, EXIT_OUTPUT = 1, 2, 3, 4
@@ -75,25 +76,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-db_option = click.option(
-    "--db",
-    "db",
-    envvar="LEDGER_DB",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    metavar="FILE|URL",
-    help="The log: an SQLite file or a postgresql:// URL (or set LEDGER_DB).",
-)
 
 
-policy_option = click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Policy TOML file (thresholds, haircuts, enforce, disabled). Default: built-in policy.",
-)
 checkpoint_option = click.option(
     "--checkpoint",
     "checkpoints",

@@ -10,9 +10,10 @@ from typing import Any
 import click
 
 import replays
+from ledger.cli_options import db_option, policy_option
 from ledger.errors import InputError
 from ledger.policy import Policy
-from ledger.store import DEFAULT_DB, open_log
+from ledger.store import open_log
 from ledger.store.contract import EventLog
 
 
@@ -22,15 +23,7 @@ def _say(text: str) -> None:
 
 @click.command(name="report")
 @click.argument("timeline", required=False)
-@click.option(
-    "--db",
-    "db",
-    envvar="LEDGER_DB",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="SQLite file of the log (or set LEDGER_DB).",
-)
+@db_option
 @click.option(
     "--output",
     "-o",
@@ -43,13 +36,7 @@ def _say(text: str) -> None:
     is_flag=True,
     help="Replay the timeline in memory; write nothing to the database.",
 )
-@click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Policy TOML file (thresholds, haircuts, enforce, disabled). Default: built-in policy.",
-)
+@policy_option
 @click.option(
     "--sources",
     "sources_from",

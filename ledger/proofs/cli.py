@@ -18,13 +18,14 @@ from typing import Any
 
 import click
 
+from ledger.cli_options import db_option
 from ledger.errors import InputError
 from ledger.forensics import Investigation
 from ledger.policy import Policy
 from ledger.proofs._reserves import ReservesStatement, reserves_at
 from ledger.proofs._venue import Liabilities, liabilities_at
 from ledger.proofs._verify import format_amount, verify_inclusion
-from ledger.store import DEFAULT_DB, open_log
+from ledger.store import open_log
 from ledger.store.contract import EventLog
 from ledger.when import parse_when
 
@@ -46,15 +47,6 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-db_option = click.option(
-    "--db",
-    "db",
-    envvar="LEDGER_DB",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="SQLite file of the log (or set LEDGER_DB).",
-)
 venue_option = click.option(
     "--venue", required=True, help="The venue (an entity with customer accounts)."
 )
