@@ -166,7 +166,7 @@ def _scale(args: argparse.Namespace) -> None:
 
 def _scale_follow(args: argparse.Namespace) -> None:
     """Append W(N) in one process while another replays it with every invariant as it lands
-    (``ledger replay --follow``): on two cores the replay no longer waits for the append."""
+    (``bankrun replay --follow``): on two cores the replay no longer waits for the append."""
     from ledger.store import Log
 
     with tempfile.TemporaryDirectory(prefix="ledger-scale-") as tmp:

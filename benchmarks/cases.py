@@ -220,7 +220,7 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
         return {"events": count, "seconds": append_s, "wall_s": time.perf_counter() - started, "peak_mb": _peak_mb()}
     if name == "scale_follow":
         # The reader half: replay the log with every invariant while it is being written,
-        # following it until the n-th event (ledger replay --follow --to-seq n).
+        # following it until the n-th event (bankrun replay --follow --to-seq n).
         with Log.open(db, readonly=True) as log:
             t = time.perf_counter()
             summary = Replay(log.follow(to_seq=n, poll=0.05), metrics=False).run()

@@ -1,4 +1,4 @@
-"""The ``ledger`` command: one verb a job, a thin layer over the library.
+"""The ``bankrun`` command (also ``python -m ledger``): one verb a job, a thin layer over the library.
 
 Exit status: 0 success; 1 an invariant broke (replay, check); 2 bad input or usage; 3 the log
 does not verify.
@@ -34,8 +34,11 @@ from ledger.replay import Replay, books_at, enforcing_guard
 from ledger.store import Checkpoint, EventLog, Following, is_url, open_log
 from ledger.when import parse_when
 
+#: The console script's name (pyproject.toml): not ``ledger``, which is ledger-cli's command.
+PROG = "bankrun"
+
 EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY, EXIT_OUTPUT = 1, 2, 3, 4
-#: A reader that closed the pipe early (``ledger log | head``): quiet, as a shell reports SIGPIPE.
+#: A reader that closed the pipe early (``bankrun log | head``): quiet, as a shell reports SIGPIPE.
 EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
 
 
@@ -136,7 +139,7 @@ fail_on_option = click.option(
 def cli() -> None:
     """An event-sourced, tamper-evident ledger that replays histories and checks invariants.
 
-    Start with `ledger replay ftx-2022`, or `ledger init` and `ledger append FILE`.
+    Start with `bankrun replay ftx-2022`, or `bankrun init` and `bankrun append FILE`.
     """
 
 
@@ -339,7 +342,7 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool) -> None:
                     raise VerificationError(
                         f"{source.path}: {problems[0]}"
                         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                        + "; it would not be used as it is: rebuild it with 'ledger snapshot --rebuild'"
+                        + "; it would not be used as it is: rebuild it with 'bankrun snapshot --rebuild'"
                     )
                 click.echo(f"{source.path}: {len(stored)} snapshot(s) match the events")
         finally:
@@ -388,7 +391,7 @@ def timelines(check: bool) -> None:
 def export(db: str, what: str, fmt: str, output: str, policy_file: str | None) -> None:
     """Export events, postings or violations as JSON Lines or CSV.
 
-    `--what events --format jsonl` is the canonical form, re-importable with `ledger append`.
+    `--what events --format jsonl` is the canonical form, re-importable with `bankrun append`.
     Money stays exact: decimal strings, and integer minor units with the scale for postings.
     """
     with open_log(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
@@ -467,7 +470,7 @@ def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in
 
     They go into a derived file beside the log (LOG.derived.db, or --out), which names the
     log's ledger_id and the head it was built from and is refused against another log; the
-    log itself is only read. `ledger verify` proves every snapshot against the events.
+    log itself is only read. `bankrun verify` proves every snapshot against the events.
     """
     log, derived = _derived_for_writing(db, out, in_place)
     try:
@@ -808,7 +811,7 @@ def _head_line(cp: Checkpoint, *, verified: bool) -> str:
     if verified:
         return f"Checkpoint (the log verified): {cp.to_json()}"
     return (
-        f"Head, not verified (prove the log with --verify or 'ledger verify'): {cp.to_json()}"
+        f"Head, not verified (prove the log with --verify or 'bankrun verify'): {cp.to_json()}"
     )
 
 
@@ -931,7 +934,7 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
 def balances(db: str, timeline: str | None, entity: str | None, at: str | None, seq: int | None, recorded: str | None, policy_file: str | None, fmt: str) -> None:
     """Print the books at a point: balances, balance sheets, coverage, loans.
 
-    Uses stored snapshots (see `ledger snapshot`) so that any point costs at most K events.
+    Uses stored snapshots (see `bankrun snapshot`) so that any point costs at most K events.
     """
     when = _instant(at, "--at")
     known = _instant(recorded, "--recorded")
@@ -995,9 +998,9 @@ cli.add_command(proof)
 
 def reference_markdown() -> str:
     """The CLI reference (docs/cli.md), generated from every command's --help."""
-    lines = ["# CLI reference", "", "Generated from `--help` by `ledger cli-reference`; a test keeps it current.", ""]
+    lines = ["# CLI reference", "", "Generated from `--help` by `bankrun cli-reference`; a test keeps it current.", ""]
     settings: dict[str, Any] = {"terminal_width": 100, "max_content_width": 100, "help_option_names": ["-h", "--help"]}
-    ctx = click.Context(cli, info_name="ledger", **settings)
+    ctx = click.Context(cli, info_name=PROG, **settings)
     lines += ["```", cli.get_help(ctx), "```", ""]
 
     def sections(group: click.Group, parent: click.Context, path: str) -> None:
@@ -1012,7 +1015,7 @@ def reference_markdown() -> str:
             if isinstance(command, click.Group):
                 sections(command, sub, f"{path} {name}")
 
-    sections(cli, ctx, "ledger")
+    sections(cli, ctx, PROG)
     return "\n".join(lines)
 
 
@@ -1027,7 +1030,7 @@ def main() -> None:
     or a closed pipe ends with one line (or silently) and an exit status, never a traceback."""
     code: int | str | None = 0
     try:
-        cli(prog_name="ledger")
+        cli(prog_name=PROG)
     except SystemExit as exc:
         code = exc.code
     try:

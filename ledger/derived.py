@@ -1,6 +1,6 @@
 """Derived data kept beside a log, never inside the evidence unless asked.
 
-Snapshots of the books and the projection tables (``ledger snapshot``, ``ledger materialize``)
+Snapshots of the books and the projection tables (``bankrun snapshot``, ``bankrun materialize``)
 are derived from the events: a cache and a convenience, not facts. By default they go into a
 separate SQLite file beside the log (``ledger.db`` -> ``ledger.derived.db``), which names the
 log it was built from (its ``ledger_id``) and the head (seq and hash) at the time, and is
@@ -88,7 +88,7 @@ class Derived:
         if exists:
             check_file(path, create=False)
         elif not create:
-            raise NotALedgerError(f"{path}: no derived file here; build one with 'ledger snapshot'")
+            raise NotALedgerError(f"{path}: no derived file here; build one with 'bankrun snapshot'")
         try:
             if exists:
                 conn, _ = connect_readonly(path, 5000)

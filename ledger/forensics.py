@@ -224,7 +224,7 @@ class Investigation:
         for seq, event_hash, blob in rows:
             if self._event_hash(seq) != bytes(event_hash):
                 self.warnings.append(
-                    f"snapshot at seq {seq} does not match the hash chain; ignored (rebuild with 'ledger snapshot --rebuild')"
+                    f"snapshot at seq {seq} does not match the hash chain; ignored (rebuild with 'bankrun snapshot --rebuild')"
                 )
                 continue
             try:
@@ -266,7 +266,7 @@ class Investigation:
     def check_snapshots(self) -> list[str]:
         """Prove every stored snapshot against the events: replay the books once and compare
         each snapshot's state with the books at its seq. Returns the problems (empty if every
-        snapshot is what the events say). A snapshot is a cache: this is what ``ledger verify``
+        snapshot is what the events say). A snapshot is a cache: this is what ``bankrun verify``
         runs so that one edited outside the ledger is found, not used."""
         if not self._has_snapshots():
             return []

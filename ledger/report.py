@@ -191,7 +191,7 @@ def _event_csv_columns() -> tuple[str, ...]:
     return tuple(columns)
 
 
-#: The columns of ``ledger export --what events --format csv``: one set for every event type,
+#: The columns of ``bankrun export --what events --format csv``: one set for every event type,
 #: empty where a type lacks the field. Documented in docs/replay-json.md.
 EVENT_CSV_COLUMNS: tuple[str, ...] = _event_csv_columns()
 
@@ -277,7 +277,7 @@ _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
 def write_event_rows(items: Iterable[ev.Event], out: Any, fmt: str) -> int:
-    """Write events: ``jsonl`` is the canonical form (re-importable with ``ledger append``);
+    """Write events: ``jsonl`` is the canonical form (re-importable with ``bankrun append``);
     ``csv`` has the fixed :data:`EVENT_CSV_COLUMNS`, empty where a type lacks a field, the
     ``source`` list as JSON text. Returns the count."""
     if fmt == "jsonl":
@@ -294,7 +294,7 @@ EXPORTS = ("events", "postings", "violations")
 
 
 def export(log: EventLog, what: str, fmt: str, out: Any, policy: Policy | None = None) -> int:
-    """``ledger export``: the log's ``events``, ``postings`` or ``violations`` as ``jsonl`` or
+    """``bankrun export``: the log's ``events``, ``postings`` or ``violations`` as ``jsonl`` or
     ``csv`` to the text stream ``out``; returns how many rows were written.
 
     Postings are replayed under ``policy`` (the default policy when None) as are violations.

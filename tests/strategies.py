@@ -310,7 +310,7 @@ def histories(draw: st.DrawFn, *, min_events: int = 0, max_events: int = 30) -> 
 
 # -- timeline files -------------------------------------------------------------------------------
 def to_jsonl(items: list[ev.Event]) -> str:
-    """Canonical JSON Lines, as ``ledger export`` writes them."""
+    """Canonical JSON Lines, as ``bankrun export`` writes them."""
     return "".join(ev.canonical_json(e) + "\n" for e in items)
 
 

@@ -19,7 +19,7 @@ SMALL = replays.load_timeline("small-example")
 
 
 def run(*args: str, env: dict[str, str] | None = None, code: int = 0):
-    result = CliRunner().invoke(cli, list(args), env=env, prog_name="ledger")
+    result = CliRunner().invoke(cli, list(args), env=env, prog_name="bankrun")
     assert result.exit_code == code, (args, result.output)
     if code == 0:
         assert result.exception is None
@@ -209,10 +209,10 @@ def test_export_round_trips_text_that_str_splitlines_would_cut(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["log", "--db", "{missing}"], "{missing}: no ledger here; create one with 'ledger init'"),
-        (["verify", "--db", "{missing}"], "{missing}: no ledger here; create one with 'ledger init'"),
-        (["checkpoint", "--db", "{missing}"], "{missing}: no ledger here; create one with 'ledger init'"),
-        (["export", "--db", "{missing}"], "{missing}: no ledger here; create one with 'ledger init'"),
+        (["log", "--db", "{missing}"], "{missing}: no ledger here; create one with 'bankrun init'"),
+        (["verify", "--db", "{missing}"], "{missing}: no ledger here; create one with 'bankrun init'"),
+        (["checkpoint", "--db", "{missing}"], "{missing}: no ledger here; create one with 'bankrun init'"),
+        (["export", "--db", "{missing}"], "{missing}: no ledger here; create one with 'bankrun init'"),
         (["log", "--db", "{db}", "--type", "deposlt"], "--type: unknown event type 'deposlt' (did you mean 'deposit'?); expected one of: account_opened, "),
         (["log", "--db", "{db}", "--from", "last tuesday"], "--from: 'last tuesday' is not a time: write an instant"),
         (["log", "--db", "{db}", "--to", "2021-05-02T00:00:00"], "--to: '2021-05-02T00:00:00' is not a time (timestamp must include a UTC offset"),
@@ -251,13 +251,13 @@ def _commands():
 @pytest.mark.parametrize(("name", "command"), _commands(), ids=[n for n, _ in _commands()])
 def test_every_command_has_help(name, command):
     result = run(name, "--help")
-    assert result.stdout.startswith(f"Usage: ledger {name} ") or result.stdout.startswith(f"Usage: ledger {name}\n")
+    assert result.stdout.startswith(f"Usage: bankrun {name} ") or result.stdout.startswith(f"Usage: bankrun {name}\n")
     assert command.help and command.help.strip(), f"{name} has no docstring"
     summary = command.get_short_help_str(limit=200)
     assert summary and summary in " ".join(result.stdout.split())
     for param in command.params:
         if isinstance(param, click.Option) and param.name != "help":
-            assert param.help and param.help.strip(), f"ledger {name} {param.opts[0]} has no help text"
+            assert param.help and param.help.strip(), f"bankrun {name} {param.opts[0]} has no help text"
             assert param.opts[0] in result.stdout
 
 

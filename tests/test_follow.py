@@ -1,4 +1,4 @@
-"""Following a log as another process appends to it: Log.follow and `ledger replay --follow`.
+"""Following a log as another process appends to it: Log.follow and `bankrun replay --follow`.
 
 The writer is a real process (ledger.testing.writer, which appends deposits in batches and
 acknowledges each commit); the follower reads the same SQLite file on disk.

@@ -1,4 +1,4 @@
-"""`ledger report`: the HTML page's data and chart specs, read straight from the file.
+"""`bankrun report`: the HTML page's data and chart specs, read straight from the file.
 
 The page carries its charts as Vega-Lite specs in one JSON block (``#report-data``); these
 tests read that block and check it against the replay (the browser tests in

@@ -1,4 +1,4 @@
-"""Bad inputs (reliability plan §3b, B1-B30) through the library and through `ledger append`:
+"""Bad inputs (reliability plan §3b, B1-B30) through the library and through `bankrun append`:
 each is refused with the file, the line and the field named, and nothing is appended. Then the
 parser fuzz, round-trip and idempotent-rerun properties."""
 

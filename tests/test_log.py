@@ -80,7 +80,7 @@ def test_a_new_log_is_empty(fresh_log):
 
 
 def test_open_refuses_a_missing_file_and_a_non_ledger(tmp_path):
-    with pytest.raises(StorageError, match=r"no ledger here; create one with 'ledger init'"):
+    with pytest.raises(StorageError, match=r"no ledger here; create one with 'bankrun init'"):
         Log.open(tmp_path / "missing.db")
     assert not (tmp_path / "missing.db").exists()
     other = tmp_path / "other.db"

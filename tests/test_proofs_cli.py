@@ -1,4 +1,4 @@
-"""`ledger proof` on ftx-2022, and the reserves invariant behind `proof_of_reserves = true`.
+"""`bankrun proof` on ftx-2022, and the reserves invariant behind `proof_of_reserves = true`.
 
 At 2022-06-30, 2022-11-06 and 2022-11-08 (end of day), what FTX owed its customers against its
 segregated reserves, the figures docs/proofs.md quotes; Alameda's negative accounts refused by

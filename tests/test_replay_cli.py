@@ -1,4 +1,4 @@
-"""`ledger replay`, `ledger check` and `ledger balances` through click's CliRunner.
+"""`bankrun replay`, `bankrun check` and `bankrun balances` through click's CliRunner.
 
 The JSON shapes documented in docs/replay-json.md are pinned here: a change to them is a change
 of the report ``format``.
@@ -102,7 +102,7 @@ def test_replay_exits_1_when_an_invariant_broke(runner, tmp_path):
     assert "withdrawals-honoured       held throughout" in out
     assert "ex/customer_shortfall" in out and "matches" in out
     # Not proved intact first: the head is stated, not endorsed.
-    assert "Head, not verified (prove the log with --verify or 'ledger verify'): {" in out
+    assert "Head, not verified (prove the log with --verify or 'bankrun verify'): {" in out
     assert "Checkpoint" not in out
     verified = invoke(runner, "replay", path, "--db", tmp_path / "l.db", "--verify")
     assert "Checkpoint (the log verified): {" in verified.stdout
@@ -365,7 +365,7 @@ def test_replay_output_is_the_same_under_any_hash_seed(tmp_path, bundled):
 
 
 # ------------------------------------------------------------------------------------------------
-# ledger check
+# bankrun check
 # ------------------------------------------------------------------------------------------------
 def test_check_the_stored_log(runner, tmp_path):
     db = tmp_path / "l.db"
@@ -373,7 +373,7 @@ def test_check_the_stored_log(runner, tmp_path):
     text = invoke(runner, "check", "--db", db)
     assert text.exit_code == 1
     assert f"segregation                first broke at seq {FIRST_SEQ + 1}" in text.stdout
-    assert "Head, not verified (prove the log with --verify or 'ledger verify'): {" in text.stdout
+    assert "Head, not verified (prove the log with --verify or 'bankrun verify'): {" in text.stdout
     doc = invoke(runner, "check", "--db", db, "--format", "json")
     data = json.loads(doc.stdout)
     assert set(data) == SUMMARY_KEYS | {"format"}
@@ -405,7 +405,7 @@ def test_check_with_a_policy_file(runner, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# ledger balances
+# bankrun balances
 # ------------------------------------------------------------------------------------------------
 def D(text) -> Decimal:
     return Decimal(text)
@@ -502,7 +502,7 @@ def test_balances_text_values(runner, recorded):
 def test_help(runner, command):
     result = invoke(runner, command, "--help")
     assert result.exit_code == 0
-    assert result.stdout.startswith(f"Usage: cli {command}") or result.stdout.startswith(f"Usage: ledger {command}")
+    assert result.stdout.startswith(f"Usage: cli {command}") or result.stdout.startswith(f"Usage: bankrun {command}")
     assert "--db" in result.stdout and "--help" in result.stdout
     if command in ("replay", "check"):
         assert "--fail-on" in result.stdout and "--format" in result.stdout and "--policy" in result.stdout

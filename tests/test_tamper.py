@@ -593,7 +593,7 @@ def test_cli_replay_verifies_first_when_asked(db, tmp_path):
     unverified = runner.invoke(cli, ["replay", "--db", str(path), "--steps", "none"])
     # Without --verify nothing is proved: no "verified" line, and the head is said to be unverified.
     assert unverified.exit_code in (0, 1) and f"{path}: verified" not in unverified.output
-    assert "Head, not verified (prove the log with --verify or 'ledger verify')" in unverified.output
+    assert "Head, not verified (prove the log with --verify or 'bankrun verify')" in unverified.output
     assert "Checkpoint (the log verified)" in ok.output
     refused_run = runner.invoke(cli, ["replay", "--db", str(path), "--checkpoint", str(cp_file)])
     assert refused_run.exit_code == 3

@@ -577,7 +577,7 @@ to = "aff:bank"
 @pytest.mark.parametrize(
     ("rule", "traced_in", "holders"),
     [
-        # alameda:trading in USDC, from `ledger history alameda:trading --asset USDC` (in M):
+        # alameda:trading in USDC, from `bankrun history alameda:trading --asset USDC` (in M):
         # +200 T draw-2020, +300 T draw-2021h1, +8000 U genesis-loan, +500 T draw-2021h2,
         # -4500 genesis-paydown-2021, +728.2 U voyager-loan, +300 T, +1700 T (draws),
         # -3500 genesis-recall-repaid, -75 voyager-revolver, -283.2 alameda-usdc-spend,

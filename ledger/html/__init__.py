@@ -1,6 +1,6 @@
 """The replay report as one self-contained HTML page: charts (Vega-Lite), tables, sources.
 
-``build_report(source, ...)`` returns the page as text; ``ledger report`` writes it to a file.
+``build_report(source, ...)`` returns the page as text; ``bankrun report`` writes it to a file.
 Needs the ``report`` extra (``pip install 'ftx-ledger[report]'``: vl-convert-python, which
 bundles Vega, Vega-Lite and vega-embed for inlining). See ``docs/report.md``.
 """

@@ -1,6 +1,6 @@
 """Build the HTML replay report: replay a history once, collect, render one page.
 
-The library call is :func:`build_report`; ``ledger report`` is a thin layer over it.
+The library call is :func:`build_report`; ``bankrun report`` is a thin layer over it.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def render(data: dict[str, Any], summary: Any, meta: dict[str, Any]) -> str:
         _sources_section(data, meta),
         _summary_section(summary, meta),
         f"<footer>{_e(RULE)} Kept {data['kept_steps']:,} of {summary.events:,} steps for the charts. "
-        f"Charts: {_e(meta.get('libraries', ''))}. Made by <code>ledger report</code>.</footer>",
+        f"Charts: {_e(meta.get('libraries', ''))}. Made by <code>bankrun report</code>.</footer>",
         "</main>",
         f'<script type="application/json" id="report-data">{_json_script(payload)}</script>',
         f"<script>{_assets.vega_bundle()}</script>",
@@ -360,7 +360,7 @@ def _breaches_section(data: dict[str, Any]) -> str:
     if len(violations) > MAX_BREACH_ROWS:
         more = (
             f'<p class="lead">The first {MAX_BREACH_ROWS:,} of {len(violations):,} breaches; '
-            "<code>ledger export --what violations</code> lists them all (the charts draw every one).</p>"
+            "<code>bankrun export --what violations</code> lists them all (the charts draw every one).</p>"
         )
     return (
         f'<h2 id="breaches">Every breach ({len(violations):,})</h2>'

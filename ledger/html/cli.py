@@ -1,4 +1,4 @@
-"""``ledger report``: the thin click layer over :func:`ledger.html.build_report`."""
+"""``bankrun report``: the thin click layer over :func:`ledger.html.build_report`."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def report(
 ) -> None:
     """Write a replay report: one HTML page with charts, the breaches and their sources.
 
-    Replays a timeline (bundled NAME or FILE; appended to the log first, as `ledger replay`
+    Replays a timeline (bundled NAME or FILE; appended to the log first, as `bankrun replay`
     does, unless --no-record) or, without TIMELINE, the stored log. The page inlines
     everything (charts, data, script) and opens from disk with no network. Needs the report
     extra: pip install 'ftx-ledger[report]'. Progress goes to stderr. Exit status 0 when the
@@ -92,7 +92,7 @@ def _report(
         import vl_convert  # noqa: F401
     except ImportError:
         raise InputError(
-            "ledger report needs the report extra (vl-convert-python): pip install 'ftx-ledger[report]'"
+            "bankrun report needs the report extra (vl-convert-python): pip install 'ftx-ledger[report]'"
         ) from None
     if timeline is not None and sources_from is not None:
         raise InputError(

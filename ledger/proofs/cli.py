@@ -1,4 +1,4 @@
-"""``ledger proof``: proofs of liabilities and reserves at any point of a log (a thin click layer).
+"""``bankrun proof``: proofs of liabilities and reserves at any point of a log (a thin click layer).
 
 Exit status: 0 success; 1 the proof shows a breach (a negative customer balance refused from the
 tree, or reserves that do not cover the liabilities); 2 bad input; 3 a proof that does not
@@ -212,7 +212,7 @@ def inclusion(
     """One customer's inclusion proof: their leaf (salt, balances) and the sibling path to the root.
 
     ACCOUNT is the customer account (`ftx:customers`, or just `customers` for the venue's). Give
-    the customer this file and the published root; `ledger proof verify` checks it without the log.
+    the customer this file and the published root; `bankrun proof verify` checks it without the log.
     """
     secret = _read_secret(secret_file)
     ref = account if ":" in account else f"{venue}:{account}"
@@ -281,7 +281,7 @@ def verify(proof_file: str, root: str, seq: int | None) -> None:
     click.echo(f"  the venue's total owed to all customers: {_amounts(result.totals, assets)}")
     click.echo(
         "  every sum on the path is non-negative. Not shown: that every other customer is in the "
-        "tree (each must check their own), nor that reserves cover the totals (`ledger proof reserves`)."
+        "tree (each must check their own), nor that reserves cover the totals (`bankrun proof reserves`)."
     )
 
 

@@ -52,7 +52,7 @@ def decode_stored(seq: int, payload: str) -> Event:
     except (EventValueError, ValueError, ArithmeticError, KeyError, TypeError, AttributeError) as exc:
         refuse_newer_version(seq, payload)
         raise VerificationError(
-            f"seq {seq}: stored payload does not decode ({exc}); run 'ledger verify'",
+            f"seq {seq}: stored payload does not decode ({exc}); run 'bankrun verify'",
             seq=seq,
             kind="payload",
         ) from None
@@ -97,7 +97,7 @@ def apply_to_registry(registry: Registry, rows: Iterable[tuple[int, str]]) -> No
         except EventValueError as exc:
             raise VerificationError(
                 f"seq {seq}: the stored event is impossible given the history before it "
-                f"({exc}); run 'ledger verify'",
+                f"({exc}); run 'bankrun verify'",
                 seq=seq,
                 kind="history",
             ) from None
@@ -116,7 +116,7 @@ def check_head_row(
     ) != bytes(hash_):
         raise VerificationError(
             f"{name}: the head row (seq {seq}) does not continue the hash chain; "
-            "refusing to append (run 'ledger verify')",
+            "refusing to append (run 'bankrun verify')",
             seq=seq,
             kind="head",
         )

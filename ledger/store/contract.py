@@ -3,7 +3,7 @@
 Books, replay and forensics know only :class:`EventLog`. The SQLite log
 (:mod:`ledger.store.sqlite`) and the PostgreSQL log (:mod:`ledger.store.postgres`) implement it
 and pass one contract suite (``tests/test_store_contract.py``). The hash chain is defined here,
-once: a log copied from one backend to the other keeps every hash (``ledger copy``).
+once: a log copied from one backend to the other keeps every hash (``bankrun copy``).
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class EventLog(Protocol):
     def meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
 
-    # copying between backends (``ledger copy``): rows exactly as stored
+    # copying between backends (``bankrun copy``): rows exactly as stored
     def stored_rows(self, *, from_seq: int = 1, batch_size: int = 5000) -> Iterator[tuple[Any, ...]]: ...
     def copy_rows(
         self, rows: Sequence[tuple[int, str, str, str, str, str, bytes, bytes]],

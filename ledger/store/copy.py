@@ -1,4 +1,4 @@
-"""``ledger copy SRC DST``: a log copied between backends (SQLite, PostgreSQL), every hash kept.
+"""``bankrun copy SRC DST``: a log copied between backends (SQLite, PostgreSQL), every hash kept.
 
 The rows are copied exactly as stored (seq, ids, record times, canonical payloads, prev_hash,
 hash), so the copy is the same history: it keeps the source's ``ledger_id`` and verifies against

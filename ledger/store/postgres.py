@@ -289,7 +289,7 @@ class PostgresLog:
                         found = f" (its tables: {', '.join(sorted(tables)[:8])})" if tables else ""
                         raise NotALedgerError(
                             f"{name}: not a ledger database{found}; nothing was changed"
-                            + ("" if tables else "; create one with 'ledger init'")
+                            + ("" if tables else "; create one with 'bankrun init'")
                         )
                     raise NotALedgerError(
                         f"{name}: schema {schema} holds other tables "
@@ -301,7 +301,7 @@ class PostgresLog:
                 problems = schema_problems(conn, schema)
                 if problems:
                     raise VerificationError(
-                        f"{name}: {problems[0]}; refusing to write to it (run 'ledger verify')",
+                        f"{name}: {problems[0]}; refusing to write to it (run 'bankrun verify')",
                         kind="schema",
                     )
         except BaseException as exc:
@@ -463,7 +463,7 @@ class PostgresLog:
         if found:
             raise VerificationError(
                 f"{self.path}: {found}; the database was changed outside the ledger, so it is not "
-                "extended (run 'ledger verify')",
+                "extended (run 'bankrun verify')",
                 kind="registry",
             )
         self._registry_checked = True
@@ -610,7 +610,7 @@ class PostgresLog:
         registry_rows: Sequence[tuple[str, str, str]],
     ) -> None:
         """Insert rows exactly as another log stored them, and the registry rows they change
-        (``ledger copy``): one transaction, under the append lock, each row checked to continue
+        (``bankrun copy``): one transaction, under the append lock, each row checked to continue
         this log's chain (:class:`VerificationError` if not; nothing is written)."""
         conn = self._conn
         try:
@@ -638,7 +638,7 @@ class PostgresLog:
 
     def stored_rows(self, *, from_seq: int = 1, batch_size: int = 5000) -> Iterator[tuple[Any, ...]]:
         """The stored rows ``(seq, event_id, type, occurred_at, recorded_at, payload, prev_hash,
-        hash)`` in seq order, exactly as stored (``ledger copy``)."""
+        hash)`` in seq order, exactly as stored (``bankrun copy``)."""
         for row in self._pages(
             "seq, event_id, type, occurred_at, recorded_at, payload, prev_hash, hash", from_seq, None, batch_size
         ):

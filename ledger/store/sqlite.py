@@ -188,7 +188,7 @@ class Log:
                 if problems:
                     conn.close()
                     raise VerificationError(
-                        f"{path}: {problems[0]}; refusing to write to it (run 'ledger verify')",
+                        f"{path}: {problems[0]}; refusing to write to it (run 'bankrun verify')",
                         kind="schema",
                     )
             else:
@@ -411,7 +411,7 @@ class Log:
         if problem:
             raise VerificationError(
                 f"{self.path}: {problem}; the file was changed outside the ledger, so it is not "
-                "extended (run 'ledger verify')",
+                "extended (run 'bankrun verify')",
                 kind="registry",
             )
         self._registry_checked = True
@@ -538,7 +538,7 @@ class Log:
     # -- copying -------------------------------------------------------------------------------
     def stored_rows(self, *, from_seq: int = 1, batch_size: int = 5000) -> Iterator[tuple[Any, ...]]:
         """The stored rows ``(seq, event_id, type, occurred_at, recorded_at, payload, prev_hash,
-        hash)`` in seq order, exactly as stored (``ledger copy``)."""
+        hash)`` in seq order, exactly as stored (``bankrun copy``)."""
         columns = "seq, event_id, type, occurred_at, recorded_at, payload, prev_hash, hash"
         for row in self._pages(columns, from_seq, None, batch_size):
             yield (*row[:6], bytes(row[6]), bytes(row[7]))
@@ -548,7 +548,7 @@ class Log:
         registry_rows: Sequence[tuple[str, str, str]],
     ) -> None:
         """Insert rows exactly as another log stored them, and the registry rows they change
-        (``ledger copy``): one transaction, each row checked to continue this log's chain
+        (``bankrun copy``): one transaction, each row checked to continue this log's chain
         (:class:`VerificationError` if not; nothing is written)."""
         conn = self._conn
         try:
@@ -651,7 +651,7 @@ def check_file(path: str, *, create: bool) -> None:
     if not os.path.lexists(path):
         if create:
             return
-        raise NotALedgerError(f"{path}: no ledger here; create one with 'ledger init'")
+        raise NotALedgerError(f"{path}: no ledger here; create one with 'bankrun init'")
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -731,7 +731,7 @@ def _ledger_identity(conn: sqlite3.Connection, path: str) -> str:
         raise NotALedgerError(f"{path}: not a ledger database (unreadable meta table)") from None
     ledger_id = meta.get("ledger_id")
     if not isinstance(ledger_id, str) or not ledger_id:
-        raise NotALedgerError(f"{path}: not a ledger database (no ledger_id); run 'ledger init' on a new file")
+        raise NotALedgerError(f"{path}: not a ledger database (no ledger_id); run 'bankrun init' on a new file")
     fmt = meta.get("format")
     if not isinstance(fmt, str) or not fmt.isdigit():
         raise NotALedgerError(f"{path}: not a ledger database (log format {fmt!r} is not a version)")

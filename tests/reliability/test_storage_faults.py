@@ -114,7 +114,7 @@ def test_not_a_database_is_a_storage_error(tmp_path):
 
 
 def test_missing_file_is_a_storage_error_naming_init(tmp_path):
-    with pytest.raises(StorageError, match="ledger init"):
+    with pytest.raises(StorageError, match="bankrun init"):
         Log.open(tmp_path / "absent.db")
 
 
