@@ -23,7 +23,7 @@ import click
 import events as ev
 import replays
 from ledger import report
-from ledger.cli_options import db_option, policy_option
+from ledger.cli_options import db_option, format_option, policy_option
 from ledger.derived import Derived
 from ledger.derived import default_path_for as default_derived_path
 from ledger.errors import InputError, LedgerError, VerificationError
@@ -87,14 +87,6 @@ checkpoint_option = click.option(
     multiple=True,
     type=click.Path(dir_okay=False),
     help="Checkpoint file(s) the log must still match (catches truncation and rewrites).",
-)
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "jsonl"]),
-    default="text",
-    show_default=True,
-    help="text for people; json (one document) or jsonl (a line per step) for machines.",
 )
 invariant_option = click.option(
     "--invariant",
@@ -221,17 +213,17 @@ def _remove_empty_log(db: str) -> None:
 @click.option("--account", default=None, help="Only events that name this account (entity:account).")
 @click.option("--entity", default=None, help="Only events that name this entity, one of its accounts, or an account it holds.")
 @click.option("--limit", type=int, default=None, help="At most this many events.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
-    help="text for people; jsonl (canonical events with seq and recorded_at) for machines.",
-)
+@format_option("text", "json", "jsonl", "csv")
 @handle_errors
 def log_(
     db: str, types: tuple[str, ...], from_: str | None, to: str | None, account: str | None,
     entity: str | None, limit: int | None, fmt: str,
 ) -> None:
     """List stored events in record order (seq), filtered by type, effective time, account and
-    entity."""
+    entity.
+
+    json, jsonl and csv give each event in its canonical form with its seq and recorded_at.
+    """
     unknown = sorted(set(types) - set(ev.EVENT_TYPES))
     if unknown:
         raise LedgerError(
@@ -240,7 +232,6 @@ def log_(
         )
     start = _instant(from_, "--from")
     end = _instant(to, "--to", end=True)
-    shown = 0
     with open_log(db, readonly=True) as log:
         registry = log.registry()
         if account is not None and account not in registry.accounts:
@@ -248,24 +239,40 @@ def log_(
         if entity is not None and entity not in registry.entities:
             raise InputError(f"--entity: unknown entity {entity!r}{did_you_mean(entity, registry.entities)}")
         first = log.seq_before(start) + 1 if start is not None else 1
-        for record in log.iter_records(from_seq=first):
-            event = record.event
-            if end is not None and event.at > end:
-                break
-            if types and event.type not in types:
-                continue
-            if (account or entity) and not _names(event, registry, account=account, entity=entity):
-                continue
-            if limit is not None and shown >= limit:
-                break
-            shown += 1
-            if fmt == "jsonl":
-                data = ev.to_dict(event)
-                data["seq"] = record.seq
-                data["recorded_at"] = record.recorded_at
-                click.echo(json.dumps(data, sort_keys=True, ensure_ascii=False))
-            else:
+
+        def selected() -> Iterator[Any]:
+            shown = 0
+            for record in log.iter_records(from_seq=first):
+                event = record.event
+                if end is not None and event.at > end:
+                    return
+                if types and event.type not in types:
+                    continue
+                if (account or entity) and not _names(event, registry, account=account, entity=entity):
+                    continue
+                if limit is not None and shown >= limit:
+                    return
+                shown += 1
+                yield record
+
+        def row(record: Any) -> dict[str, Any]:
+            return {"seq": record.seq, "recorded_at": record.recorded_at, **ev.to_dict(record.event)}
+
+        if fmt == "json":
+            click.echo(report.dumps({"format": report.REPORT_FORMAT, "events": [row(r) for r in selected()]}))
+        elif fmt == "jsonl":
+            for record in selected():
+                click.echo(json.dumps(row(record), sort_keys=True, ensure_ascii=False))
+        elif fmt == "csv":
+            report.write_rows((row(r) for r in selected()), sys.stdout, "csv", columns=LOG_CSV_COLUMNS)
+        else:
+            for record in selected():
+                event = record.event
                 click.echo(f"{record.seq:>7}  {ev.format_instant(event.at)}  {event.type:<20} {event.id}  {describe(event)}")
+
+
+#: ``log --format csv``: the seq and record time, then the events' fixed columns.
+LOG_CSV_COLUMNS = ("seq", "recorded_at", *report.EVENT_CSV_COLUMNS)
 
 
 def _names(event: ev.Event, registry: Any, *, account: str | None, entity: str | None) -> bool:
@@ -310,8 +317,9 @@ def _instant(text: str | None, option: str, *, end: bool = False) -> Any:
     show_default=True,
     help="Also prove stored snapshots against the events (one replay of the books).",
 )
+@format_option("text", "json")
 @handle_errors
-def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool) -> None:
+def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool, fmt: str) -> None:
     """Walk the hash chain; name the first bad seq. Exit status 3 if the log does not verify.
 
     Also checks the append-only triggers, the registry table against the events, and (unless
@@ -320,11 +328,22 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool) -> None:
     cps = [Checkpoint.read(path) for path in checkpoints]
     with open_log(db, readonly=True) as log:
         result = log.verify(cps)
-        click.echo(
-            f"{db}: OK, {result.events_checked} events, head seq {result.head.seq} "
-            f"{result.head.hash_hex}" + (f", {result.checkpoints_matched} checkpoint(s) matched" if cps else "")
-        )
+        document: dict[str, Any] = {
+            "format": report.REPORT_FORMAT,
+            "ok": True,
+            "events_checked": result.events_checked,
+            "head": {"seq": result.head.seq, "hash": result.head.hash_hex},
+            "checkpoints_matched": result.checkpoints_matched,
+            "snapshots": [],
+        }
+        if fmt == "text":
+            click.echo(
+                f"{db}: OK, {result.events_checked} events, head seq {result.head.seq} "
+                f"{result.head.hash_hex}" + (f", {result.checkpoints_matched} checkpoint(s) matched" if cps else "")
+            )
         if not snapshots:
+            if fmt == "json":
+                click.echo(report.dumps(document))
             return
         # Snapshots are a cache that point-in-time queries use: prove them against the events.
         sources = [Derived.in_log(log)] if not is_url(db) else []
@@ -344,10 +363,14 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool) -> None:
                         + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
                         + "; it would not be used as it is: rebuild it with 'bankrun snapshot --rebuild'"
                     )
-                click.echo(f"{source.path}: {len(stored)} snapshot(s) match the events")
+                document["snapshots"].append({"file": str(source.path), "matched": len(stored)})
+                if fmt == "text":
+                    click.echo(f"{source.path}: {len(stored)} snapshot(s) match the events")
         finally:
             if derived is not None:
                 derived.close()
+        if fmt == "json":
+            click.echo(report.dumps(document))
 
 
 @cli.command()
@@ -366,13 +389,22 @@ def checkpoint(db: str, output: str | None) -> None:
 
 @cli.command()
 @click.option("--check/--no-check", default=False, help="Also dry-run each timeline's references.")
+@format_option("text", "json", "csv")
 @handle_errors
-def timelines(check: bool) -> None:
+def timelines(check: bool, fmt: str) -> None:
     """List the bundled timelines (name, events, title)."""
+    rows = []
     for timeline in replays.bundled():
         if check:
             timeline.check()
-        click.echo(f"{timeline.name:<16} {len(timeline.events):>5} events  {timeline.title}")
+        rows.append({"name": timeline.name, "events": len(timeline.events), "quote": timeline.quote, "title": timeline.title})
+    if fmt == "json":
+        click.echo(report.dumps({"format": report.REPORT_FORMAT, "timelines": rows}))
+    elif fmt == "csv":
+        report.write_rows(rows, sys.stdout, "csv", columns=("name", "events", "quote", "title"))
+    else:
+        for r in rows:
+            click.echo(f"{r['name']:<16} {r['events']:>5} events  {r['title']}")
 
 
 @cli.command()
@@ -384,7 +416,7 @@ def timelines(check: bool) -> None:
     show_default=True,
     help="events (re-importable), postings (with balance after), or violations (opened/closed).",
 )
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True, help="JSON Lines or CSV.")
+@format_option("jsonl", "csv", default="jsonl")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File to write (default: stdout).")
 @policy_option
 @handle_errors
@@ -499,7 +531,7 @@ def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in
 @click.option("--to", default=None, help="Up to this effective time, inclusive (a date or month: its end; or use --to-seq).")
 @click.option("--from-seq", type=int, default=None, help="From this seq (record order).")
 @click.option("--to-seq", type=int, default=None, help="Up to and including this seq.")
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True, help="Table for people; jsonl or csv for tools.")
+@format_option("text", "json", "jsonl", "csv")
 @handle_errors
 def history(account: str, db: str, asset: str | None, from_: str | None, to: str | None, from_seq: int | None, to_seq: int | None, fmt: str) -> None:
     """Every posting that touched ACCOUNT (entity:account), with running balance and source.
@@ -511,6 +543,9 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
         start = from_seq if from_seq is not None else (log.seq_before(_instant(from_, "--from")) + 1 if from_ else 1)
         stop = to_seq if to_seq is not None else (log.seq_at(_instant(to, "--to", end=True)) if to else None)
         lines = inv.history(account, asset=asset, from_seq=start, to_seq=stop)
+        if fmt == "json":
+            click.echo(report.dumps({"format": report.REPORT_FORMAT, "account": account, "lines": [line.to_dict() for line in lines]}))
+            return
         if fmt != "text":
             report.write_rows((line.to_dict() for line in lines), sys.stdout, fmt)
             return
@@ -533,7 +568,7 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
 @click.option("--rule", type=click.Choice(["fifo", "pro-rata", "libr"]), default="libr", show_default=True, help="Which outflows carry traced funds (see docs/forensics.md).")
 @click.option("--since", default=None, help="Only deposits at or after this time (a date or month: its start).")
 @click.option("--until", default=None, help="Where the funds sit at this time (a date or month: its end; default: the end of the log).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True, help="text for people; json (flows and holders) or csv (flows).")
+@format_option("text", "json", "csv")
 @handle_errors
 def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None, until: str | None, fmt: str) -> None:
     """Follow customer deposits through transfers, withdrawals and loans to where they sit.
@@ -579,7 +614,7 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
 @click.argument("point_b")
 @db_option
 @policy_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text for people; json for machines (exact decimals as strings).")
+@format_option("text", "json")
 @handle_errors
 def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str) -> None:
     """What changed between two points (each a seq number or a time): balances, loans, prices,
@@ -607,9 +642,9 @@ def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str)
             click.echo(f"  {row['target']:<30} debt {before} -> {after}")
     click.echo(f"\nViolations opened ({len(result.opened)}), closed ({len(result.closed)}):")
     for v in result.opened:
-        click.echo(f"  + {v['invariant']:<26} {v['subject']:<24} at seq {v['seq']} {v['event_id']}")
+        click.echo(f"  !{v['invariant']:<26} {v['subject']:<24} at seq {v['seq']} {v['event_id']}")
     for v in result.closed:
-        click.echo(f"  - {v['invariant']:<26} {v['subject']:<24} (open since seq {v['seq']})")
+        click.echo(f"  +{v['invariant']:<26} {v['subject']:<24} (open since seq {v['seq']})")
 
 
 def _point(inv: Investigation, text: str) -> int:
@@ -676,7 +711,7 @@ def _check_prefix(log: EventLog, timeline: replays.Timeline) -> None:
 )
 @click.option("--until", default=None, help="Stop after the last event at or before this time (a date or month: its end).")
 @policy_option
-@format_option
+@format_option("text", "json", "jsonl")
 @fail_on_option
 @invariant_option
 @click.option(
@@ -899,7 +934,7 @@ def _policy_dict(policy: Policy) -> dict[str, object]:
 @cli.command()
 @db_option
 @policy_option
-@format_option
+@format_option("text", "json", "jsonl")
 @fail_on_option
 @invariant_option
 @handle_errors
@@ -914,6 +949,9 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
         if fmt == "text":
             _render(run, fmt="text", steps="none", title=db, total=log.head().seq)
             click.echo(_head_line(log.checkpoint(), verified=False))
+        elif fmt == "jsonl":
+            _render(run, fmt="jsonl", steps="all", title=db, total=log.head().seq)
+            click.echo(report.dumps({"kind": "checkpoint", **attrs.asdict(log.checkpoint()), "verified": False}))
         else:
             summary = run.run()
             click.echo(report.dumps({"format": report.REPORT_FORMAT, **summary.to_dict()}))
@@ -929,7 +967,7 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
 @click.option("--seq", type=int, default=None, help="As of this seq.")
 @click.option("--recorded", default=None, help="As the log knew it at this record time (same forms as --at).")
 @policy_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text for people; json for machines (exact decimals as strings).")
+@format_option("text", "json", "csv")
 @handle_errors
 def balances(db: str, timeline: str | None, entity: str | None, at: str | None, seq: int | None, recorded: str | None, policy_file: str | None, fmt: str) -> None:
     """Print the books at a point: balances, balance sheets, coverage, loans.
@@ -955,6 +993,9 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
         raise InputError(f"--entity: unknown entity {entity!r} (known: {', '.join(sorted(books.registry.entities))})")
     if fmt == "json":
         click.echo(report.dumps(report.books_dict(books, entity=entity)))
+        return
+    if fmt == "csv":
+        report.write_rows(report.balance_rows(books, entity=entity), sys.stdout, "csv", columns=report.BALANCE_CSV_COLUMNS)
         return
     click.echo(f"Books at seq {books.last_seq} ({ev.format_instant(books.last_at) if books.last_at else 'empty'}), values in {books.quote}")
     for line in report.balances_text(books, entity=entity):

@@ -3,6 +3,8 @@ groups of the subpackages, which ``ledger/cli.py`` imports: so they live here, n
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ledger.store import DEFAULT_DB
@@ -25,3 +27,27 @@ policy_option = click.option(
     default=None,
     help="Policy TOML file (thresholds, haircuts, enforce, disabled). Default: built-in policy.",
 )
+
+_FORMAT_HELP = {
+    "text": "text for people (the default)",
+    "json": "json: one document",
+    "jsonl": "jsonl: one JSON object a line, as it streams",
+    "csv": "csv: the table, a header row first",
+}
+
+
+def format_option(*choices: str, default: str = "text") -> Any:
+    """The one ``--format`` option: ``text`` (default) for people, ``json`` for a document,
+    ``csv`` where the output is a table, ``jsonl`` where it is a stream; each command offers
+    those of the four that fit it, with the same words in its help."""
+    parts = [_FORMAT_HELP[c] for c in choices]
+    if default != "text":
+        parts = [p.replace(" (the default)", "") for p in parts]
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=default,
+        show_default=True,
+        help="; ".join(parts) + ". Money is exact (decimal strings) in json, jsonl and csv.",
+    )

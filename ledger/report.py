@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -48,14 +48,14 @@ def _money(text: str | None) -> str:
 
 
 STEP_HEADER = (
-    f"{'seq':>5}  {'effective (UTC)':<16}  {'event':<44} {'owed':>9} {'custody':>9} {'reserve':>7}  breaches"
+    f"{'seq':>5}  {'effective':<20}  {'event':<44} {'owed':>9} {'custody':>9} {'reserve':>7}  breaches"
 )
 
 
 def step_line(step: Step) -> str:
     """One readable row: time, event, key metrics, breaches opened (!) and closed (+)."""
     e = step.event
-    when = ev.format_instant(e.at)[:16].replace("T", " ")
+    when = ev.format_instant(e.at)
     label = f"{e.type} {e.id}"
     if len(label) > 44:
         label = label[:43] + "…"
@@ -66,7 +66,7 @@ def step_line(step: Step) -> str:
     if step.assertion is not None:
         marks.append("assert ok" if step.assertion["ok"] else f"assert OFF by {_grouped(step.assertion['gap'])}")
     return (
-        f"{step.seq:>5}  {when:<16}  {label:<44} {_money(m.get('customer_liabilities')):>9} "
+        f"{step.seq:>5}  {when:<20}  {label:<44} {_money(m.get('customer_liabilities')):>9} "
         f"{_money(m.get('custody')):>9} {m.get('reserve_ratio', ''):>7}  {' '.join(marks)}"
     ).rstrip()
 
@@ -95,7 +95,7 @@ def summary_text(summary: Summary, *, title: str = "", quote: str = "USD") -> li
             out.append(f"  {name:<26} held throughout")
             continue
         out.append(
-            f"  {name:<26} first broke at seq {first.seq}, {first.at[:16].replace('T', ' ')}, "
+            f"  {name:<26} first broke at seq {first.seq}, {first.at}, "
             f"event {first.event_id} [{', '.join(first.source)}]"
         )
         out.append(f"  {'':<26}   {first.detail}")
@@ -107,7 +107,7 @@ def summary_text(summary: Summary, *, title: str = "", quote: str = "USD") -> li
         out.append("")
         out.append(f"Still broken at the end ({len(summary.still_open)}):")
         for v in summary.still_open[:20]:
-            out.append(f"  {v.invariant:<26} {v.subject:<28} since seq {v.seq} ({v.at[:10]})")
+            out.append(f"  {v.invariant:<26} {v.subject:<28} since seq {v.seq} ({v.at})")
         if len(summary.still_open) > 20:
             out.append(f"  ... and {len(summary.still_open) - 20} more (see --format json)")
     if summary.assertions:
@@ -116,7 +116,7 @@ def summary_text(summary: Summary, *, title: str = "", quote: str = "USD") -> li
         for a in summary.assertions:
             verdict = "matches" if a["ok"] else "DOES NOT MATCH"
             out.append(
-                f"  {a['at'][:10]} {a['subject']:<40} record {_grouped(a['expected'])} ± "
+                f"  {a['at']} {a['subject']:<40} record {_grouped(a['expected'])} ± "
                 f"{_grouped(a['tolerance'])}, books {_grouped(a['actual'])}: {verdict}"
             )
     if summary.skipped:
@@ -154,6 +154,27 @@ def balances_text(books: Books, *, entity: str | None = None) -> list[str]:
             f"equity {sheet['equity']:,} {books.quote}"
         )
     return out
+
+
+#: ``balances --format csv``: one row a balance, as the text table shows it.
+BALANCE_CSV_COLUMNS = ("entity", "account", "asset", "balance", "view", "value", "quote")
+
+
+def balance_rows(books: Books, *, entity: str | None = None) -> Iterator[dict[str, Any]]:
+    """Each balance as a row: customer accounts from the holder's side (``view`` "holder"),
+    with its value in the quote asset (0 where the asset has no price)."""
+    for (ent, account, asset), minor in books.iter_balances(entity):
+        holder = books.classify(ent, account)[0] == "customer"
+        shown = -minor if holder else minor
+        yield {
+            "entity": ent,
+            "account": account,
+            "asset": asset,
+            "balance": books.amount(shown, asset),
+            "view": "holder" if holder else "own",
+            "value": books.round_value(books.value(shown, asset)),
+            "quote": books.quote,
+        }
 
 
 def books_dict(books: Books, *, entity: str | None = None) -> dict[str, Any]:

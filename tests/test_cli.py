@@ -294,3 +294,111 @@ def test_log_filters_by_account_and_entity_with_did_you_mean(tmp_path):
     ]:
         result = runner.invoke(cli, ["log", "--db", db, *args])
         assert result.exit_code == 2 and message in result.stderr, args
+
+
+# -- one --format, one time grammar, one date format ------------------------------------------
+@pytest.fixture(scope="module")
+def ftx_db(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("ftx") / "ftx.db")
+    assert CliRunner().invoke(cli, ["append", "ftx-2022", "--db", path]).exit_code == 0
+    return path
+
+
+#: Every command that prints data, with the time options it takes (None: it takes none).
+DATA_COMMANDS = {
+    "replay": (["replay", "--db", "{db}"], ["--until", "{t}"]),
+    "check": (["check", "--db", "{db}"], None),
+    "log": (["log", "--db", "{db}"], ["--from", "2019-01", "--to", "{t}"]),
+    "balances": (["balances", "--db", "{db}"], ["--at", "{t}"]),
+    "history": (["history", "ftx:custody", "--db", "{db}"], ["--from", "2019-01", "--to", "{t}"]),
+    "trace": (["trace", "--asset", "USD", "--deposits-into", "ftx", "--db", "{db}"], ["--since", "2019-01", "--until", "{t}"]),
+    "diff": (["diff", "2022-06", "{t}", "--db", "{db}"], []),
+    "verify": (["verify", "--db", "{db}"], None),
+    "timelines": (["timelines"], None),
+}
+TABLES = ["log", "balances", "history", "trace", "timelines"]
+
+
+WHENS = ["2022-11", "2022-11-07", "2022-11-07T12:00:00Z", "2022-11-07T13:00:00+01:00"]
+CASES = [(n, w) for n in sorted(DATA_COMMANDS) for w in (WHENS if DATA_COMMANDS[n][1] is not None else WHENS[:1])]
+
+
+@pytest.mark.parametrize(("name", "when"), CASES)
+def test_every_data_command_takes_format_json_and_the_one_time_grammar(ftx_db, name, when):
+    base, times = DATA_COMMANDS[name]
+    args = [a.format(db=ftx_db, t=when) for a in [*base, *(times or [])]]
+    result = CliRunner().invoke(cli, [*args, "--format", "json"])
+    assert result.exit_code in (0, 1), (args, result.output)
+    document = json.loads(result.stdout)
+    assert isinstance(document, dict) and document
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_tables_have_csv(ftx_db, name):
+    import csv
+    import io
+
+    base, _ = DATA_COMMANDS[name]
+    result = run(*[a.format(db=ftx_db, t="2022-11-07") for a in base], "--format", "csv")
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert len(rows) > 1 and all(len(row) == len(rows[0]) for row in rows)
+
+
+def test_log_json_jsonl_and_csv_are_the_same_events(ftx_db):
+    import csv
+    import io
+
+    document = json.loads(run("log", "--db", ftx_db, "--type", "deposit", "--format", "json").stdout)
+    lines = [json.loads(x) for x in run("log", "--db", ftx_db, "--type", "deposit", "--format", "jsonl").stdout.splitlines()]
+    rows = list(csv.DictReader(io.StringIO(run("log", "--db", ftx_db, "--type", "deposit", "--format", "csv").stdout)))
+    assert document["format"] == 1 and document["events"] == lines and len(lines) > 5
+    assert [int(r["seq"]) for r in rows] == [x["seq"] for x in lines]
+    assert [r["id"] for r in rows] == [x["id"] for x in lines]
+
+
+def test_balances_csv_rows_match_the_json(ftx_db):
+    import csv
+    import io
+
+    document = json.loads(run("balances", "--db", ftx_db, "--entity", "ftx", "--format", "json").stdout)
+    rows = list(csv.DictReader(io.StringIO(run("balances", "--db", ftx_db, "--entity", "ftx", "--format", "csv").stdout)))
+    assert [(r["account"], r["asset"], r["balance"], r["view"]) for r in rows] == [
+        (b["account"], b["asset"], b["balance"], b["view"]) for b in document["balances"]
+    ]
+    assert {r["quote"] for r in rows} == {"USD"}
+
+
+def test_one_date_format_in_text_output(ftx_db):
+    import re
+
+    for args in (
+        ["replay", "--db", ftx_db],
+        ["log", "--db", ftx_db, "--type", "withdrawal"],
+        ["history", "ftx:custody", "--db", ftx_db],
+        ["trace", "--asset", "USD", "--deposits-into", "ftx", "--db", ftx_db],
+        ["balances", "--db", ftx_db, "--at", "2022-11-07"],
+    ):
+        out = CliRunner().invoke(cli, args).stdout
+        assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out), args
+        assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", out), args  # no second form beside it
+        assert not re.search(r"\(\d{4}-\d\d-\d\d\)", out), args
+
+
+def test_diff_marks_opened_and_closed_as_replay_does(ftx_db):
+    out = run("diff", "2022-11-06", "2022-11-09", "--db", ftx_db).stdout
+    replayed = CliRunner().invoke(cli, ["replay", "--db", ftx_db]).stdout
+    assert "!collateral-coverage" in out and "+own-token-concentration" in out
+    assert "!collateral-coverage" in replayed and "+own-token-concentration" in replayed
+
+
+def test_format_json_through_the_real_command(ftx_db):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "ledger", "verify", "--db", ftx_db, "--format", "json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["ok"] is True and document["head"]["seq"] == len(replays.load_timeline("ftx-2022").events)

@@ -66,7 +66,7 @@ tolerance = "0"
 # customer liabilities (related-party broken). After w1: owes 140, holds 90: the shortfall is
 # still 50, as the record says.
 N = CAST_SIZE + 4
-STEP_ROW = re.compile(r"^\s*\d+  \d{4}-\d\d-\d\d \d\d:\d\d  ")
+STEP_ROW = re.compile(r"^\s*\d+  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  ")
 BROKEN = ["no-unauthorised-negative", "segregation", "reserve-ratio", "related-party-exposure"]
 
 CLEAN = """
@@ -98,7 +98,7 @@ def test_replay_exits_1_when_an_invariant_broke(runner, tmp_path):
     assert result.exit_code == 1
     out = result.stdout
     assert f"appended {N} event(s); head seq {N}" in out
-    assert f"segregation                first broke at seq {FIRST_SEQ + 1}, 2022-02-02 00:00, event routed [T]" in out
+    assert f"segregation                first broke at seq {FIRST_SEQ + 1}, 2022-02-02T00:00:00Z, event routed [T]" in out
     assert "withdrawals-honoured       held throughout" in out
     assert "ex/customer_shortfall" in out and "matches" in out
     # Not proved intact first: the head is stated, not endorsed.
