@@ -38,7 +38,7 @@ def _encoder(kind: str) -> Any:
         return _plain_decimal
     if kind == "instant":
         return _fields.format_instant
-    if kind == "sources":
+    if kind == "sources" or kind == "refs":
         return list
     return None
 
@@ -184,6 +184,8 @@ def _stored_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
                 convert = _stored_instant
             elif kind == "sources":
                 convert = _stored_sources
+            elif kind == "refs":
+                convert = _stored_refs
             elif kind == "int":
                 convert = _stored_int
             else:
@@ -234,6 +236,12 @@ def _stored_sources(value: Any) -> tuple[str, ...]:
     for item in value:
         if type(item) is not str:
             raise EventValueError("source: expected a list of strings")
+    return tuple(value)
+
+
+def _stored_refs(value: Any) -> tuple[str, ...]:
+    if type(value) is not list or not all(type(item) is str for item in value):
+        raise EventValueError("accounts: expected a list of account references")
     return tuple(value)
 
 

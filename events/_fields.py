@@ -50,6 +50,27 @@ def account_ref(value: object, *, field: str) -> str:
     return text
 
 
+def positive_int(value: object, *, field: str) -> int:
+    """A whole number >= 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventValueError(f"{field}: expected an integer, got {type(value).__name__}")
+    if value < 1:
+        raise EventValueError(f"{field}: must be at least 1, got {value}")
+    return value
+
+
+def account_refs(value: object, *, field: str) -> tuple[str, ...]:
+    """A non-empty list of distinct account references."""
+    if not isinstance(value, (list, tuple)):
+        raise EventValueError(f"{field}: expected a list of account references, got {type(value).__name__}")
+    refs = tuple(account_ref(item, field=f"{field}[{i}]") for i, item in enumerate(value))
+    if not refs:
+        raise EventValueError(f"{field}: must name at least one account")
+    if len(set(refs)) != len(refs):
+        raise EventValueError(f"{field}: repeated account")
+    return refs
+
+
 def free_text(value: object, *, field: str) -> str:
     """Human text (a note, a title): any printable characters, bounded length."""
     if not isinstance(value, str):

@@ -28,18 +28,41 @@ import attrs
 from events import _fields, _money
 from events._errors import EventValueError
 
+#: What an entity is; ``ledger.kinds`` says which invariants apply to which kind.
 ENTITY_KINDS = (
     "exchange",
-    "trading_firm",
+    "custodian",
+    "bank",
     "lender",
-    "customer_pool",
-    "investor",
+    "trading_firm",
+    "fund",
     "market_maker",
+    "investor",
+    "protocol",
+    "insurer",
+    "resolution_authority",
+    "central_bank",
     "regulator",
+    "customer_pool",
     "other",
 )
-ASSET_KINDS = ("fiat", "stablecoin", "crypto", "exchange_token")
+#: ``bond``: government or agency debt; ``mbs``: agency mortgage-backed securities; ``loan``:
+#: a loan book carried as units (1 unit = 1 of principal) priced at its fair value per unit;
+#: ``security``: other securities; ``staked``: a liquid staking token (stETH).
+ASSET_KINDS = (
+    "fiat",
+    "stablecoin",
+    "crypto",
+    "exchange_token",
+    "bond",
+    "mbs",
+    "loan",
+    "security",
+    "staked",
+)
 ACCOUNT_PURPOSES = ("customer-custody", "corporate", "customer", "external")
+#: How a holdings account is carried (see docs/model.md, "Valuation bases").
+BASES = ("fair_value", "available_for_sale", "amortized_cost")
 MEASURES = (
     "balance",
     "holdings_value",
@@ -48,8 +71,23 @@ MEASURES = (
     "equity",
     "customer_liabilities",
     "customer_shortfall",
+    "equity_book",
+    "oci",
+    "unrealised_loss",
+    "insured_deposits",
+    "uninsured_deposits",
+    "capital_ratio",
+    "leverage_ratio",
+    "liquidity_coverage",
+    "loan_health",
+    "ltv",
 )
-VALUED_MEASURES = tuple(m for m in MEASURES if m != "balance")
+#: Measures that are plain fractions (no quote asset): ``expected = "0.1205"`` is 12.05%.
+RATIO_MEASURES = ("capital_ratio", "leverage_ratio", "liquidity_coverage", "loan_health", "ltv")
+LOAN_MEASURES = ("loan_health", "ltv")
+VALUED_MEASURES = tuple(m for m in MEASURES if m != "balance" and m not in RATIO_MEASURES)
+BOUNDS = ("equal", "at_least", "at_most")
+RESOLUTION_METHODS = ("receivership", "bridge_bank", "purchase_and_assumption")
 MAX_SCALE = 18
 
 
@@ -74,6 +112,10 @@ def _opt(kind: str, func: Any, name: str) -> Any:
         return None if value is None else func(value, field=name)
 
     return attrs.field(default=None, converter=convert, metadata={"kind": kind})
+
+
+def _opt_choice(name: str, choices: tuple[str, ...]) -> Any:
+    return _opt("id", lambda value, field: _fields.one_of(value, choices, field=field), name)
 
 
 def _amount(name: str = "amount") -> Any:
@@ -166,18 +208,34 @@ class AccountOpened(Event):
         account: ``entity:name``; the entity must be registered.
         purpose: one of :data:`ACCOUNT_PURPOSES`.
         holder: for ``customer`` accounts, the entity the venue owes.
+        basis: for holdings (``corporate``, ``customer-custody``), how they are carried: one
+            of :data:`BASES`; ``fair_value`` when omitted.
+        liability_class: for ``customer`` accounts, the class whose run-off rate the policy's
+            ``[run_off]`` table gives (``retail``, ``corporate``, ``wholesale``...).
+        depositors: for ``customer`` accounts, how many depositors a pooled account stands
+            for (deposit insurance covers up to ``depositors x limit`` of it); 1 when omitted.
     """
 
     type: ClassVar[str] = "account_opened"
     account: str = _ref("account")
     purpose: str = _choice("purpose", ACCOUNT_PURPOSES)
     holder: str | None = _opt_id("holder")
+    basis: str | None = _opt_choice("basis", BASES)
+    liability_class: str | None = _opt_id("liability_class")
+    depositors: int | None = _opt("int", _fields.positive_int, "depositors")
 
     def __attrs_post_init__(self) -> None:
         if self.purpose == "customer" and self.holder is None:
             raise EventValueError("holder: required for a customer account")
         if self.purpose != "customer" and self.holder is not None:
             raise EventValueError("holder: only customer accounts have a holder")
+        if self.basis is not None and self.purpose not in ("corporate", "customer-custody"):
+            raise EventValueError("basis: only holdings accounts (corporate, customer-custody) have a basis")
+        if self.purpose != "customer":
+            if self.liability_class is not None:
+                raise EventValueError("liability_class: only customer accounts have a liability class")
+            if self.depositors is not None:
+                raise EventValueError("depositors: only customer accounts stand for depositors")
 
 
 @attrs.define(frozen=True, slots=True, kw_only=True)
@@ -255,6 +313,10 @@ class LoanOpened(Event):
         disbursed_from: lender's holdings account; disbursed_to: borrower's holdings account.
         rate: annual interest rate as a decimal fraction (``0.05``), informational.
         maturity: when it falls due, informational.
+        liquidation_threshold: a fraction in (0, 1]: the loan is healthy while its
+            collateral's market value x threshold >= its debt (health factor = that / debt).
+        pool: a collateral pool the loan shares with the borrower's other loans in it (a DeFi
+            position): pledges to the pool secure all of them together.
     """
 
     type: ClassVar[str] = "loan_opened"
@@ -267,10 +329,14 @@ class LoanOpened(Event):
     disbursed_to: str = _ref("disbursed_to")
     rate: Decimal | None = _opt("decimal", _money.non_negative_amount, "rate")
     maturity: datetime | None = _opt("instant", _fields.utc_instant, "maturity")
+    liquidation_threshold: Decimal | None = _opt("decimal", _money.fraction, "liquidation_threshold")
+    pool: str | None = _opt_id("pool")
 
     def __attrs_post_init__(self) -> None:
         if self.lender == self.borrower:
             raise EventValueError("borrower: must differ from lender")
+        if self.liquidation_threshold is not None and self.liquidation_threshold == 0:
+            raise EventValueError("liquidation_threshold: must be above 0 (a fraction in (0, 1])")
 
 
 @attrs.define(frozen=True, slots=True, kw_only=True)
@@ -293,8 +359,8 @@ class LoanDefaulted(Event):
 
 
 def _exactly_one_target(event: Any) -> None:
-    if (event.loan is None) == (event.account is None):
-        raise EventValueError("loan: give exactly one of 'loan' or 'account' (what is secured)")
+    if (event.loan is not None) + (event.account is not None) + (event.pool is not None) != 1:
+        raise EventValueError("loan: give exactly one of 'loan', 'account' or 'pool' (what is secured)")
 
 
 @attrs.define(frozen=True, slots=True, kw_only=True)
@@ -302,7 +368,8 @@ class CollateralPledged(Event):
     """Collateral is posted against a loan, or against a customer account's negative balance.
 
     Attributes:
-        loan / account: what the collateral secures (exactly one).
+        loan / account / pool: what the collateral secures (exactly one): a loan, a customer
+            account's negative balance, or a collateral pool shared by several loans.
         asset, amount: the collateral.
         from_account: the pledgor's holdings account the collateral leaves.
     """
@@ -313,6 +380,7 @@ class CollateralPledged(Event):
     from_account: str = _ref("from_account")
     loan: str | None = _opt_id("loan")
     account: str | None = _opt_ref("account")
+    pool: str | None = _opt_id("pool")
 
     def __attrs_post_init__(self) -> None:
         _exactly_one_target(self)
@@ -328,6 +396,7 @@ class CollateralReleased(Event):
     to_account: str = _ref("to_account")
     loan: str | None = _opt_id("loan")
     account: str | None = _opt_ref("account")
+    pool: str | None = _opt_id("pool")
 
     def __attrs_post_init__(self) -> None:
         _exactly_one_target(self)
@@ -351,9 +420,14 @@ class CollateralSeized(Event):
     credited_asset: str | None = _opt_id("credited_asset")
     loan: str | None = _opt_id("loan")
     account: str | None = _opt_ref("account")
+    pool: str | None = _opt_id("pool")
 
     def __attrs_post_init__(self) -> None:
         _exactly_one_target(self)
+        if self.pool is not None and self.credited:
+            raise EventValueError(
+                "credited: a seizure from a pool settles no loan by itself; repay or seize per loan"
+            )
         if self.account is not None and self.credited and self.credited_asset is None:
             raise EventValueError(
                 "credited_asset: required when seizing against an account with credited > 0"
@@ -362,7 +436,12 @@ class CollateralSeized(Event):
 
 @attrs.define(frozen=True, slots=True, kw_only=True)
 class PriceUpdated(Event):
-    """The market price of ``asset`` in ``quote`` units (exact decimal, > 0)."""
+    """The market price of ``asset`` in ``quote`` units (exact decimal, > 0).
+
+    Any quote counts: a price in another asset (stETH in ETH) is chained through that asset's
+    own price to the timeline's quote. An asset's latest price, in whatever quote, is the one
+    in force.
+    """
 
     type: ClassVar[str] = "price_updated"
     asset: str = _id("asset")
@@ -436,15 +515,183 @@ class Disclosure(Event):
 
 
 @attrs.define(frozen=True, slots=True, kw_only=True)
+class Trade(Event):
+    """One atomic exchange: the seller gives ``amount`` of ``asset`` for ``paid`` of ``pay_asset``.
+
+    Both legs are one event, so no state between them is ever seen (a swap written as two
+    transfers shows a loss between the legs). The tracer follows value across it.
+
+    Attributes:
+        asset, amount: what the seller gives.
+        price: of one unit of ``asset``, in ``pay_asset``.
+        pay_asset: what the buyer pays in.
+        paid: the exact payment; ``amount x price`` when omitted (then it must be exact at
+            ``pay_asset``'s scale: state ``paid`` for a rounded payment).
+        seller_from: the seller's account that gives ``asset``; seller_to: the seller's
+            account that receives the payment.
+        buyer_from: the buyer's account that pays; buyer_to: the buyer's account that
+            receives ``asset``.
+    """
+
+    type: ClassVar[str] = "trade"
+    asset: str = _id("asset")
+    amount: Decimal = _amount()
+    price: Decimal = _converted(_money.positive_price, "price", "price")
+    pay_asset: str = _id("pay_asset")
+    seller_from: str = _ref("seller_from")
+    seller_to: str = _ref("seller_to")
+    buyer_from: str = _ref("buyer_from")
+    buyer_to: str = _ref("buyer_to")
+    paid: Decimal | None = _opt("amount", _money.positive_amount, "paid")
+
+    def __attrs_post_init__(self) -> None:
+        if self.asset == self.pay_asset:
+            raise EventValueError("pay_asset: must differ from asset (a trade exchanges two assets)")
+        seller = {self.seller_from.partition(":")[0], self.seller_to.partition(":")[0]}
+        buyer = {self.buyer_from.partition(":")[0], self.buyer_to.partition(":")[0]}
+        if len(seller) != 1:
+            raise EventValueError("seller_to: seller_from and seller_to must be accounts of one entity")
+        if len(buyer) != 1:
+            raise EventValueError("buyer_to: buyer_from and buyer_to must be accounts of one entity")
+        if seller == buyer:
+            raise EventValueError("buyer_from: the buyer must be another entity than the seller")
+
+    @property
+    def payment(self) -> Decimal:
+        """``paid``, or ``amount x price`` exactly."""
+        if self.paid is not None:
+            return self.paid
+        return _money.exact_product(self.amount, self.price)
+
+
+@attrs.define(frozen=True, slots=True, kw_only=True)
+class HoldingImpaired(Event):
+    """A holding carried at cost is written down: its book value per unit falls to ``book_price``.
+
+    Attributes:
+        account: an ``amortized_cost`` or ``available_for_sale`` holdings account.
+        asset: the holding.
+        book_price: the new book value of one unit, in the timeline's quote (lower than before).
+    """
+
+    type: ClassVar[str] = "holding_impaired"
+    account: str = _ref("account")
+    asset: str = _id("asset")
+    book_price: Decimal = _converted(_money.non_negative_amount, "book_price", "amount0")
+
+
+@attrs.define(frozen=True, slots=True, kw_only=True)
+class LoanImpaired(Event):
+    """The lender recognises a credit loss on a loan: a loss allowance of ``amount`` (added to
+    any earlier one; never above what is outstanding). The borrower still owes the whole debt."""
+
+    type: ClassVar[str] = "loan_impaired"
+    loan: str = _id("loan")
+    amount: Decimal = _amount()
+
+
+@attrs.define(frozen=True, slots=True, kw_only=True)
+class DepositInsurance(Event):
+    """Deposits of ``asset`` at ``venue`` are insured by ``insurer`` up to ``limit`` per
+    depositor (replaces an earlier limit; 0 ends the cover)."""
+
+    type: ClassVar[str] = "deposit_insurance"
+    insurer: str = _id("insurer")
+    venue: str = _id("venue")
+    asset: str = _id("asset")
+    limit: Decimal = _converted(_money.non_negative_amount, "limit", "amount0")
+
+    def __attrs_post_init__(self) -> None:
+        if self.insurer == self.venue:
+            raise EventValueError("insurer: a venue cannot insure its own deposits")
+
+
+@attrs.define(frozen=True, slots=True, kw_only=True)
+class InsurerPayout(Event):
+    """The insurer pays a depositor of a failed venue, and takes over that much of the claim.
+
+    Attributes:
+        account: the customer account at the venue whose holder is paid.
+        paid_from: the insurer's holdings account.
+        to: the holder's holdings account (omit: the money leaves the model).
+    """
+
+    type: ClassVar[str] = "insurer_payout"
+    insurer: str = _id("insurer")
+    account: str = _ref("account")
+    asset: str = _id("asset")
+    amount: Decimal = _amount()
+    paid_from: str = _ref("paid_from")
+    to: str | None = _opt_ref("to")
+
+
+@attrs.define(frozen=True, slots=True, kw_only=True)
+class Resolution(Event):
+    """An authority resolves a failed entity (receivership, bridge bank, purchase and assumption).
+
+    Attributes:
+        entity: the failed entity (marked failed from here on).
+        authority: the resolving authority (an FDIC, a central bank, a court's trustee).
+        method: one of :data:`RESOLUTION_METHODS`.
+        to_entity: the acquirer or bridge bank, when accounts move.
+        accounts: the failed entity's accounts that move to ``to_entity`` whole (the deposit
+            book, as customer accounts, and assets, as holdings): ``V:name`` becomes
+            ``to_entity:name``.
+    """
+
+    type: ClassVar[str] = "resolution"
+    entity: str = _id("entity")
+    authority: str = _id("authority")
+    method: str = _choice("method", RESOLUTION_METHODS)
+    to_entity: str | None = _opt_id("to_entity")
+    accounts: tuple[str, ...] | None = _opt("refs", _fields.account_refs, "accounts")
+
+    def __attrs_post_init__(self) -> None:
+        if self.accounts is not None and self.to_entity is None:
+            raise EventValueError("to_entity: accounts move to an acquirer or bridge bank; name it")
+        if self.to_entity is not None and self.to_entity == self.entity:
+            raise EventValueError("to_entity: must differ from the failed entity")
+        for ref in self.accounts or ():
+            if ref.partition(":")[0] != self.entity:
+                raise EventValueError(f"accounts: {ref!r} is not an account of {self.entity!r}")
+
+
+@attrs.define(frozen=True, slots=True, kw_only=True)
+class MarginCall(Event):
+    """The secured party demands more collateral for a loan or a pool.
+
+    Attributes:
+        loan / pool: what the call is on (exactly one).
+        amount: the collateral value demanded, in the timeline's quote, if the record says.
+        due: when it must be met, if the record says.
+    """
+
+    type: ClassVar[str] = "margin_call"
+    loan: str | None = _opt_id("loan")
+    pool: str | None = _opt_id("pool")
+    amount: Decimal | None = _opt("amount", _money.positive_amount, "amount")
+    due: datetime | None = _opt("instant", _fields.utc_instant, "due")
+
+    def __attrs_post_init__(self) -> None:
+        if (self.loan is None) == (self.pool is None):
+            raise EventValueError("loan: give exactly one of 'loan' or 'pool' (what the call is on)")
+
+
+@attrs.define(frozen=True, slots=True, kw_only=True)
 class BalanceAsserted(Event):
     """What the public record says a figure was at ``at``; replay compares the books with it.
 
     Attributes:
         entity: whose figure it is.
         measure: one of :data:`MEASURES`. ``balance`` is a quantity of ``asset`` in ``account``;
-            the others are values in ``quote`` (``holdings_value`` for one ``asset``).
+            the ratios (:data:`RATIO_MEASURES`) are plain fractions with no quote
+            (``loan_health`` and ``ltv`` of one ``loan``); the others are values in ``quote``
+            (``holdings_value`` for one ``asset``).
         expected: the figure as reported (may be negative for a balance or equity).
         tolerance: how far the books may differ and still match (same unit as ``expected``).
+        bound: ``equal`` (the default), ``at_least`` ("more than $22B") or ``at_most``: a
+            one-sided figure holds when the books are on its side of it, within the tolerance.
+        loan: the loan a per-loan measure is of.
     """
 
     type: ClassVar[str] = "balance_asserted"
@@ -455,15 +702,29 @@ class BalanceAsserted(Event):
     asset: str | None = _opt_id("asset")
     account: str | None = _opt_ref("account")
     quote: str | None = _opt_id("quote")
+    bound: str | None = _opt_choice("bound", BOUNDS)
+    loan: str | None = _opt_id("loan")
 
     def __attrs_post_init__(self) -> None:
         if self.measure == "balance":
             if self.account is None or self.asset is None:
                 raise EventValueError("account: a 'balance' assertion needs account and asset")
+        elif self.measure in RATIO_MEASURES:
+            if self.quote is not None:
+                raise EventValueError(f"quote: '{self.measure}' is a ratio (a plain fraction); it has no quote")
         elif self.quote is None:
             raise EventValueError(f"quote: a '{self.measure}' assertion needs a quote asset")
         if self.measure == "holdings_value" and self.asset is None:
             raise EventValueError("asset: a 'holdings_value' assertion needs an asset")
+        if (self.measure in LOAN_MEASURES) != (self.loan is not None):
+            if self.loan is None:
+                raise EventValueError(f"loan: a '{self.measure}' assertion needs the loan it is of")
+            raise EventValueError(f"loan: only {' and '.join(LOAN_MEASURES)} are measures of a loan")
+
+    @property
+    def one_sided(self) -> str:
+        """``equal``, ``at_least`` or ``at_most`` (``equal`` when omitted)."""
+        return self.bound or "equal"
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -489,5 +750,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BankruptcyFiled,
         Disclosure,
         BalanceAsserted,
+        Trade,
+        HoldingImpaired,
+        LoanImpaired,
+        DepositInsurance,
+        InsurerPayout,
+        Resolution,
+        MarginCall,
     )
 }

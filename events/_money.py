@@ -133,6 +133,22 @@ def signed_amount(value: object, *, field: str) -> Decimal:
     return _normalise(parse_decimal(value, field=field))
 
 
+def exact_product(a: Decimal, b: Decimal) -> Decimal:
+    """``a x b`` exactly (amounts of up to 38 digits times prices of up to 28), normalised."""
+    return _normalise(decimal.Context(prec=100, traps=[decimal.Inexact]).multiply(a, b))
+
+
+def fraction(value: object, *, field: str) -> Decimal:
+    """A fraction in [0, 1] (a threshold, a rate), exact, at most 18 decimal places."""
+    number = parse_decimal(value, field=field)
+    if number < 0 or number > 1:
+        raise EventValueError(f"{field}: must be a fraction between 0 and 1, got {_plain(number)}")
+    number = _normalise(number)
+    if max(0, -_exponent(number)) > MAX_PRICE_PLACES:
+        raise EventValueError(f"{field}: at most {MAX_PRICE_PLACES} decimal places, got {_plain(number)}")
+    return number
+
+
 def positive_price(value: object, *, field: str = "price") -> Decimal:
     """Parse a price (quote units per one unit of the asset): finite, > 0, bounded precision."""
     price = parse_decimal(value, field=field)

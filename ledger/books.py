@@ -22,6 +22,7 @@ import attrs
 
 import events as ev
 from events import Event
+from ledger import kinds as _kinds
 from ledger.policy import Policy
 from ledger.registry import Registry
 
@@ -55,7 +56,9 @@ HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, DUE_FROM, DUE_TO, LOAN, PL
     "loan",
     "pledged",
 )
+ALLOWANCE = "allowance"  # a lender's loss allowance on a loan (contra-asset, <= 0)
 _OFF_SHEET = (EQUITY, EXTERNAL)
+_DEPOSIT_TAKERS = ("bank", "lender")  # families whose deposits are weighted for run-off
 ZERO = Decimal(0)  # one shared zero (Decimals are immutable) for the hot read paths
 
 Key = tuple[str, str, str]  # (entity, account, asset)
@@ -83,6 +86,9 @@ class Change:
     targets: set[str] = attrs.field(factory=set)  # loans / secured accounts whose debt or collateral moved
     price_asset: str | None = None
     price_before: Decimal | None = None
+    # Every asset whose price in the quote this event set or moved, with its price before:
+    # a price in another quote reprices the assets chained through it too.
+    repriced: list[tuple[str, Decimal | None]] = attrs.field(factory=list)
     withdrawal_refused: str | None = None  # reason, when a withdrawal request was not paid
     withdrawal_paid: str | None = None  # venue, when a withdrawal was paid
     notices: list[str] = attrs.field(factory=list)
@@ -150,6 +156,32 @@ class Books:
         # exposure), and the assets it has held that it or an affiliate issued (own tokens).
         self.related_value: dict[str, Decimal] = defaultdict(Decimal)
         self.own_assets: dict[str, set[str]] = defaultdict(set)
+        # -- the general model (docs/model.md): kinds, prices in any quote, valuation bases,
+        #    deposit insurance and run-off, risk weights, loan pools, resolution ------------------
+        self.kinds: dict[str, str] = {}  # entity -> kind (entity_registered)
+        self.quotes: dict[str, tuple[str, Decimal]] = {}  # asset -> (quote, price): latest price
+        self.dependents: dict[str, set[str]] = defaultdict(set)  # quote -> assets priced in it
+        self.unpriced_why: dict[str, str] = {}  # asset -> why its chain does not resolve
+        # Book value (in the quote) of each holding carried at cost (amortized cost or AFS),
+        # and per entity the keys that have one: book measures cost O(such holdings).
+        self.book_value: dict[Key, Decimal] = {}
+        self.cost_keys: dict[str, set[Key]] = defaultdict(set)
+        self._entry_cost: dict[Key, Decimal] = {}  # the book value of units about to arrive
+        self.insurance: dict[tuple[str, str], tuple[str, int]] = {}  # (venue, asset) -> (insurer, limit)
+        self.customer_names: dict[str, set[str]] = defaultdict(set)  # venue -> customer accounts
+        # Per deposit-taker (banks, lenders) and asset: the insured part of what depositors are
+        # owed (minor) and the run-off-weighted total (minor x rate, exact), kept as postings move.
+        self.insured: dict[tuple[str, str], int] = defaultdict(int)
+        self.runoff: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        # Per bank and asset: positive balances x risk weight (minor, exact).
+        self.rwa: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        self.pool_loans: dict[str, set[str]] = defaultdict(set)  # pool -> loans in it
+        # asset -> loans with a liquidation threshold whose debt or collateral is in it
+        self.health_index: dict[str, set[str]] = defaultdict(set)
+        self.margin_calls: dict[str, tuple[str, Decimal | None, Any]] = {}  # target -> (event, amount, due)
+        self.failed: dict[str, str] = {}  # entity -> resolution method
+        self._family: dict[str, str] = {}
+        self._weights: dict[tuple[str, str], Decimal] = {}
 
     # -- applying events ------------------------------------------------------------------------
     def apply(self, event: Event, *, seq: int | None = None, undoable: bool = False) -> Change:
@@ -173,6 +205,11 @@ class Books:
             if undoable:
                 self.undo()
             raise
+        loans = self.registry.loans
+        for target in list(change.targets):
+            loan = loans.get(target)
+            if loan is not None and loan.pool is not None:
+                change.targets.add(f"pool:{loan.pool}")  # a pooled loan's debt moves its pool's
         for target in change.targets:
             if target in self.collateral:
                 self._reindex_cover(target)
@@ -235,6 +272,9 @@ class Books:
                     held[asset] = old_minor
             elif kind == "meta":
                 _, self.last_seq, self.last_at = entry
+            elif kind == "insurance":
+                _, venue, asset, old_cover = entry
+                self._set_insurance(venue, asset, old_cover)
         # Reversing a customer posting re-runs the aggregates, which mark the venue again.
         self.venues.difference_update(new_venues)
         self.registry.rollback()  # first: the index reads loans' outstanding amounts
@@ -284,11 +324,14 @@ class Books:
                 cls, other = LOAN, loan.borrower if loan.lender == entity else loan.lender
             elif prefix == PLEDGED:
                 cls, other = PLEDGED, None
+            elif prefix == ALLOWANCE:
+                loan = self.registry.loans[rest]
+                cls, other = ALLOWANCE, loan.borrower
             else:
                 raise AssertionError(f"unknown account {entity}:{account}")
         related = other is not None and other != entity and self.registry.affiliated(entity, other)
         result = (cls, other, related)
-        if cls != LOAN and cls != PLEDGED:
+        if cls != LOAN and cls != PLEDGED and cls != ALLOWANCE:
             # Per-loan accounts are not remembered: there is one set per loan ever made, most
             # of them settled long ago, and they are cheap to classify again.
             self._class_cache[(entity, account)] = result
@@ -311,6 +354,10 @@ class Books:
         if self._undo is not None:
             self._undo.append(("post", entity, account, asset, delta))
         cls = self._aggregate(entity, account, asset, old, new)
+        if cls == HOLDINGS or cls == CUSTODY:
+            info = self.registry.accounts.get(f"{entity}:{account}")
+            if info is not None and info.basis is not None:
+                self._carry(change, key, old, new)
         if cls == CUSTODY:
             change.venue_assets.add((entity, asset))
         elif cls == CUSTOMER:
@@ -330,6 +377,14 @@ class Books:
         ea = (entity, asset)
         old_pos = old if old > 0 else 0
         new_pos = new if new > 0 else 0
+        if cls == ALLOWANCE:
+            # A contra-asset: a loss allowance (<= 0) reduces the lender's assets, not a liability.
+            self.pos[ea] += delta
+            if self._family_of(entity) == "bank":
+                self._weigh(ea, cls, asset, delta)
+            return cls
+        if self._family_of(entity) == "bank" and new_pos != old_pos and cls != EQUITY and cls != EXTERNAL:
+            self._weigh(ea, cls, asset, new_pos - old_pos)
         if cls != EQUITY and cls != EXTERNAL:
             if new_pos != old_pos:
                 self.pos[ea] += new_pos - old_pos
@@ -352,6 +407,8 @@ class Books:
             self.venues.add(entity)
             if owed:
                 self._add_value(self.liab_value, entity, asset, owed, None)
+                if self._family_of(entity) in _DEPOSIT_TAKERS:
+                    self._move_deposit(entity, account, asset, old_pos - old, new_pos - new)
         elif cls == PLEDGED:
             self.pledged_by[ea] += delta
         if related and new_pos != old_pos:
@@ -365,6 +422,107 @@ class Books:
         self.asset_entities[asset].add(entity)
         if self._is_own_token(entity, asset):
             self.own_assets[entity].add(asset)
+
+    # -- the general model: kinds, deposits, risk weights, book values ----------------------------
+    def kind_of(self, entity: str) -> str | None:
+        return self.kinds.get(entity)
+
+    def _family_of(self, entity: str) -> str:
+        family = self._family.get(entity)
+        if family is None:
+            family = self._family[entity] = _kinds.family(self.kinds.get(entity))
+        return family
+
+    def applies(self, invariant: str, entity: str) -> bool:
+        """Whether the standard invariant ``invariant`` holds ``entity`` to account (its kind)."""
+        return _kinds.applies(invariant, self.kinds.get(entity))
+
+    def _weight(self, cls: str, asset: str) -> Decimal:
+        weight = self._weights.get((cls, asset))
+        if weight is None:
+            if cls in (LOAN, ALLOWANCE, CUSTOMER):
+                name = "loan_receivable"
+            elif cls in (CLAIM, DUE_FROM, DUE_TO):
+                name = "claim"
+            else:
+                name = self.registry.assets[asset].kind
+            weight = self._weights[(cls, asset)] = self.policy.risk_weight(name)
+        return weight
+
+    def _weigh(self, ea: tuple[str, str], cls: str, asset: str, minor: int) -> None:
+        weight = self._weight(cls, asset)
+        if weight:
+            self.rwa[ea] = SUM_CONTEXT.add(self.rwa[ea], SUM_CONTEXT.multiply(minor, weight))
+
+    def _deposit_parts(self, venue: str, name: str, asset: str, owed: int) -> tuple[int, Decimal]:
+        """(insured minor units, run-off-weighted minor units) of a deposit owing ``owed``."""
+        if owed <= 0:
+            return 0, ZERO
+        info = self.registry.accounts.get(f"{venue}:{name}")
+        cover = self.insurance.get((venue, asset))
+        insured = 0
+        if cover is not None and info is not None:
+            insured = min(owed, cover[1] * (info.depositors or 1))
+        rates = self.policy.run_off
+        uninsured_rate = self.policy.run_off_rate(info.liability_class if info is not None else None)
+        weighted = SUM_CONTEXT.add(
+            SUM_CONTEXT.multiply(insured, rates.get("insured", ZERO)),
+            SUM_CONTEXT.multiply(owed - insured, uninsured_rate),
+        )
+        return insured, weighted
+
+    def _move_deposit(self, venue: str, name: str, asset: str, old_owed: int, new_owed: int) -> None:
+        ea = (venue, asset)
+        old_insured, old_weighted = self._deposit_parts(venue, name, asset, old_owed)
+        new_insured, new_weighted = self._deposit_parts(venue, name, asset, new_owed)
+        self.insured[ea] += new_insured - old_insured
+        self.runoff[ea] = SUM_CONTEXT.add(self.runoff[ea], SUM_CONTEXT.subtract(new_weighted, old_weighted))
+
+    def _set_insurance(self, venue: str, asset: str, cover: Any) -> None:
+        """Set (or with ``_ABSENT`` end) a deposit cover and move the deposits' parts with it."""
+        owed = {
+            name: -self.balances.get((venue, name, asset), 0)
+            for name in self.customer_names.get(venue, ())
+            if self.balances.get((venue, name, asset), 0) < 0
+        }
+        for name, minor in owed.items():
+            self._move_deposit(venue, name, asset, minor, 0)
+        if cover is _ABSENT:
+            self.insurance.pop((venue, asset), None)
+        else:
+            self.insurance[(venue, asset)] = cover
+        for name, minor in owed.items():
+            self._move_deposit(venue, name, asset, 0, minor)
+
+    def _carry(self, change: Change, key: Key, old: int, new: int) -> None:
+        """Move the book value of a holding carried at cost as its units move from old to new."""
+        before = self.book_value.get(key, ZERO)
+        if new > old:
+            cost = self._entry_cost.pop(key, None)
+            if cost is None:
+                unit = self._unit_price(key[2])
+                if unit is None:
+                    cost = ZERO
+                    change.notices.append(
+                        f"{key[0]}:{key[1]} took in {key[2]} with no price: its book value starts at 0"
+                    )
+                else:
+                    cost = SUM_CONTEXT.multiply(new - old, unit)
+            after = SUM_CONTEXT.add(before, cost)
+        elif new <= 0 or old <= 0:
+            after = ZERO
+        else:
+            # Units leave at their average book value (150 digits; exact when all of it leaves).
+            after = VALUE_CONTEXT.divide(VALUE_CONTEXT.multiply(before, new), old)
+        self._remember("dict", self.book_value, key, self.book_value.get(key, _ABSENT))
+        if new > 0 or after:
+            self.book_value[key] = after
+        else:
+            self.book_value.pop(key, None)
+        members = self.cost_keys[key[0]]
+        if key not in members:
+            self._remember("set", members, key, False)
+            members.add(key)
 
     def _keep(self, asset: str, owner: str) -> Decimal:
         """The share of ``asset``'s value that counts as a liquid reserve of ``owner``."""
@@ -446,9 +604,11 @@ class Books:
                         decoded = _int_out(decoded)
                     elif kind == "loan":
                         decoded["outstanding"] = _int_out(decoded["outstanding"])
+                        if "impaired" in decoded:
+                            decoded["impaired"] = _int_out(decoded["impaired"])
                     registry_rows.append([kind, key, decoded])
         return {
-            "version": 2,
+            "version": 3,
             "last_seq": self.last_seq,
             "last_at": ev.format_instant(self.last_at) if self.last_at is not None else None,
             "registry": registry_rows,
@@ -468,6 +628,18 @@ class Books:
                 name: [[e, a, _int_out(m)] for (e, a), m in sorted(getattr(self, name).items()) if m]
                 for name in _AGGREGATES
             },
+            # Version 3: the general model. Insured and run-off parts and risk weights are
+            # rebuilt from the balances on load; what cannot be derived is kept here.
+            "kinds": dict(sorted(self.kinds.items())),
+            "quotes": {a: [q, ev.format_decimal(p)] for a, (q, p) in sorted(self.quotes.items())},
+            "book_value": [[e, a, s, str(v)] for (e, a, s), v in sorted(self.book_value.items())],
+            "insurance": [[v, a, i, _int_out(m)] for (v, a), (i, m) in sorted(self.insurance.items())],
+            "pool_loans": {p: sorted(loans) for p, loans in sorted(self.pool_loans.items()) if loans},
+            "margin_calls": {
+                t: [c, None if a is None else str(a), None if d is None else ev.format_instant(d)]
+                for t, (c, a, d) in sorted(self.margin_calls.items())
+            },
+            "failed": dict(sorted(self.failed.items())),
         }
 
     @classmethod
@@ -477,8 +649,13 @@ class Books:
         Raises ``ValueError`` naming the table for a minor amount that is not an exact integer
         (an int, or the decimal string :meth:`to_state` writes beyond 64 bits).
         """
-        if state.get("version") != 2:
-            raise ValueError(f"unsupported books state version {state.get('version')!r}")
+        if state.get("version") != 3:
+            # Version 2 (before the general model) has no entity kinds, so the invariants that
+            # depend on a kind could not be told apart: such a snapshot is rebuilt, not read.
+            raise ValueError(
+                f"unsupported books state version {state.get('version')!r} (expected 3; "
+                "rebuild the snapshots with 'snapshot --rebuild')"
+            )
         registry = Registry()
         rows = []
         for kind, key, value in state["registry"]:
@@ -486,9 +663,36 @@ class Books:
                 value = _int_in(value, "registry pledge")
             elif kind == "loan":
                 value = {**value, "outstanding": _int_in(value["outstanding"], "registry loan")}
+                if "impaired" in value:
+                    value["impaired"] = _int_in(value["impaired"], "registry loan")
             rows.append((kind, key, value))
         registry.load_values(rows)
         books = cls(policy, registry=registry)
+        books.kinds = dict(state["kinds"])
+        for asset, (quote, price) in state["quotes"].items():
+            books.quotes[asset] = (quote, Decimal(price))
+            books.dependents[quote].add(asset)
+        for asset in books.quotes:
+            why = books._resolve(asset)[1]
+            if why is not None:
+                books.unpriced_why[asset] = why
+        for entity, account, asset, value in state["book_value"]:
+            books.book_value[(entity, account, asset)] = Decimal(value)
+            books.cost_keys[entity].add((entity, account, asset))
+        books.insurance = {(v, a): (i, _int_in(m, "insurance")) for v, a, i, m in state["insurance"]}
+        for pool, loans in state["pool_loans"].items():
+            books.pool_loans[pool] = set(loans)
+        books.margin_calls = {
+            t: (c, None if a is None else Decimal(a), None if d is None else ev.parse_instant(d))
+            for t, (c, a, d) in state["margin_calls"].items()
+        }
+        books.failed = dict(state["failed"])
+        for ref, info in registry.accounts.items():
+            if info.purpose == "customer":
+                books.customer_names[info.entity].add(ref.partition(":")[2])
+        for loan, loan_info in registry.loans.items():
+            if loan_info.threshold is not None:
+                books.health_index[loan_info.asset].add(loan)
         books.last_seq = state["last_seq"]
         books.last_at = ev.parse_instant(state["last_at"]) if state["last_at"] else None
         books.prices = {a: Decimal(p) for a, p in state["prices"].items()}
@@ -510,6 +714,17 @@ class Books:
                 for entity, asset, minor in aggregates[name]:
                     table[(entity, asset)] = _int_in(minor, name)
 
+        # The insured and run-off parts of deposits and the risk weights: from the balances.
+        for (entity, account, asset), minor in books.balances.items():
+            family = books._family_of(entity)
+            if family not in _DEPOSIT_TAKERS and family != "bank":
+                continue
+            account_cls = books.classify(entity, account)[0]
+            if account_cls == CUSTOMER and family in _DEPOSIT_TAKERS and minor < 0:
+                books._move_deposit(entity, account, asset, 0, -minor)
+            if family == "bank" and account_cls not in _OFF_SHEET:
+                if account_cls == ALLOWANCE or minor > 0:
+                    books._weigh((entity, asset), account_cls, asset, minor)
         books.venues |= set(state["venues"])
         for entity, assets in state["entity_assets"].items():
             for asset in assets:
@@ -517,6 +732,9 @@ class Books:
         books._rebuild_values()
         for target in books.collateral:
             books._reindex_cover(target)
+            for loan in books.health_loans(target):
+                for asset in books.collateral[target]:
+                    books.health_index[asset].add(loan)
         return books
 
     def _move_out(self, change: Change, ref: str, asset: str, minor: int) -> str:
@@ -605,6 +823,29 @@ class Books:
         self._move_in(change, e.disbursed_to, e.asset, minor)
         self._post(change, e.borrower, f"loan:{e.loan}", e.asset, -minor)
         change.targets.add(e.loan)
+        if e.pool is not None:
+            self._remember("set", self.pool_loans[e.pool], e.loan, False)
+            self.pool_loans[e.pool].add(e.loan)
+        if e.liquidation_threshold is not None:
+            secured = e.loan if e.pool is None else f"pool:{e.pool}"
+            for asset in {e.asset, *self.collateral.get(secured, {})}:
+                self._index_health(asset, e.loan)
+
+    def _index_health(self, asset: str, loan: str) -> None:
+        members = self.health_index[asset]
+        if loan not in members:
+            self._remember("set", members, loan, False)
+            members.add(loan)
+
+    def health_loans(self, target: str) -> list[str]:
+        """The loans with a liquidation threshold that ``target`` (a loan or ``pool:ID``) secures."""
+        if target.startswith("pool:"):
+            loans = sorted(self.pool_loans.get(target[5:], ()))
+        elif target in self.registry.loans:
+            loans = [target]
+        else:
+            return []
+        return [loan for loan in loans if self.registry.loans[loan].threshold is not None]
 
     def _on_loan_repaid(self, e: ev.LoanRepaid, change: Change) -> None:
         loan = self.registry.loans[e.loan]
@@ -616,7 +857,9 @@ class Books:
         change.targets.add(e.loan)
 
     def _target(self, e: Any) -> str:
-        return e.loan if e.loan is not None else e.account
+        if e.loan is not None:
+            return e.loan
+        return e.account if e.pool is None else f"pool:{e.pool}"
 
     def _on_collateral_pledged(self, e: ev.CollateralPledged, change: Change) -> None:
         minor = self._minor(e.asset, e.amount)
@@ -627,9 +870,11 @@ class Books:
         self._remember("collateral", target, e.asset, pledged.get(e.asset, _ABSENT))
         pledged[e.asset] = pledged.get(e.asset, 0) + minor
         change.targets.add(target)
+        for loan in self.health_loans(target):
+            self._index_health(e.asset, loan)
 
     def _release(self, e: Any, change: Change, target: str, minor: int) -> str:
-        pledgor = self.registry.pledgor(e.loan, e.account)
+        pledgor = self.registry.pledgor(e.loan, e.account, e.pool)
         self._post(change, pledgor, f"pledged:{target}", e.asset, -minor)
         self._remember("collateral", target, e.asset, self.collateral[target][e.asset])
         self.collateral[target][e.asset] -= minor
@@ -672,11 +917,203 @@ class Books:
         self._post(change, issuer, EQUITY, e.asset, -minor)
 
     def _on_price_updated(self, e: ev.PriceUpdated, change: Change) -> None:
-        if e.quote == self.quote:
-            change.price_before = self.prices.get(e.asset)
-            self._remember("price", e.asset, self.prices.get(e.asset, _ABSENT))
-            self._set_price(e.asset, e.price)
-            change.price_asset = e.asset
+        if e.asset == self.quote:
+            return  # the quote is worth 1 of itself, whatever it costs in another asset
+        old = self.quotes.get(e.asset)
+        self._remember("dict", self.quotes, e.asset, _ABSENT if old is None else old)
+        if old is not None and old[0] != e.quote:
+            self._remember("set", self.dependents[old[0]], e.asset, True)
+            self.dependents[old[0]].discard(e.asset)
+        if e.asset not in self.dependents[e.quote]:
+            self._remember("set", self.dependents[e.quote], e.asset, False)
+            self.dependents[e.quote].add(e.asset)
+        self.quotes[e.asset] = (e.quote, e.price)
+        # The asset, then every asset priced through it (breadth first, in name order).
+        order, seen = [e.asset], {e.asset}
+        for asset in order:
+            for dependent in sorted(self.dependents.get(asset, ())):
+                if dependent not in seen:
+                    seen.add(dependent)
+                    order.append(dependent)
+        for asset in order:
+            before = self.prices.get(asset)
+            after, why = self._resolve(asset)
+            old_why = self.unpriced_why.get(asset)
+            if why != old_why:
+                self._remember("dict", self.unpriced_why, asset, _ABSENT if old_why is None else old_why)
+                if why is None:
+                    self.unpriced_why.pop(asset, None)
+                else:
+                    self.unpriced_why[asset] = why
+                    change.notices.append(f"{asset} is unpriced: {why}")
+            if after != before or asset == e.asset:
+                self._remember("price", asset, _ABSENT if before is None else before)
+                self._set_price(asset, _ABSENT if after is None else after)
+                change.repriced.append((asset, before))
+        change.price_asset, change.price_before = change.repriced[0]
+
+    def _resolve(self, asset: str) -> tuple[Decimal | None, str | None]:
+        """The price of ``asset`` in the quote through its chain of quotes, or why there is none."""
+        chain = [asset]
+        price = Decimal(1)
+        current = asset
+        while True:
+            link = self.quotes.get(current)
+            if link is None:
+                return None, (f"no price of {current} in {self.quote} (chain {' -> '.join(chain)})")
+            quote, local = link
+            price = VALUE_CONTEXT.multiply(price, local)
+            if quote == self.quote:
+                return price, None
+            if quote in chain:
+                return None, f"its prices form a cycle ({' -> '.join([*chain, quote])})"
+            chain.append(quote)
+            current = quote
+
+    def unpriced(self, asset: str) -> str | None:
+        """Why ``asset`` has no value in the quote (None when it has one)."""
+        if asset == self.quote or asset in self.prices:
+            return None
+        return self.unpriced_why.get(asset, f"no price of {asset} in {self.quote} yet")
+
+    def _on_entity_registered(self, e: ev.EntityRegistered, change: Change) -> None:
+        self._remember("dict", self.kinds, e.entity, _ABSENT)
+        self.kinds[e.entity] = e.kind
+        self._family.pop(e.entity, None)
+
+    def _on_account_opened(self, e: ev.AccountOpened, change: Change) -> None:
+        if e.purpose == "customer":
+            venue, _, name = e.account.partition(":")
+            self._remember("set", self.customer_names[venue], name, False)
+            self.customer_names[venue].add(name)
+
+    def _on_trade(self, e: ev.Trade, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        payment = self.registry.minor(e.pay_asset, e.payment)
+        seller = e.seller_from.partition(":")[0]
+        buyer = e.buyer_from.partition(":")[0]
+        # What the buyer paid is the book value of what it took in (when the payment has a value).
+        if self._unit_price(e.pay_asset) is not None:
+            buyer_key = (buyer, e.buyer_to.partition(":")[2], e.asset)
+            self._entry_cost[buyer_key] = self.value(payment, e.pay_asset)
+        sold_key = (seller, e.seller_from.partition(":")[2], e.asset)
+        book_before = self.book_value.get(sold_key)
+        self._move_out(change, e.seller_from, e.asset, minor)
+        self._move_in(change, e.buyer_to, e.asset, minor)
+        self._post(change, seller, EQUITY, e.asset, minor)
+        self._post(change, buyer, EQUITY, e.asset, -minor)
+        self._move_out(change, e.buyer_from, e.pay_asset, payment)
+        self._move_in(change, e.seller_to, e.pay_asset, payment)
+        self._post(change, buyer, EQUITY, e.pay_asset, payment)
+        self._post(change, seller, EQUITY, e.pay_asset, -payment)
+        self._entry_cost.clear()
+        if book_before is not None and self._unit_price(e.pay_asset) is not None:
+            cost = SUM_CONTEXT.subtract(book_before, self.book_value.get(sold_key, ZERO))
+            gain = VALUE_CONTEXT.subtract(self.value(payment, e.pay_asset), cost)
+            change.notices.append(
+                f"{seller} sold {e.amount:,f} {e.asset} carried at {self.round_value(cost):,f} "
+                f"{self.quote} for {self.round_value(self.value(payment, e.pay_asset)):,f}: "
+                f"a realised {'gain' if gain >= 0 else 'loss'} of {self.round_value(abs(gain)):,f}"
+            )
+
+    def _on_holding_impaired(self, e: ev.HoldingImpaired, change: Change) -> None:
+        entity, _, name = e.account.partition(":")
+        key = (entity, name, e.asset)
+        units = self.amount(max(self.balances.get(key, 0), 0), e.asset)
+        before = self.book_value.get(key, ZERO)
+        after = SUM_CONTEXT.multiply(units, e.book_price)
+        self._remember("dict", self.book_value, key, self.book_value.get(key, _ABSENT))
+        self.book_value[key] = after
+        if key not in self.cost_keys[entity]:
+            self._remember("set", self.cost_keys[entity], key, False)
+            self.cost_keys[entity].add(key)
+        change.entities.add(entity)
+        change.accounts.add(key)
+        moved = SUM_CONTEXT.subtract(before, after)
+        change.notices.append(
+            f"{e.account} {e.asset} written {'down' if moved >= 0 else 'up'} by "
+            f"{self.round_value(abs(moved)):,f} {self.quote} to a book value of {self.round_value(after):,f}"
+        )
+
+    def _on_loan_impaired(self, e: ev.LoanImpaired, change: Change) -> None:
+        loan = self.registry.loans[e.loan]
+        minor = self._minor(loan.asset, e.amount)
+        self._post(change, loan.lender, f"{ALLOWANCE}:{e.loan}", loan.asset, -minor)
+        self._post(change, loan.lender, EQUITY, loan.asset, minor)
+        change.targets.add(e.loan)
+
+    def _on_deposit_insurance(self, e: ev.DepositInsurance, change: Change) -> None:
+        old = self.insurance.get((e.venue, e.asset), _ABSENT)
+        self._remember("insurance", e.venue, e.asset, old)
+        limit = self._minor(e.asset, e.limit)
+        self._set_insurance(e.venue, e.asset, (e.insurer, limit) if limit else _ABSENT)
+        change.entities.add(e.venue)
+
+    def _on_insurer_payout(self, e: ev.InsurerPayout, change: Change) -> None:
+        minor = self._minor(e.asset, e.amount)
+        venue = e.account.partition(":")[0]
+        # The depositor's claim on the venue passes to the insurer (subrogation) for what it paid.
+        holder = self._move_out(change, e.account, e.asset, minor)
+        self._post(change, venue, f"due-to:{e.insurer}", e.asset, -minor)
+        self._post(change, e.insurer, f"due-from:{venue}", e.asset, minor)
+        self._move_out(change, e.paid_from, e.asset, minor)
+        if e.to is not None:
+            self._move_in(change, e.to, e.asset, minor)
+        else:
+            self._post(change, holder, EXTERNAL, e.asset, minor)
+
+    def _on_resolution(self, e: ev.Resolution, change: Change) -> None:
+        self._remember("dict", self.failed, e.entity, self.failed.get(e.entity, _ABSENT))
+        self.failed[e.entity] = e.method
+        change.entities.add(e.entity)
+        if e.to_entity is None:
+            return
+        moved_value = ZERO
+        for ref in e.accounts or ():
+            name = ref.partition(":")[2]
+            new_ref = f"{e.to_entity}:{name}"
+            info = self.registry.accounts[new_ref]
+            if info.purpose == "customer" and name not in self.customer_names[e.to_entity]:
+                self._remember("set", self.customer_names[e.to_entity], name, False)
+                self.customer_names[e.to_entity].add(name)
+            for asset in sorted(self.entity_assets.get(e.entity, ())):
+                raw = self.balances.get((e.entity, name, asset), 0)
+                if not raw:
+                    continue
+                book = self.book_value.get((e.entity, name, asset))
+                if book is not None:
+                    self._entry_cost[(e.to_entity, name, asset)] = book
+                # The account leaves the failed entity's books and opens in the acquirer's, with
+                # the same balance; each side's equity takes the difference, per asset.
+                self._post(change, e.entity, name, asset, -raw)
+                self._post(change, e.entity, EQUITY, asset, raw)
+                self._post(change, e.to_entity, name, asset, raw)
+                self._post(change, e.to_entity, EQUITY, asset, -raw)
+                if info.purpose == "customer":
+                    assert info.holder is not None
+                    self._post(change, info.holder, f"claim:{ref}", asset, raw)
+                    self._post(change, info.holder, f"claim:{new_ref}", asset, -raw)
+                moved_value = VALUE_CONTEXT.add(moved_value, self.value(raw, asset))
+        for (venue, asset), cover in list(self.insurance.items()):
+            if venue == e.entity and (e.to_entity, asset) not in self.insurance:
+                self._remember("insurance", e.to_entity, asset, _ABSENT)
+                self._set_insurance(e.to_entity, asset, cover)
+        self._entry_cost.clear()
+        change.notices.append(
+            f"{e.entity} resolved by {e.authority} ({e.method.replace('_', ' ')}): "
+            f"{len(e.accounts or ())} account(s) moved to {e.to_entity}"
+        )
+
+    def _on_margin_call(self, e: ev.MarginCall, change: Change) -> None:
+        target = e.loan if e.loan is not None else f"pool:{e.pool}"
+        self._remember("dict", self.margin_calls, target, self.margin_calls.get(target, _ABSENT))
+        self.margin_calls[target] = (e.id, e.amount, e.due)
+        change.targets.add(target)
+        change.notices.append(
+            f"margin call on {target}"
+            + (f" for {e.amount:,f} {self.quote}" if e.amount is not None else "")
+            + (f", due {ev.format_instant(e.due)}" if e.due is not None else "")
+        )
 
     # -- the collateral break-price index --------------------------------------------------------
     def _reindex_cover(self, target: str) -> None:
@@ -717,6 +1154,11 @@ class Books:
         loan = self.registry.loans.get(target)
         if loan is not None:
             return {loan.asset} if loan.outstanding else set()
+        if target.startswith("pool:"):
+            found: set[str] = set()
+            for member in self.pool_loans.get(target[5:], ()):
+                found |= self._debt_assets(member)
+            return found
         venue, _, name = target.partition(":")
         return {
             a for a in self.entity_assets.get(venue, ()) if self.balances.get((venue, name, a), 0) > 0
@@ -884,6 +1326,11 @@ class Books:
         loan = self.registry.loans.get(target)
         if loan is not None:
             return self.value(loan.outstanding, loan.asset)
+        if target.startswith("pool:"):
+            total = ZERO
+            for member in sorted(self.pool_loans.get(target[5:], ())):
+                total = VALUE_CONTEXT.add(total, self.secured_debt(member))
+            return total
         venue, _, name = target.partition(":")
         total = Decimal(0)
         for asset in self.entity_assets.get(venue, ()):
@@ -902,20 +1349,162 @@ class Books:
                 total = VALUE_CONTEXT.add(total, value)
         return total
 
-    def measure(self, entity: str, measure: str, *, asset: str | None = None, account: str | None = None) -> Decimal:
-        """The figure a ``balance_asserted`` event names, computed from the books (exact)."""
+    # -- reading: the general model's measures -------------------------------------------------
+    def _cost_gap(self, entity: str, basis: str | None = None) -> Decimal:
+        """Sum over ``entity``'s holdings carried at cost (of one ``basis``, or both) of
+        book value - market value: positive where the market is below book."""
+        total = ZERO
+        accounts = self.registry.accounts
+        for key in sorted(self.cost_keys.get(entity, ())):
+            info = accounts.get(f"{key[0]}:{key[1]}")
+            if info is None or (basis is not None and info.basis != basis):
+                continue
+            market = self.value(max(self.balances.get(key, 0), 0), key[2])
+            total = VALUE_CONTEXT.add(total, VALUE_CONTEXT.subtract(self.book_value.get(key, ZERO), market))
+        return total
+
+    def equity_book(self, entity: str) -> Decimal:
+        """Equity with amortized-cost holdings at book value (AFS and the rest at market)."""
+        return VALUE_CONTEXT.add(self.equity(entity), self._cost_gap(entity, "amortized_cost"))
+
+    def total_assets_book(self, entity: str) -> Decimal:
+        return VALUE_CONTEXT.add(self.total_assets(entity), self._cost_gap(entity, "amortized_cost"))
+
+    def oci(self, entity: str) -> Decimal:
+        """Other comprehensive income: unrealised gains less losses of available-for-sale holdings."""
+        return -self._cost_gap(entity, "available_for_sale")
+
+    def unrealised_loss(self, entity: str) -> Decimal:
+        """Book value above market value over every holding carried at cost (negative: a gain)."""
+        return self._cost_gap(entity)
+
+    def _deposits_value(self, table: dict[tuple[str, str], Any], entity: str) -> Decimal:
+        total = ZERO
+        for asset in sorted(self.entity_assets.get(entity, ())):
+            minor = table.get((entity, asset), 0)
+            if minor:
+                unit = self._unit_price(asset)
+                if unit is not None:
+                    total = VALUE_CONTEXT.add(total, VALUE_CONTEXT.multiply(minor, unit))
+        return total
+
+    def insured_deposits(self, entity: str) -> Decimal:
+        """Value of the insured part of what ``entity`` owes its depositors (banks, lenders)."""
+        return self._deposits_value(self.insured, entity)
+
+    def uninsured_deposits(self, entity: str) -> Decimal:
+        return VALUE_CONTEXT.subtract(self.customer_liabilities(entity), self.insured_deposits(entity))
+
+    def runoff_outflows(self, entity: str) -> Decimal:
+        """Run-off-weighted value of the deposits that can run (the LCR's net outflows)."""
+        return self._deposits_value(self.runoff, entity)
+
+    def liquid_assets(self, entity: str) -> Decimal:
+        """Holdings at market after haircuts (a loan book's haircut is 1: not liquid), own
+        tokens at 100% off, pledged collateral left out (it is encumbered)."""
+        return self.liquid_reserves(entity)
+
+    def risk_weighted_assets(self, entity: str) -> Decimal:
+        """Positive balances x risk weight, amortized-cost holdings at book value (banks)."""
+        total = self._deposits_value(self.rwa, entity)
+        accounts = self.registry.accounts
+        for key in sorted(self.cost_keys.get(entity, ())):
+            info = accounts.get(f"{key[0]}:{key[1]}")
+            if info is not None and info.basis == "amortized_cost":
+                gap = VALUE_CONTEXT.subtract(
+                    self.book_value.get(key, ZERO), self.value(max(self.balances.get(key, 0), 0), key[2])
+                )
+                total = VALUE_CONTEXT.add(total, VALUE_CONTEXT.multiply(gap, self._weight(HOLDINGS, key[2])))
+        return total
+
+    def capital_ratio(self, entity: str) -> Decimal | None:
+        """Equity at book over risk-weighted assets (None when there are none)."""
+        rwa = self.risk_weighted_assets(entity)
+        return VALUE_CONTEXT.divide(self.equity_book(entity), rwa) if rwa > 0 else None
+
+    def leverage_ratio(self, entity: str) -> Decimal | None:
+        """Equity at book over total assets at book (None without assets)."""
+        assets = self.total_assets_book(entity)
+        return VALUE_CONTEXT.divide(self.equity_book(entity), assets) if assets > 0 else None
+
+    def liquidity_coverage(self, entity: str) -> Decimal | None:
+        """Liquid assets after haircuts over run-off-weighted outflows (None without outflows)."""
+        outflows = self.runoff_outflows(entity)
+        return VALUE_CONTEXT.divide(self.liquid_assets(entity), outflows) if outflows > 0 else None
+
+    def loan_health(self, loan: str) -> Decimal | None:
+        """Health factor of a loan with a liquidation threshold: collateral at market x threshold
+        / debt, over its pool when it is in one (None without a threshold or a debt)."""
+        info = self.registry.loans[loan]
+        if info.threshold is None:
+            return None
+        target = loan if info.pool is None else f"pool:{info.pool}"
+        debt = self.secured_debt(target)
+        if debt <= 0:
+            return None
+        market = self.collateral_value(target, haircut=False)
+        return VALUE_CONTEXT.divide(VALUE_CONTEXT.multiply(market, Decimal(info.threshold)), debt)
+
+    def loan_ltv(self, loan: str) -> Decimal | None:
+        info = self.registry.loans[loan]
+        target = loan if info.pool is None else f"pool:{info.pool}"
+        market = self.collateral_value(target, haircut=False)
+        return VALUE_CONTEXT.divide(self.secured_debt(target), market) if market > 0 else None
+
+    def unpriced_holdings(self, entity: str) -> dict[str, Decimal]:
+        """Quantities ``entity`` has or owes (net of sign, assets and liabilities apart) in assets
+        that have no price: shown as unpriced wherever a value is shown, never as 0."""
+        found: dict[str, Decimal] = {}
+        for asset in sorted(self.entity_assets.get(entity, ())):
+            if self.unpriced(asset) is None:
+                continue
+            held = self.pos.get((entity, asset), 0)
+            owed = self.neg.get((entity, asset), 0)
+            if held:
+                found[f"{asset} held"] = self.amount(held, asset)
+            if owed:
+                found[f"{asset} owed"] = self.amount(owed, asset)
+        return found
+
+    def measure(
+        self,
+        entity: str,
+        measure: str,
+        *,
+        asset: str | None = None,
+        account: str | None = None,
+        loan: str | None = None,
+    ) -> Decimal | None:
+        """The figure a ``balance_asserted`` event names, computed from the books (exact).
+
+        None for a ratio that has no denominator (no risk-weighted assets, no outflows, no debt).
+        """
         if measure == "balance":
             assert account is not None and asset is not None
             return self.amount(self.balance(account, asset), asset)
         if measure == "holdings_value":
             assert asset is not None
             return self.holdings_value(entity, asset)
+        if measure == "loan_health":
+            assert loan is not None
+            return self.loan_health(loan)
+        if measure == "ltv":
+            assert loan is not None
+            return self.loan_ltv(loan)
         return {
             "total_assets": self.total_assets,
             "total_liabilities": self.total_liabilities,
             "equity": self.equity,
             "customer_liabilities": self.customer_liabilities,
             "customer_shortfall": self.customer_shortfall,
+            "equity_book": self.equity_book,
+            "oci": self.oci,
+            "unrealised_loss": self.unrealised_loss,
+            "insured_deposits": self.insured_deposits,
+            "uninsured_deposits": self.uninsured_deposits,
+            "capital_ratio": self.capital_ratio,
+            "leverage_ratio": self.leverage_ratio,
+            "liquidity_coverage": self.liquidity_coverage,
         }[measure](entity)
 
     # -- views -------------------------------------------------------------------------------------
@@ -945,7 +1534,7 @@ class Books:
             total_a = VALUE_CONTEXT.add(total_a, value)
         for value in liabilities.values():
             total_l = VALUE_CONTEXT.add(total_l, value)
-        return {
+        sheet: dict[str, Any] = {
             "entities": group,
             "quote": self.quote,
             "assets": {k: self.round_value(v) for k, v in sorted(assets.items())},
@@ -954,6 +1543,22 @@ class Books:
             "total_liabilities": self.round_value(total_l),
             "equity": self.round_value(VALUE_CONTEXT.subtract(total_a, total_l)),
         }
+        # What a single entity's sheet adds under the general model, only where it applies
+        # (so that sheets of entities without such holdings keep their shape).
+        if len(group) == 1:
+            entity = group[0]
+            if self.cost_keys.get(entity):
+                gap = self._cost_gap(entity, "amortized_cost")
+                sheet["book"] = {
+                    "total_assets": self.round_value(VALUE_CONTEXT.add(total_a, gap)),
+                    "equity": self.round_value(VALUE_CONTEXT.add(VALUE_CONTEXT.subtract(total_a, total_l), gap)),
+                    "oci": self.round_value(self.oci(entity)),
+                    "unrealised_loss": self.round_value(self.unrealised_loss(entity)),
+                }
+            unpriced = self.unpriced_holdings(entity)
+            if unpriced:
+                sheet["unpriced"] = unpriced
+        return sheet
 
     def group_members(self, group: str) -> list[str]:
         return sorted(e for e, g in self.registry.entities.items() if g == group)
@@ -986,12 +1591,38 @@ class Books:
             market = self.collateral_value(target, haircut=False)
             haircut = self.collateral_value(target)
             loan = self.registry.loans.get(target)
+            pool = self.registry.pools.get(target[5:]) if target.startswith("pool:") else None
+            if loan is not None:
+                kind, lender, borrower = "loan", loan.lender, loan.borrower
+            elif pool is not None:
+                kind, lender, borrower = "pool", pool.lender, pool.borrower
+            else:
+                kind, lender = "account", target.partition(":")[0]
+                borrower = self.registry.accounts[target].holder or ""
+            extra: dict[str, Any] = {}
+            if loan is not None and loan.threshold is not None:
+                extra["liquidation_threshold"] = Decimal(loan.threshold)
+                health = self.loan_health(target)
+                extra["health_factor"] = (
+                    None if health is None else health.quantize(Decimal("0.0001"), context=VALUE_CONTEXT)
+                )
+            if loan is not None and loan.pool is not None:
+                extra["pool"] = loan.pool
+            if loan is not None and loan.impaired:
+                extra["loss_allowance"] = self.amount(loan.impaired, loan.asset)
+            if target in self.margin_calls:
+                call, amount, due = self.margin_calls[target]
+                extra["margin_call"] = {
+                    "event": call,
+                    "amount": amount,
+                    "due": None if due is None else ev.format_instant(due),
+                }
             rows.append(
                 {
                     "target": target,
-                    "kind": "loan" if loan else "account",
-                    "lender": loan.lender if loan else target.partition(":")[0],
-                    "borrower": loan.borrower if loan else self.registry.accounts[target].holder,
+                    "kind": kind,
+                    "lender": lender,
+                    "borrower": borrower,
                     "asset": loan.asset if loan else None,
                     "outstanding": self.amount(loan.outstanding, loan.asset) if loan else None,
                     "debt_value": self.round_value(debt),
@@ -1006,6 +1637,7 @@ class Books:
                         else None
                     ),
                     "defaulted": bool(loan and loan.defaulted),
+                    **extra,
                 }
             )
         return rows

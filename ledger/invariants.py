@@ -181,7 +181,7 @@ class Segregation:
     def check(self, ctx: Context) -> Iterator[Status]:
         books = ctx.books
         for venue, asset in ctx.change.venue_assets:
-            if venue not in books.venues:
+            if venue not in books.venues or not books.applies(self.name, venue):
                 continue
             owed = books.cust_liab.get((venue, asset), 0)
             held = books.custody.get((venue, asset), 0)
@@ -207,8 +207,8 @@ def _venues_touched(ctx: Context) -> list[str]:
     if change.venues_touched is None:
         books = ctx.books
         venues = {v for v, _ in change.venue_assets} | (change.entities & books.venues)
-        if change.price_asset is not None:
-            venues |= books.asset_entities.get(change.price_asset, set()) & books.venues
+        for asset, _ in change.repriced:
+            venues |= books.asset_entities.get(asset, set()) & books.venues
         change.venues_touched = list(venues)
     return change.venues_touched
 
@@ -218,8 +218,8 @@ def _entities_touched(ctx: Context) -> list[str]:
     change = ctx.change
     if change.entities_touched is None:
         entities = change.entities
-        if change.price_asset is not None:
-            entities = entities | ctx.books.asset_entities.get(change.price_asset, set())
+        for asset, _ in change.repriced:
+            entities = entities | ctx.books.asset_entities.get(asset, set())
         change.entities_touched = list(entities)
     return change.entities_touched
 
@@ -233,6 +233,8 @@ class ReserveRatio:
     def check(self, ctx: Context) -> Iterator[Status]:
         books, minimum = ctx.books, ctx.policy.min_reserve_ratio
         for venue in _venues_touched(ctx):
+            if not books.applies(self.name, venue):
+                continue
             owed = books.customer_liabilities(venue)
             if owed <= 0:
                 yield Status(venue, True)
@@ -263,8 +265,8 @@ class CollateralCoverage:
     def check(self, ctx: Context) -> Iterator[Status]:
         books, margin = ctx.books, ctx.policy.min_collateral_coverage
         targets = {t for t in ctx.change.targets if t in books.collateral}
-        if ctx.change.price_asset is not None:
-            targets |= books.repriced_targets(ctx.change.price_asset, ctx.change.price_before)
+        for asset, before in ctx.change.repriced:
+            targets |= books.repriced_targets(asset, before)
         for target in targets:
             debt = books.secured_debt(target)
             if debt <= 0:
@@ -394,14 +396,42 @@ class Assertions:
             result["subject"],
             result["ok"],
             observed=result["actual"],
-            threshold=f"{result['expected']} ± {result['tolerance']}",
+            threshold=result.get("bound", f"{result['expected']} ± {result['tolerance']}"),
             detail=result["detail"],
         )
 
 
+def _bound_text(event: ev.BalanceAsserted, expected: str) -> str:
+    tolerance = ev.format_decimal(event.tolerance)
+    if event.one_sided == "at_least":
+        return f">= {expected}" + (f" - {tolerance}" if event.tolerance else "")
+    if event.one_sided == "at_most":
+        return f"<= {expected}" + (f" + {tolerance}" if event.tolerance else "")
+    return f"{expected} ± {tolerance}"
+
+
+def _holds(event: ev.BalanceAsserted, gap: Decimal) -> bool:
+    """Whether a figure ``gap`` away from the record (books - record) matches it."""
+    if event.one_sided == "at_least":
+        return gap >= -event.tolerance
+    if event.one_sided == "at_most":
+        return gap <= event.tolerance
+    return gap.copy_abs() <= event.tolerance
+
+
+_BOUND_WORDS = {"equal": "was", "at_least": "was at least", "at_most": "was at most"}
+
+
 def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
     """Compare one assertion with the books: subject, ok, actual, expected, gap, detail."""
+    subject = "/".join(
+        x for x in (event.entity, event.measure, event.account or "", event.asset or "", event.loan or "") if x
+    )
+    what = event.measure.replace("_", " ")
+    if event.measure in ev.RATIO_MEASURES:
+        return _ratio_result(books, event, subject, what)
     actual = books.measure(event.entity, event.measure, asset=event.asset, account=event.account)
+    assert actual is not None
     if event.measure == "balance":
         unit = event.asset
         actual_r = actual
@@ -410,7 +440,6 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
         if unit != books.quote:
             # The books value in the policy quote; restate in the figure's own quote asset.
             price = books.price(unit) if unit in books.registry.assets else None
-            subject = "/".join(x for x in (event.entity, event.measure, event.asset or "") if x)
             if price is None:
                 return {
                     "subject": subject,
@@ -420,7 +449,7 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
                     "tolerance": ev.format_decimal(event.tolerance),
                     "gap": "unknown",
                     "detail": (
-                        f"the record states {event.entity} {event.measure.replace('_', ' ')} in "
+                        f"the record states {event.entity} {what} in "
                         f"{unit}, which has no price in {books.quote} yet: it cannot be compared"
                     ),
                 }
@@ -428,25 +457,58 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
         scale = books.registry.assets[unit].scale if unit in books.registry.assets else 2
         actual_r = actual.quantize(Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN, context=VALUE_CONTEXT)
     gap = SUM_CONTEXT.subtract(actual_r, event.expected)  # exact: 28 digits would round
-    ok = gap.copy_abs() <= event.tolerance
-    subject = "/".join(
-        x for x in (event.entity, event.measure, event.account or "", event.asset or "") if x
-    )
+    expected = f"{ev.format_decimal(event.expected)} {unit}"
     return {
         "subject": subject,
-        "ok": ok,
+        "ok": _holds(event, gap),
         "actual": f"{ev.format_decimal(actual_r)} {unit}",
-        "expected": f"{ev.format_decimal(event.expected)} {unit}",
+        "expected": expected,
+        "bound": _bound_text(event, expected),
         "tolerance": ev.format_decimal(event.tolerance),
         "gap": f"{ev.format_decimal(gap)} {unit}",
         "detail": (
-            f"the record says {event.entity} {event.measure.replace('_', ' ')}"
+            f"the record says {event.entity} {what}"
             + (f" of {event.asset}" if event.asset and event.measure != "balance" else "")
-            + f" was {event.expected:,f} {unit} (± {event.tolerance:,f}); "
+            + f" {_BOUND_WORDS[event.one_sided]} {event.expected:,f} {unit} (± {event.tolerance:,f}); "
             + f"the books say {actual_r:,f} (gap {gap:,f})"
         ),
     }
 
+
+def _ratio_result(books: Books, event: ev.BalanceAsserted, subject: str, what: str) -> dict[str, Any]:
+    """A ratio measure: a plain fraction, compared at the finer of the record's decimals and
+    its tolerance's (at least 4)."""
+    of = f" of loan {event.loan}" if event.loan else ""
+    actual = books.measure(event.entity, event.measure, asset=event.asset, account=event.account, loan=event.loan)
+    expected = ev.format_decimal(event.expected)
+    if actual is None:
+        return {
+            "subject": subject,
+            "ok": False,
+            "actual": "undefined",
+            "expected": expected,
+            "bound": _bound_text(event, expected),
+            "tolerance": ev.format_decimal(event.tolerance),
+            "gap": "unknown",
+            "detail": f"the record states {event.entity}'s {what}{of}; the books have no denominator for it (nothing to divide by)",
+        }
+    places = max(4, -event.expected.as_tuple().exponent, -event.tolerance.as_tuple().exponent)  # type: ignore[operator]
+    actual_r = actual.quantize(Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_EVEN, context=VALUE_CONTEXT)
+    gap = SUM_CONTEXT.subtract(actual_r, event.expected)
+    return {
+        "subject": subject,
+        "ok": _holds(event, gap),
+        "actual": ev.format_decimal(actual_r),
+        "expected": expected,
+        "bound": _bound_text(event, expected),
+        "tolerance": ev.format_decimal(event.tolerance),
+        "gap": ev.format_decimal(gap),
+        "detail": (
+            f"the record says {event.entity}'s {what}{of} {_BOUND_WORDS[event.one_sided]} {expected} "
+            f"(± {ev.format_decimal(event.tolerance)}); the books say {ev.format_decimal(actual_r)} "
+            f"(gap {ev.format_decimal(gap)})"
+        ),
+    }
 
 
 class ReservesCoverLiabilities:
@@ -468,7 +530,7 @@ class ReservesCoverLiabilities:
     def check(self, ctx: Context) -> Iterator[Status]:
         books = ctx.books
         for venue, asset in ctx.change.venue_assets:
-            if venue not in books.venues:
+            if venue not in books.venues or not books.applies(self.name, venue):
                 continue
             owed = books.cust_liab.get((venue, asset), 0)
             held = books.custody.get((venue, asset), 0)
@@ -492,6 +554,154 @@ class ReservesCoverLiabilities:
             )
 
 
+class Solvency:
+    """Equity at market value is not negative; equity at book value is reported beside it."""
+
+    name: ClassVar[str] = "solvency"
+    meaning: ClassVar[str] = "equity at market value >= 0 (assets at market cover liabilities)"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books = ctx.books
+        for entity in _entities_touched(ctx):
+            if not books.applies(self.name, entity):
+                continue
+            assets = books.total_assets(entity)
+            liabilities = books.total_liabilities(entity)
+            if assets >= liabilities:
+                yield Status(entity, True)
+                continue
+            equity = VALUE_CONTEXT.subtract(assets, liabilities)
+            book = books.equity_book(entity)
+            at_book = (
+                f"; at book value its equity is {fmt_value(books, book)}"
+                if books.cost_keys.get(entity)
+                else ""
+            )
+            unpriced = books.unpriced_holdings(entity)
+            yield Status(
+                entity,
+                False,
+                observed=fmt_value(books, equity),
+                threshold=f"0 {books.quote}",
+                detail=(
+                    f"{entity}: liabilities of {fmt_value(books, liabilities)} exceed its assets at "
+                    f"market value ({fmt_value(books, assets)}): equity {fmt_value(books, equity)}"
+                    + at_book
+                    + (f" (unpriced, not counted: {', '.join(unpriced)})" if unpriced else "")
+                ),
+            )
+
+
+class LiquidityCoverage:
+    """Liquid assets after haircuts cover the deposits that can run, weighted by run-off rates
+    (the idea of Basel III's liquidity coverage ratio): banks and lenders."""
+
+    name: ClassVar[str] = "liquidity-coverage"
+    meaning: ClassVar[str] = (
+        "liquid assets after haircuts / run-off-weighted deposits >= policy minimum (banks, lenders)"
+    )
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books, minimum = ctx.books, ctx.policy.min_liquidity_coverage
+        for entity in _entities_touched(ctx):
+            if not books.applies(self.name, entity):
+                continue
+            outflows = books.runoff_outflows(entity)
+            if outflows <= 0:
+                yield Status(entity, True)
+                continue
+            liquid = books.liquid_assets(entity)
+            if liquid >= _scaled(outflows, minimum):
+                yield Status(entity, True)
+                continue
+            ratio = _ratio(liquid, outflows)
+            yield Status(
+                entity,
+                False,
+                observed=fmt_ratio(ratio),
+                threshold=fmt_ratio(minimum),
+                detail=(
+                    f"{entity}: liquid assets of {fmt_value(books, liquid)} after haircuts cover "
+                    f"{fmt_ratio(ratio)} of the {fmt_value(books, outflows)} of deposits expected to "
+                    f"run (run-off-weighted, of {fmt_value(books, books.customer_liabilities(entity))} "
+                    f"owed to depositors, {fmt_value(books, books.insured_deposits(entity))} insured)"
+                ),
+            )
+
+
+class CapitalRatio:
+    """Equity at book value against risk-weighted assets (or total assets): banks."""
+
+    name: ClassVar[str] = "capital-ratio"
+    meaning: ClassVar[str] = (
+        "equity at book / risk-weighted assets (or total assets, leverage) >= policy minimum (banks)"
+    )
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books, policy = ctx.books, ctx.policy
+        minimum = policy.min_capital_ratio
+        leverage = policy.capital_basis == "leverage"
+        for entity in _entities_touched(ctx):
+            if not books.applies(self.name, entity):
+                continue
+            base = books.total_assets_book(entity) if leverage else books.risk_weighted_assets(entity)
+            equity = books.equity_book(entity)
+            if base <= 0:
+                yield Status(entity, equity >= 0, fmt_value(books, equity), "0", (
+                    "" if equity >= 0 else f"{entity} has negative capital ({fmt_value(books, equity)} at book)"
+                ))
+                continue
+            if equity >= _scaled(base, minimum):
+                yield Status(entity, True)
+                continue
+            ratio = _ratio(equity, base)
+            against = "total assets at book" if leverage else "risk-weighted assets"
+            yield Status(
+                entity,
+                False,
+                observed=fmt_ratio(ratio),
+                threshold=fmt_ratio(minimum),
+                detail=(
+                    f"{entity}: equity at book value ({fmt_value(books, equity)}) is {fmt_ratio(ratio)} "
+                    f"of its {against} ({fmt_value(books, base)}); the minimum is {fmt_ratio(minimum)}"
+                ),
+            )
+
+
+class LoanHealth:
+    """Per loan with a liquidation threshold: collateral at market x threshold covers the debt."""
+
+    name: ClassVar[str] = "loan-health"
+    meaning: ClassVar[str] = "per loan with a liquidation threshold, health factor >= 1"
+
+    def check(self, ctx: Context) -> Iterator[Status]:
+        books = ctx.books
+        loans: set[str] = set()
+        for target in ctx.change.targets:
+            loans.update(books.health_loans(target))
+        for asset, _ in ctx.change.repriced:
+            loans |= books.health_index.get(asset, set())
+        for loan in loans:
+            health = books.loan_health(loan)
+            if health is None or health >= 1:
+                yield Status(loan, True)
+                continue
+            info = books.registry.loans[loan]
+            target = loan if info.pool is None else f"pool:{info.pool}"
+            yield Status(
+                loan,
+                False,
+                observed=fmt_ratio(health),
+                threshold="1.0000",
+                detail=(
+                    f"loan {loan}: collateral{' pooled in ' + info.pool if info.pool else ''} worth "
+                    f"{fmt_value(books, books.collateral_value(target, haircut=False))} at market, at a "
+                    f"liquidation threshold of {info.threshold}, covers {fmt_ratio(health)} of a debt of "
+                    f"{fmt_value(books, books.secured_debt(target))}: it can be liquidated"
+                ),
+            )
+
+
 STANDARD: tuple[Any, ...] = (
     Conservation(),
     NoUnauthorisedNegative(),
@@ -502,6 +712,10 @@ STANDARD: tuple[Any, ...] = (
     RelatedPartyExposure(),
     WithdrawalsHonoured(),
     Assertions(),
+    Solvency(),
+    LiquidityCoverage(),
+    CapitalRatio(),
+    LoanHealth(),
 )
 STANDARD_NAMES: tuple[str, ...] = tuple(inv.name for inv in STANDARD)
 

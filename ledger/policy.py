@@ -11,12 +11,31 @@ Defaults are documented here and in ``docs/invariants.md``; a TOML policy file o
     disabled = ["assertions"]          # invariants not checked at all
     proof_of_reserves = true           # also check reserves >= liabilities per venue and asset
 
+    min_capital_ratio = "0.08"         # equity at book / risk-weighted (or total) assets
+    capital_basis = "risk_weighted"    # or "leverage": equity at book / total assets at book
+    min_liquidity_coverage = "1"       # liquid assets after haircuts / run-off-weighted outflows
+
     [haircuts]                         # fraction of market value ignored, per asset kind
     fiat = "0"
     stablecoin = "0.02"
     crypto = "0.25"
     exchange_token = "0.5"
+    bond = "0"
+    mbs = "0.15"
+    loan = "1"                         # a loan book is not a liquid asset
+    security = "0.5"
+    staked = "0.25"
     affiliate_token = "1"              # a venue's own or affiliate-issued token, for reserves
+
+    [run_off]                          # share of each liability class that can run (30 days)
+    insured = "0.05"                   # the insured part of any deposit
+    uninsured = "0.40"                 # the rest, unless its account's class is listed
+    wholesale = "1"                    # e.g. a class named by accounts' liability_class
+
+    [risk_weights]                     # per asset kind, and loan_receivable / claim
+    fiat = "0"
+    mbs = "0.2"
+    loan = "0.5"
 """
 
 from __future__ import annotations
@@ -36,8 +55,39 @@ DEFAULT_HAIRCUTS = {
     "stablecoin": Decimal("0.02"),
     "crypto": Decimal("0.25"),
     "exchange_token": Decimal("0.5"),
+    "bond": Decimal("0"),
+    "mbs": Decimal("0.15"),
+    "loan": Decimal("1"),
+    "security": Decimal("0.5"),
+    "staked": Decimal("0.25"),
     "affiliate_token": Decimal("1"),
 }
+#: Run-off rates (Basel III LCR's idea, simplified): ``insured`` for the insured part of a
+#: deposit, ``uninsured`` for the rest unless the account's liability class is listed.
+DEFAULT_RUN_OFF = {
+    "insured": Decimal("0.05"),
+    "uninsured": Decimal("0.40"),
+    "retail": Decimal("0.10"),
+    "operational": Decimal("0.25"),
+    "corporate": Decimal("0.40"),
+    "wholesale": Decimal("1"),
+}
+#: Risk weights (Basel standardised approach, simplified), per asset kind; ``loan_receivable``
+#: for loans an entity has made (``loan:ID``), ``claim`` for claims on venues and affiliates.
+DEFAULT_RISK_WEIGHTS = {
+    "fiat": Decimal("0"),
+    "stablecoin": Decimal("1"),
+    "crypto": Decimal("12.5"),
+    "exchange_token": Decimal("12.5"),
+    "bond": Decimal("0"),
+    "mbs": Decimal("0.2"),
+    "loan": Decimal("0.5"),
+    "security": Decimal("1"),
+    "staked": Decimal("12.5"),
+    "loan_receivable": Decimal("1"),
+    "claim": Decimal("1"),
+}
+CAPITAL_BASES = ("risk_weighted", "leverage")
 
 
 def _fraction(value: object, field: str) -> Decimal:
@@ -65,6 +115,13 @@ class Policy:
         proof_of_reserves: also check ``reserves-cover-liabilities`` at every step (per venue
             and asset, customer-custody holdings after haircuts >= customer liabilities; see
             ``docs/proofs.md``). Off by default.
+        min_capital_ratio: equity at book / risk-weighted assets (or total assets at book,
+            with ``capital_basis = "leverage"``) must be >= this (banks).
+        min_liquidity_coverage: liquid assets after haircuts / run-off-weighted liabilities
+            must be >= this (banks and lenders).
+        run_off: run-off rate per liability class (``insured``, ``uninsured`` and any class
+            an account names).
+        risk_weights: per asset kind, ``loan_receivable`` and ``claim``.
     """
 
     quote: str = "USD"
@@ -76,9 +133,23 @@ class Policy:
     enforce: frozenset[str] = frozenset()
     disabled: frozenset[str] = frozenset()
     proof_of_reserves: bool = False
+    min_capital_ratio: Decimal = Decimal("0.08")
+    capital_basis: str = "risk_weighted"
+    min_liquidity_coverage: Decimal = Decimal("1")
+    run_off: dict[str, Decimal] = attrs.field(factory=lambda: dict(DEFAULT_RUN_OFF))
+    risk_weights: dict[str, Decimal] = attrs.field(factory=lambda: dict(DEFAULT_RISK_WEIGHTS))
 
     def haircut(self, kind: str) -> Decimal:
         return self.haircuts.get(kind, DEFAULT_HAIRCUTS.get(kind, Decimal("0")))
+
+    def run_off_rate(self, liability_class: str | None) -> Decimal:
+        """The run-off rate of the uninsured part of a deposit of ``liability_class``."""
+        if liability_class is not None and liability_class in self.run_off:
+            return self.run_off[liability_class]
+        return self.run_off.get("uninsured", DEFAULT_RUN_OFF["uninsured"])
+
+    def risk_weight(self, kind: str) -> Decimal:
+        return self.risk_weights.get(kind, DEFAULT_RISK_WEIGHTS.get(kind, Decimal("1")))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
@@ -124,6 +195,8 @@ class Policy:
             "min_collateral_coverage",
             "max_own_token_share",
             "max_related_party_exposure",
+            "min_capital_ratio",
+            "min_liquidity_coverage",
         )
         try:
             for key, value in data.items():
@@ -145,6 +218,23 @@ class Policy:
                             raise ev.EventValueError(f"haircuts.{kind}: must be between 0 and 1")
                         cuts[kind] = cut
                     kwargs["haircuts"] = cuts
+                elif key in ("run_off", "risk_weights"):
+                    if not isinstance(value, dict):
+                        raise ev.EventValueError(f"{key}: must be a table")
+                    table = dict(DEFAULT_RUN_OFF if key == "run_off" else DEFAULT_RISK_WEIGHTS)
+                    for name, rate in value.items():
+                        ev._fields.identifier(name, field=f"{key}.{name}")
+                        if key == "risk_weights" and name not in DEFAULT_RISK_WEIGHTS:
+                            raise ev.EventValueError(
+                                f"{key}.{name}: unknown (expected: {', '.join(DEFAULT_RISK_WEIGHTS)})"
+                            )
+                        rate = _fraction(rate, f"{key}.{name}")
+                        if key == "run_off" and rate > 1:
+                            raise ev.EventValueError(f"{key}.{name}: must be between 0 and 1")
+                        table[name] = rate
+                    kwargs[key] = table
+                elif key == "capital_basis":
+                    kwargs[key] = ev._fields.one_of(value, CAPITAL_BASES, field=key)
                 elif key in ("enforce", "disabled"):
                     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                         raise ev.EventValueError(f"{key}: must be a list of invariant names")

@@ -11,6 +11,7 @@ large log does not replay it.
 
 from __future__ import annotations
 
+import decimal
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -24,7 +25,7 @@ from events._fields import format_instant, parse_instant
 _MISSING = object()
 #: Account names the books use for their implicit accounts (see docs/model.md).
 RESERVED_NAMES = ("equity", "external")
-RESERVED_PREFIXES = ("claim", "due-from", "due-to", "loan", "pledged")
+RESERVED_PREFIXES = ("claim", "due-from", "due-to", "loan", "pledged", "allowance")
 
 
 @attrs.frozen
@@ -39,6 +40,10 @@ class AccountInfo:
     entity: str
     purpose: str
     holder: str | None
+    # Newer fields: persisted only when set (see LoanInfo).
+    basis: str | None = None
+    liability_class: str | None = None
+    depositors: int | None = None
 
     @property
     def is_holdings(self) -> bool:
@@ -52,6 +57,26 @@ class LoanInfo:
     asset: str
     outstanding: int  # minor units of ``asset``
     defaulted: bool = False
+    # Newer fields: persisted only when set, so that the registry rows of logs written before
+    # them stay byte-identical (a writer compares its rebuilt registry with the table).
+    threshold: str | None = None  # liquidation threshold, decimal text
+    pool: str | None = None
+    impaired: int = 0  # loss allowance, minor units of ``asset``
+
+
+#: Fields left out of the persisted JSON while they hold their default.
+_OPTIONAL: dict[str, dict[str, object]] = {
+    "loan": {"threshold": None, "pool": None, "impaired": 0},
+    "account": {"basis": None, "liability_class": None, "depositors": None},
+}
+
+
+@attrs.frozen
+class PoolInfo:
+    """A collateral pool: several loans of one borrower from one lender, secured together."""
+
+    lender: str
+    borrower: str
 
 
 class SemanticError(EventValueError):
@@ -61,7 +86,7 @@ class SemanticError(EventValueError):
 class Registry:
     """Journaled maps of the things events refer to. See the module docstring."""
 
-    KINDS = ("entity", "asset", "account", "loan", "pledge", "state")
+    KINDS = ("entity", "asset", "account", "loan", "pledge", "pool", "state")
     #: The event types that change an entry (the others only check references): a registry
     #: is rebuilt from these alone. A test holds this list to what ``apply`` does.
     CHANGING_TYPES = (
@@ -74,6 +99,8 @@ class Registry:
         "collateral_pledged",
         "collateral_released",
         "collateral_seized",
+        "loan_impaired",
+        "resolution",
     )
 
     def __init__(self) -> None:
@@ -82,6 +109,7 @@ class Registry:
         self.accounts: dict[str, AccountInfo] = {}
         self.loans: dict[str, LoanInfo] = {}
         self.pledges: dict[str, int] = {}  # "target|asset" -> minor units pledged
+        self.pools: dict[str, PoolInfo] = {}
         self.state: dict[str, Any] = {"last_at": None}
         self._journal: list[tuple[dict, str, object]] | None = None
         self._dirty: set[tuple[str, str]] = set()
@@ -222,7 +250,15 @@ class Registry:
             self._entity(e.holder, "holder")
             if e.holder == entity:
                 raise SemanticError("holder: a venue cannot hold a customer account at itself")
-        self._set("account", self.accounts, e.account, AccountInfo(entity, e.purpose, e.holder))
+        info = AccountInfo(
+            entity,
+            e.purpose,
+            e.holder,
+            basis=None if e.basis == "fair_value" else e.basis,
+            liability_class=e.liability_class,
+            depositors=e.depositors,
+        )
+        self._set("account", self.accounts, e.account, info)
 
     def _apply_deposit(self, e: ev.Deposit) -> None:
         account = self._account(e.account, "account", "customer")
@@ -285,7 +321,22 @@ class Registry:
         if dst.entity != e.borrower:
             raise SemanticError(f"disbursed_to: {e.disbursed_to!r} is not the borrower's")
         minor = self._minor(e.asset, e.principal, "principal")
-        self._set("loan", self.loans, e.loan, LoanInfo(e.lender, e.borrower, e.asset, minor))
+        if e.pool is not None:
+            pool = self.pools.get(e.pool)
+            if pool is None:
+                self._set("pool", self.pools, e.pool, PoolInfo(e.lender, e.borrower))
+            elif (pool.lender, pool.borrower) != (e.lender, e.borrower):
+                raise SemanticError(
+                    f"pool: {e.pool!r} secures loans from {pool.lender!r} to {pool.borrower!r}; "
+                    f"this loan is from {e.lender!r} to {e.borrower!r}"
+                )
+        threshold = None if e.liquidation_threshold is None else ev.format_decimal(e.liquidation_threshold)
+        self._set(
+            "loan",
+            self.loans,
+            e.loan,
+            LoanInfo(e.lender, e.borrower, e.asset, minor, threshold=threshold, pool=e.pool),
+        )
 
     def _loan(self, loan: str, field: str = "loan") -> LoanInfo:
         info = self.loans.get(loan)
@@ -316,29 +367,49 @@ class Registry:
             raise SemanticError(f"loan: {e.loan!r} has nothing outstanding to default on")
         self._set("loan", self.loans, e.loan, attrs.evolve(loan, defaulted=True))
 
-    def pledgor(self, loan: str | None, account: str | None) -> str:
+    def _apply_loan_impaired(self, e: ev.LoanImpaired) -> None:
+        loan = self._loan(e.loan)
+        minor = self._minor(loan.asset, e.amount, "amount")
+        if loan.impaired + minor > loan.outstanding:
+            raise SemanticError(
+                f"amount: a loss allowance of {ev.from_minor(loan.impaired + minor, self.scale(loan.asset))} "
+                f"{loan.asset} in all would exceed the "
+                f"{ev.from_minor(loan.outstanding, self.scale(loan.asset))} outstanding on loan {e.loan!r}"
+            )
+        self._set("loan", self.loans, e.loan, attrs.evolve(loan, impaired=loan.impaired + minor))
+
+    def pledgor(self, loan: str | None, account: str | None, pool: str | None = None) -> str:
         if loan is not None:
             return self.loans[loan].borrower
+        if pool is not None:
+            return self.pools[pool].borrower
         holder = self.accounts[account].holder  # type: ignore[index]
         assert holder is not None
         return holder
 
-    def secured_party(self, loan: str | None, account: str | None) -> str:
+    def secured_party(self, loan: str | None, account: str | None, pool: str | None = None) -> str:
         if loan is not None:
             return self.loans[loan].lender
+        if pool is not None:
+            return self.pools[pool].lender
         return self.accounts[account].entity  # type: ignore[index]
 
     def _target(self, e: Any) -> str:
+        """The secured target's key: a loan id, a customer account, or ``pool:ID``."""
         if e.loan is not None:
             self._loan(e.loan)
             return e.loan
+        if e.pool is not None:
+            if e.pool not in self.pools:
+                raise SemanticError(f"pool: unknown pool {e.pool!r} (no loan_opened names it)")
+            return f"pool:{e.pool}"
         self._account(e.account, "account", "customer")
         return e.account
 
     def _apply_collateral_pledged(self, e: ev.CollateralPledged) -> None:
         target = self._target(e)
         src = self._account(e.from_account, "from_account", "corporate", "customer-custody")
-        pledgor = self.pledgor(e.loan, e.account)
+        pledgor = self.pledgor(e.loan, e.account, e.pool)
         if src.entity != pledgor:
             raise SemanticError(
                 f"from_account: {e.from_account!r} is not the pledgor's ({pledgor!r})"
@@ -364,11 +435,11 @@ class Registry:
 
     def _apply_collateral_released(self, e: ev.CollateralReleased) -> None:
         self._target(e)
-        self._take_pledge(e, self.pledgor(e.loan, e.account), "releases")
+        self._take_pledge(e, self.pledgor(e.loan, e.account, e.pool), "releases")
 
     def _apply_collateral_seized(self, e: ev.CollateralSeized) -> None:
         self._target(e)
-        self._take_pledge(e, self.secured_party(e.loan, e.account), "seizes")
+        self._take_pledge(e, self.secured_party(e.loan, e.account, e.pool), "seizes")
         if e.credited_asset is not None:
             self._minor(e.credited_asset, e.credited, "credited")
         if e.loan is not None:
@@ -422,10 +493,91 @@ class Registry:
             self._account(e.account, "account")
         if e.asset is not None:
             self._asset(e.asset)
+        if e.loan is not None:
+            self._loan(e.loan)
+        if e.measure in ev.RATIO_MEASURES:
+            return  # a plain fraction: no asset's scale applies
         unit = e.asset if e.measure == "balance" else e.quote
         assert unit is not None
         self._minor(unit, e.expected.copy_abs(), "expected")
         self._minor(unit, e.tolerance, "tolerance")
+
+    def _holdings(self, ref: str, field: str, entity: str | None = None) -> AccountInfo:
+        info = self._account(ref, field, "corporate", "customer-custody", "external")
+        if entity is not None and info.entity != entity:
+            raise SemanticError(f"{field}: {ref!r} is not an account of {entity!r}")
+        return info
+
+    def _apply_trade(self, e: ev.Trade) -> None:
+        seller = self._holdings(e.seller_from, "seller_from").entity
+        self._holdings(e.seller_to, "seller_to", seller)
+        buyer = self._holdings(e.buyer_from, "buyer_from").entity
+        self._holdings(e.buyer_to, "buyer_to", buyer)
+        self._minor(e.asset, e.amount, "amount")
+        self._asset(e.pay_asset, "pay_asset")
+        try:
+            payment = e.payment
+        except decimal.Inexact:
+            raise SemanticError("price: amount x price has too many digits; state 'paid'") from None
+        self._minor(e.pay_asset, payment, "paid" if e.paid is not None else "price")
+
+    def _apply_holding_impaired(self, e: ev.HoldingImpaired) -> None:
+        info = self._account(e.account, "account", "corporate", "customer-custody")
+        if info.basis is None:
+            raise SemanticError(
+                f"account: {e.account!r} is carried at fair value (prices mark it); only an "
+                "amortized_cost or available_for_sale holding is impaired"
+            )
+        self._asset(e.asset)
+
+    def _apply_deposit_insurance(self, e: ev.DepositInsurance) -> None:
+        self._entity(e.insurer, "insurer")
+        self._entity(e.venue, "venue")
+        self._minor(e.asset, e.limit, "limit")
+
+    def _apply_insurer_payout(self, e: ev.InsurerPayout) -> None:
+        self._entity(e.insurer, "insurer")
+        account = self._account(e.account, "account", "customer")
+        if account.entity == e.insurer:
+            raise SemanticError("insurer: the insurer cannot pay out on its own deposits")
+        self._account(e.paid_from, "paid_from", "corporate", "customer-custody")
+        if self.accounts[e.paid_from].entity != e.insurer:
+            raise SemanticError(f"paid_from: {e.paid_from!r} is not the insurer's")
+        if e.to is not None:
+            to = self._account(e.to, "to", "customer-custody", "corporate", "external")
+            if to.entity != account.holder:
+                raise SemanticError(f"to: {e.to!r} is not an account of the holder {account.holder!r}")
+        self._minor(e.asset, e.amount, "amount")
+
+    def _apply_resolution(self, e: ev.Resolution) -> None:
+        self._entity(e.entity, "entity")
+        self._entity(e.authority, "authority")
+        if e.to_entity is not None:
+            self._entity(e.to_entity, "to_entity")
+        for index, ref in enumerate(e.accounts or ()):
+            info = self._account(ref, f"accounts[{index}]")
+            if info.purpose == "external":
+                raise SemanticError(f"accounts[{index}]: {ref!r} is external; only the books' own accounts move")
+            assert e.to_entity is not None
+            moved = f"{e.to_entity}:{ref.partition(':')[2]}"
+            if info.holder == e.to_entity:
+                raise SemanticError(
+                    f"accounts[{index}]: {ref!r} is held by {e.to_entity!r}; it cannot owe itself"
+                )
+            existing = self.accounts.get(moved)
+            if existing is None:
+                self._set("account", self.accounts, moved, attrs.evolve(info, entity=e.to_entity))
+            elif (existing.purpose, existing.holder) != (info.purpose, info.holder):
+                raise SemanticError(
+                    f"accounts[{index}]: {moved!r} is already open as a {existing.purpose} account "
+                    f"and cannot take {ref!r} over"
+                )
+
+    def _apply_margin_call(self, e: ev.MarginCall) -> None:
+        if e.loan is not None:
+            self._loan(e.loan)
+        elif e.pool not in self.pools:
+            raise SemanticError(f"pool: unknown pool {e.pool!r} (no loan_opened names it)")
 
     # -- persistence ---------------------------------------------------------------------------
     def encode(self, kind: str, key: str) -> str | None:
@@ -436,6 +588,12 @@ class Registry:
         value = table[key]
         if kind == "state":
             return json.dumps(format_instant(value) if value is not None else None)
+        if kind in _OPTIONAL:
+            data = attrs.asdict(value)
+            for name, default in _OPTIONAL[kind].items():
+                if data[name] == default:
+                    del data[name]
+            return json.dumps(data, sort_keys=True)
         if attrs.has(type(value)):
             return json.dumps(attrs.asdict(value), sort_keys=True)
         return json.dumps(value)
@@ -463,6 +621,8 @@ class Registry:
                 value = AccountInfo(**value)
             elif kind == "loan":
                 value = LoanInfo(**value)
+            elif kind == "pool":
+                value = PoolInfo(**value)
             elif kind == "state" and value is not None:
                 value = parse_instant(value)
             self._table(kind)[key] = value
@@ -474,6 +634,7 @@ class Registry:
             "account": self.accounts,
             "loan": self.loans,
             "pledge": self.pledges,
+            "pool": self.pools,
             "state": self.state,
         }
         return tables[kind]

@@ -202,10 +202,21 @@ def books_dict(books: Books, *, entity: str | None = None) -> dict[str, Any]:
 
 
 # -- CSV and JSON Lines exports -----------------------------------------------------------------
+#: The columns of the first vocabulary, in their published order: a field added later goes
+#: after them, so that a spreadsheet or script reading exports by position keeps working.
+_FIRST_COLUMNS = (
+    "type, v, id, at, source, note, entity, name, kind, group, asset, scale, issuer, account, "
+    "purpose, holder, amount, landed, owed_by, from_account, paid_from, to, to_account, loan, "
+    "lender, borrower, principal, disbursed_from, disbursed_to, rate, maturity, paid_to, "
+    "credited, credited_asset, quote, price, limit, venue, court, case, title, measure, "
+    "expected, tolerance"
+).split(", ")
+
+
 def _event_csv_columns() -> tuple[str, ...]:
-    """``type``, ``v``, then every event type's fields in :data:`events.EVENT_TYPES` order, each
-    field once, where it first appears (the common ``id``, ``at``, ``source``, ``note`` first)."""
-    columns = {"type": None, "v": None}
+    """The first vocabulary's columns, then every later field in :data:`events.EVENT_TYPES`
+    order, each once, where it first appears."""
+    columns = dict.fromkeys(_FIRST_COLUMNS)
     for cls in ev.EVENT_TYPES.values():
         for field in attrs.fields(cls):
             columns.setdefault(field.name, None)

@@ -126,7 +126,14 @@ def _specific(type_name: str) -> dict[str, st.SearchStrategy[Any]]:
         "withdrawals_resumed": {"venue": ids},
         "bankruptcy_filed": {"entity": ids, "court": _maybe(free_texts()), "case": _maybe(free_texts())},
         "disclosure": {"entity": ids, "title": free_texts(min_size=1)},
-        "balance_asserted": {"entity": ids, "measure": st.sampled_from(ev.MEASURES), "expected": signed_amounts(), "tolerance": non_negative_amounts(), "asset": _maybe(ids), "account": _maybe(refs), "quote": _maybe(ids)},
+        "balance_asserted": {"entity": ids, "measure": st.sampled_from(ev.MEASURES), "expected": signed_amounts(), "tolerance": non_negative_amounts(), "asset": _maybe(ids), "account": _maybe(refs), "quote": _maybe(ids), "bound": _maybe(st.sampled_from(ev.BOUNDS))},
+        "trade": {"asset": ids, "amount": amount, "price": prices(), "pay_asset": ids, "paid": _maybe(amount)},
+        "holding_impaired": {"account": refs, "asset": ids, "book_price": non_negative_amounts()},
+        "loan_impaired": {"loan": ids, "amount": amount},
+        "deposit_insurance": {"insurer": ids, "venue": ids, "asset": ids, "limit": non_negative_amounts()},
+        "insurer_payout": {"insurer": ids, "account": refs, "asset": ids, "amount": amount, "paid_from": refs, "to": _maybe(refs)},
+        "resolution": {"entity": identifiers(colon=False), "authority": ids, "method": st.sampled_from(ev.RESOLUTION_METHODS), "to_entity": _maybe(ids)},
+        "margin_call": {"amount": _maybe(amount), "due": _maybe(instants())},
     }[type_name]
 
 
@@ -136,16 +143,46 @@ def _event(draw: st.DrawFn, type_name: str) -> ev.Event:
     fields = draw(st.fixed_dictionaries({**_common(), **_specific(type_name)}))
     # Cross-field rules of the vocabulary, satisfied by construction.
     if type_name == "account_opened":
-        fields["holder"] = draw(identifiers()) if fields["purpose"] == "customer" else None
+        if fields["purpose"] == "customer":
+            fields["holder"] = draw(identifiers())
+            fields["liability_class"] = draw(_maybe(identifiers(max_words=1)))
+            fields["depositors"] = draw(_maybe(st.integers(1, 10**9)))
+        elif fields["purpose"] != "external":
+            fields["basis"] = draw(_maybe(st.sampled_from(ev.BASES)))
     elif type_name == "transfer" and fields["from_account"] == fields["to_account"]:
         fields["to_account"] += "-2"
-    elif type_name == "loan_opened" and fields["lender"] == fields["borrower"]:
-        fields["borrower"] += "-2"
+    elif type_name == "loan_opened":
+        if fields["lender"] == fields["borrower"]:
+            fields["borrower"] += "-2"
+        fields["pool"] = draw(_maybe(identifiers()))
+        fields["liquidation_threshold"] = draw(_maybe(st.integers(1, 10**6).map(lambda n: ev.from_minor(n, 6))))
+    elif type_name == "trade":
+        seller, buyer = draw(st.lists(identifiers(colon=False), min_size=2, max_size=2, unique=True))
+        for side, who in (("seller", seller), ("buyer", buyer)):
+            fields[f"{side}_from"] = f"{who}:{draw(identifiers())}"
+            fields[f"{side}_to"] = f"{who}:{draw(identifiers())}"
+        if fields["asset"] == fields["pay_asset"]:
+            fields["pay_asset"] += "-2"
+    elif type_name == "deposit_insurance" and fields["insurer"] == fields["venue"]:
+        fields["venue"] += "-2"
+    elif type_name == "resolution":
+        if fields["to_entity"] == fields["entity"]:
+            fields["to_entity"] += "-2"
+        if fields["to_entity"] is not None and draw(st.booleans()):
+            names = draw(st.lists(identifiers(), min_size=1, max_size=3, unique=True))
+            fields["accounts"] = [f"{fields['entity']}:{name}" for name in names]
+    elif type_name == "margin_call":
+        fields["loan" if draw(st.booleans()) else "pool"] = draw(identifiers())
     elif type_name == "price_updated" and fields["asset"] == fields["quote"]:
         fields["quote"] += "-2"
     elif type_name.startswith("collateral_"):
-        if draw(st.booleans()):
+        target = draw(st.sampled_from(("loan", "account", "pool")))
+        if target == "loan":
             fields["loan"] = draw(identifiers())
+        elif target == "pool":
+            fields["pool"] = draw(identifiers())
+            if type_name == "collateral_seized":
+                fields["credited"] = Decimal(0)
         else:
             fields["account"] = draw(account_refs())
             if type_name == "collateral_seized" and fields["credited"] and fields["credited_asset"] is None:
@@ -154,6 +191,10 @@ def _event(draw: st.DrawFn, type_name: str) -> ev.Event:
         if fields["measure"] == "balance":
             fields["account"] = fields["account"] or draw(account_refs())
             fields["asset"] = fields["asset"] or draw(identifiers())
+        elif fields["measure"] in ev.RATIO_MEASURES:
+            fields["quote"] = None
+            if fields["measure"] in ev.LOAN_MEASURES:
+                fields["loan"] = draw(identifiers())
         else:
             fields["quote"] = fields["quote"] or draw(identifiers())
             if fields["measure"] == "holdings_value":

@@ -515,7 +515,8 @@ def test_events_that_move_no_money_post_nothing(tmp_path):
     for eid in ("price", "price-other-quote", "credit", "halt", "resume", "bk", "news", "claim"):
         assert posted[eid] == [], eid
     assert books.balances == {}
-    assert books.prices == {"BTC": Decimal("30000")}  # a price in another quote is not the quote's
+    # A price in another quote is chained through that asset's own price: TOK at 0.001 BTC.
+    assert books.prices == {"BTC": Decimal("30000"), "TOK": Decimal("30.000")}
     assert books.limit("ex:aff", "USD") == 1000
     assert books.halted == set() and books.bankrupt == {"aff"}
 

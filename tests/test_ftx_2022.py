@@ -37,8 +37,18 @@ GOLDEN_FIRST_BREACHES = {  # invariant -> (date, event id) of its first breach
     "related-party-exposure": ("2019-12-31", "fiat-2019"),
     "withdrawals-honoured": ("2022-11-06", "run-2022-11-06-d"),
     "assertions": ("2022-06-30", "assert-alameda-liabilities-jun30"),
+    # The general model's invariants: the insiders spent what Alameda lent them; Alameda's own
+    # equity at market turns negative when FTT falls on 8 November.
+    "solvency": ("2022-06-19", "related-party-spent"),
 }
-HELD_THROUGHOUT = {"conservation", "no-unauthorised-negative"}
+HELD_THROUGHOUT = {
+    "conservation",
+    "no-unauthorised-negative",
+    # No bank, no deposit-taking lender with depositors, no loan with a liquidation threshold.
+    "liquidity-coverage",
+    "capital-ratio",
+    "loan-health",
+}
 # The record's range for the customer shortfall at the petition date: CFTC "over $8B" (S25) and
 # the FT document 8.9 - 0.9 (S18) at the low end; debtors' $8.9B / $9.3B (S33, S35) at the top.
 RECORD_SHORTFALL = (Decimal("8000000000"), Decimal("9300000000"))

@@ -1415,6 +1415,7 @@ def test_assertion_entry_values(tmp_path):
         "ok": False,
         "actual": "11350.25 USD",
         "expected": "11350.31 USD",
+        "bound": "11350.31 USD ± 0.05",
         "tolerance": "0.05",
         "gap": "-0.06 USD",
         "detail": entry["detail"],
