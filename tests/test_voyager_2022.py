@@ -81,7 +81,10 @@ def index_of(steps, event_id: str) -> int:
 
 def opened(steps, invariant: str, subject: str) -> list[str]:
     return [
-        s.event.id for s in steps for v in s.opened if (v.invariant, v.subject) == (invariant, subject)
+        s.event.id
+        for s in steps
+        for v in s.opened
+        if (v.invariant, v.subject) == (invariant, subject)
     ]
 
 
@@ -145,15 +148,13 @@ def test_withdrawals_stop_being_honoured_on_the_day_of_the_suspension(traced):
     assert steps[halt].event.at.isoformat().startswith("2022-07-01T18:00")  # 2:00 p.m. EDT, S08
     assert opened(steps, "withdrawals-honoured", "voyager") == ["request-after-halt"]
     # Every request before the halt was paid.
-    assert not any(
-        v.invariant == "withdrawals-honoured" for s in steps[:halt] for v in s.opened
-    )
+    assert not any(v.invariant == "withdrawals-honoured" for s in steps[:halt] for v in s.opened)
     still = [v for v in summary.still_open if v.invariant == "withdrawals-honoured"]
     assert [(v.subject, v.event_id) for v in still] == [("voyager", "request-after-halt")]
 
 
 def test_three_arrows_is_insolvent_before_voyager_and_stays_so(traced):
-    steps, figures, summary = traced
+    steps, _, summary = traced
     assert opened(steps, "solvency", "threeac") == ["threeac-losses-btc"]
     three = index_of(steps, "threeac-losses-btc")
     assert steps[three].event.at.date().isoformat() == "2022-06-15"
@@ -250,7 +251,16 @@ def test_listed_among_the_bundled_timelines():
 
 def test_cli_replay_exits_1_and_prints_the_digest(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "ledger", "replay", "voyager-2022", "--no-record", "--steps", "none"],
+        [
+            sys.executable,
+            "-m",
+            "ledger",
+            "replay",
+            "voyager-2022",
+            "--no-record",
+            "--steps",
+            "none",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
