@@ -1525,7 +1525,7 @@ class Books:
             if cls in _OFF_SHEET or (len(members) > 1 and other in members):
                 continue
             line = f"{_line_name(cls, account, other)} {asset}"
-            if minor > 0:
+            if minor > 0 or cls == ALLOWANCE:  # an allowance is a (negative) asset line
                 assets[line] = VALUE_CONTEXT.add(assets[line], self.value(minor, asset))
             else:
                 liabilities[line] = VALUE_CONTEXT.add(liabilities[line], self.value(-minor, asset))
@@ -1607,6 +1607,7 @@ class Books:
                     None if health is None else health.quantize(Decimal("0.0001"), context=VALUE_CONTEXT)
                 )
             if loan is not None and loan.pool is not None:
+                # Its collateral is the pool's (the pool's own row): named here, not repeated.
                 extra["pool"] = loan.pool
             if loan is not None and loan.impaired:
                 extra["loss_allowance"] = self.amount(loan.impaired, loan.asset)
@@ -1670,4 +1671,6 @@ def _line_name(cls: str, account: str, other: str | None) -> str:
         return f"claim on {account.removeprefix('claim:')}"
     if cls == LOAN:
         return f"{account} ({other})"
+    if cls == ALLOWANCE:
+        return f"loss allowance on loan:{account.removeprefix(ALLOWANCE + ':')} ({other})"
     return account

@@ -22,6 +22,7 @@ import replays
 from events import Event, EventValueError
 from ledger.books import Books
 from ledger.errors import InputError, InvariantRefused, Problem
+from ledger import kinds as _kinds
 from ledger.invariants import Context, assertion_result, fmt_ratio, standard_invariants
 from ledger.policy import Policy
 from ledger.registry import Registry
@@ -393,6 +394,27 @@ class Replay:
             metrics["shortfall"] = ev.format_decimal(books.round_value(max(owed - held, Decimal(0))))
             if owed > 0:
                 metrics["reserve_ratio"] = fmt_ratio(books.liquid_reserves(venue) / owed)
+            if change is None:
+                # The summary speaks in the venue's own terms (ledger/kinds.py): a bank or a
+                # lender by its depositors, equity, liquidity and capital, not by custody.
+                family = _kinds.family(books.kind_of(venue))
+                metrics["family"] = family
+                if family in ("bank", "lender", "protocol"):
+                    metrics["insured"] = ev.format_decimal(books.round_value(books.insured_deposits(venue)))
+                    metrics["equity"] = ev.format_decimal(books.round_value(books.equity(venue)))
+                    metrics["equity_book"] = ev.format_decimal(books.round_value(books.equity_book(venue)))
+                    for name, ratio in (
+                        ("liquidity_coverage", books.liquidity_coverage(venue)),
+                        ("capital_ratio", books.capital_ratio(venue) if family == "bank" else None),
+                    ):
+                        if ratio is not None:
+                            metrics[name] = fmt_ratio(ratio)
+        if change is None and books.failed:
+            metrics["failed"] = ", ".join(
+                f"{entity} ({method.replace('_', ' ')}; equity at market "
+                f"{books.round_value(books.equity(entity)):,f} {books.quote})"
+                for entity, method in sorted(books.failed.items())
+            )
         if change is not None and change.price_asset is not None:
             metrics["price"] = f"{change.price_asset}={ev.format_decimal(books.prices[change.price_asset])}"
         return metrics

@@ -1746,3 +1746,76 @@ def test_replay_with_only_the_given_invariants(tmp_path):
 def test_policy_is_frozen():
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         Policy().min_reserve_ratio = Decimal(0)  # type: ignore[misc]
+
+
+# -- which invariant applies to which kind: one table, documented ----------------------------------
+def _doc_table(marker: str) -> list[list[str]]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "invariants.md").read_text(encoding="utf-8")
+    block = text.split(f"<!-- {marker} -->", 1)[1].strip().split("\n\n", 1)[0]
+    rows = [line.strip("|").split("|") for line in block.splitlines()[2:]]
+    return [[cell.strip() for cell in row] for row in rows]
+
+
+def test_the_kinds_page_is_the_kinds_table():
+    import events as ev
+    from ledger import kinds
+
+    documented = {
+        kind.strip("` "): family
+        for kinds_cell, family in _doc_table("kinds-families")
+        for kind in kinds_cell.split(",")
+    }
+    assert documented == kinds.FAMILY
+    assert set(documented) == set(ev.ENTITY_KINDS)
+    applies = {name.strip("`"): frozenset(f.strip() for f in fams.split(",")) for name, fams in _doc_table("kinds-applies")}
+    assert applies == kinds.APPLIES
+
+
+def test_a_lender_is_not_held_to_segregation_but_to_liquidity(tmp_path):
+    """The same deposit, kept apart from customer custody: the custodial venue ``ex`` breaks
+    segregation at once; the lender ``bank`` does not, and breaks liquidity-coverage only when
+    it lends the money on (liquid 10.00 against 40% of 100.00 expected to run)."""
+    tl = timeline(
+        tmp_path,
+        """
+        [[accounts]]
+        account = "bank:deposits"
+        purpose = "customer"
+        holder = "cust"
+
+        [[events]]
+        id = "d-ex"
+        type = "deposit"
+        account = "ex:cust"
+        asset = "USD"
+        amount = "100.00"
+        landed = "ex:treasury"
+
+        [[events]]
+        id = "d-bank"
+        type = "deposit"
+        account = "bank:deposits"
+        asset = "USD"
+        amount = "100.00"
+        landed = "bank:vault"
+
+        [[events]]
+        id = "lend"
+        type = "loan_opened"
+        loan = "L"
+        lender = "bank"
+        borrower = "aff"
+        asset = "USD"
+        principal = "90.00"
+        disbursed_from = "bank:vault"
+        disbursed_to = "aff:bank"
+        """,
+    )
+    steps, summary = run(tl)
+    assert opened(steps, "segregation") == [(seq_of(tl, "d-ex"), "d-ex", "ex/USD")]
+    assert opened(steps, "liquidity-coverage") == [(seq_of(tl, "lend"), "lend", "bank")]
+    v = summary.first_breaches["liquidity-coverage"]
+    assert (v.observed, v.threshold) == ("0.2500", "1.0000")
+    assert "liquid assets of 10.00 USD" in v.detail and "40.00 USD of deposits expected to run" in v.detail
