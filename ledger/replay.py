@@ -20,9 +20,9 @@ import attrs
 import events as ev
 import replays
 from events import Event, EventValueError
+from ledger import kinds as _kinds
 from ledger.books import Books
 from ledger.errors import InputError, InvariantRefused, Problem
-from ledger import kinds as _kinds
 from ledger.invariants import Context, assertion_result, fmt_ratio, standard_invariants
 from ledger.policy import Policy
 from ledger.registry import Registry
