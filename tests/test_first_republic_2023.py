@@ -141,7 +141,13 @@ def test_the_loss_at_failure_is_within_the_records_range(timeline, traced):
     # The Fed was repaid in full (its loans were guaranteed by the FDIC, S13), and the receiver
     # kept no cash: the guarantee payment is exactly the receiver's shortfall.
     assert books.balance("frb:cash", "USD") == 0
-    for loan in ("fed-2023-03-10", "fed-2023-03-13", "fed-2023-03-15", "fed-2023-04-25", "fed-2023-04-27"):
+    for loan in (
+        "fed-2023-03-10",
+        "fed-2023-03-13",
+        "fed-2023-03-15",
+        "fed-2023-04-25",
+        "fed-2023-04-27",
+    ):
         assert books.balance(f"frb:loan:{loan}", "USD") == 0
 
 
@@ -187,7 +193,10 @@ def test_at_the_2022_year_end_the_market_value_gap_exceeds_the_equity(timeline, 
 def test_solvency_at_market_breaks_at_the_year_end_marks_and_never_recovers(traced):
     steps, summary, _ = traced
     assert episodes(steps, "solvency", "frb") == [("px-loans-2022", None)]
-    assert "at book value its equity is 17,446,000,000.00 USD" in summary.first_breaches["solvency"].detail
+    assert (
+        "at book value its equity is 17,446,000,000.00 USD"
+        in summary.first_breaches["solvency"].detail
+    )
 
 
 def test_liquidity_coverage_fails_on_the_year_end_balance_sheet_and_in_the_march_run(traced):
@@ -221,22 +230,34 @@ def test_the_run_was_funded_by_the_fed_and_the_fhlb(timeline, traced):
         peak.balance(f"frb:loan:{loan}", "USD")
         for loan in ("fed-2023-03-10", "fed-2023-03-13", "fed-2023-03-15")
     )
-    fhlb = -sum(peak.balance(f"frb:loan:{loan}", "USD") for loan in ("fhlb-short", "fhlb-long", "fhlb-2023-03"))
+    fhlb = -sum(
+        peak.balance(f"frb:loan:{loan}", "USD")
+        for loan in ("fhlb-short", "fhlb-long", "fhlb-2023-03")
+    )
     assert peak.amount(fed, "USD") == Decimal("109000000000")  # S09
     assert peak.amount(fed + fhlb, "USD") == Decimal("137100000000")  # S16: $138B
     closing = books_at(timeline, seq=step_of(steps, "dfpi-closes").seq)
     fed_owed = -sum(
         closing.balance(f"frb:loan:{loan}", "USD")
-        for loan in ("fed-2023-03-10", "fed-2023-03-13", "fed-2023-03-15", "fed-2023-04-25", "fed-2023-04-27")
+        for loan in (
+            "fed-2023-03-10",
+            "fed-2023-03-13",
+            "fed-2023-03-15",
+            "fed-2023-04-25",
+            "fed-2023-04-27",
+        )
     )
     assert closing.amount(fed_owed, "USD") == Decimal("93200000000")  # S19
 
 
 def test_jpmorgan_takes_over_every_deposit(timeline, traced):
     _, _, books = traced
-    assert books.round_value(books.measure("jpm", "customer_liabilities")) == Decimal("92000000000.00")
+    assert books.round_value(books.measure("jpm", "customer_liabilities")) == Decimal(
+        "92000000000.00"
+    )
     assert books.round_value(books.measure("frb", "customer_liabilities")) == Decimal("0.00")
-    assert books.balance("jpm:big-banks", "USD") == 3_000_000_000_000  # holder view, minor units: $30B
+    # Holder view, in minor units: $30B.
+    assert books.balance("jpm:big-banks", "USD") == 3_000_000_000_000
     assert books.balance("frb:big-banks", "USD") == 0
 
 
