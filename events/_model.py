@@ -72,6 +72,7 @@ MEASURES = (
     "customer_liabilities",
     "customer_shortfall",
     "equity_book",
+    "total_assets_book",
     "oci",
     "unrealised_loss",
     "insured_deposits",

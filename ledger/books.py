@@ -156,6 +156,11 @@ class Books:
         # exposure), and the assets it has held that it or an affiliate issued (own tokens).
         self.related_value: dict[str, Decimal] = defaultdict(Decimal)
         self.own_assets: dict[str, set[str]] = defaultdict(set)
+        # And the balance sheet's two totals at market, per entity (solvency reads them after
+        # every event that touches the entity or reprices what it holds).
+        self.assets_value: dict[str, Decimal] = defaultdict(Decimal)
+        self.liabilities_value: dict[str, Decimal] = defaultdict(Decimal)
+        self._applies: dict[tuple[str, str], bool] = {}
         # -- the general model (docs/model.md): kinds, prices in any quote, valuation bases,
         #    deposit insurance and run-off, risk weights, loan pools, resolution ------------------
         self.kinds: dict[str, str] = {}  # entity -> kind (entity_registered)
@@ -380,6 +385,7 @@ class Books:
         if cls == ALLOWANCE:
             # A contra-asset: a loss allowance (<= 0) reduces the lender's assets, not a liability.
             self.pos[ea] += delta
+            self._add_value(self.assets_value, entity, asset, delta, None)
             if self._family_of(entity) == "bank":
                 self._weigh(ea, cls, asset, delta)
             return cls
@@ -388,8 +394,10 @@ class Books:
         if cls != EQUITY and cls != EXTERNAL:
             if new_pos != old_pos:
                 self.pos[ea] += new_pos - old_pos
+                self._add_value(self.assets_value, entity, asset, new_pos - old_pos, None)
             if new_pos - new != old_pos - old:  # max(-balance, 0) moved
                 self.neg[ea] += (new_pos - new) - (old_pos - old)
+                self._add_value(self.liabilities_value, entity, asset, (new_pos - new) - (old_pos - old), None)
             assets = self.entity_assets[entity]
             if asset not in assets:
                 self._note_asset(entity, asset)
@@ -435,7 +443,10 @@ class Books:
 
     def applies(self, invariant: str, entity: str) -> bool:
         """Whether the standard invariant ``invariant`` holds ``entity`` to account (its kind)."""
-        return _kinds.applies(invariant, self.kinds.get(entity))
+        found = self._applies.get((invariant, entity))
+        if found is None:  # kinds never change once registered
+            found = self._applies[(invariant, entity)] = _kinds.applies(invariant, self.kinds.get(entity))
+        return found
 
     def _weight(self, cls: str, asset: str) -> Decimal:
         weight = self._weights.get((cls, asset))
@@ -570,11 +581,29 @@ class Books:
                 self.related_value[entity] = SUM_CONTEXT.add(
                     self.related_value[entity], SUM_CONTEXT.multiply(related, step)
                 )
+            held_total = self.pos.get(ea, 0)
+            if held_total:
+                self.assets_value[entity] = SUM_CONTEXT.add(
+                    self.assets_value[entity], SUM_CONTEXT.multiply(held_total, step)
+                )
+            owed_total = self.neg.get(ea, 0)
+            if owed_total:
+                self.liabilities_value[entity] = SUM_CONTEXT.add(
+                    self.liabilities_value[entity], SUM_CONTEXT.multiply(owed_total, step)
+                )
 
     def _rebuild_values(self) -> None:
         self.liab_value.clear()
         self.reserve_value.clear()
         self.related_value.clear()
+        self.assets_value.clear()
+        self.liabilities_value.clear()
+        for (entity, asset), minor in self.pos.items():
+            if minor:
+                self._add_value(self.assets_value, entity, asset, minor, None)
+        for (entity, asset), minor in self.neg.items():
+            if minor:
+                self._add_value(self.liabilities_value, entity, asset, minor, None)
         for (entity, asset), owed in self.cust_liab.items():
             if owed:
                 self._add_value(self.liab_value, entity, asset, owed, None)
@@ -980,6 +1009,7 @@ class Books:
         self._remember("dict", self.kinds, e.entity, _ABSENT)
         self.kinds[e.entity] = e.kind
         self._family.pop(e.entity, None)
+        self._applies.clear()
 
     def _on_account_opened(self, e: ev.AccountOpened, change: Change) -> None:
         if e.purpose == "customer":
@@ -1131,7 +1161,7 @@ class Books:
             asset, minor = held[0]
             debt = self.secured_debt(target)
             keep = VALUE_CONTEXT.multiply(
-                self.amount(minor, asset), SUM_CONTEXT.subtract(1, self.haircut(asset))
+                self.amount(minor, asset), SUM_CONTEXT.subtract(1, self.collateral_haircut(asset))
             )
             if debt <= 0:
                 k = Decimal(0)
@@ -1257,6 +1287,11 @@ class Books:
             self._haircuts[key] = cut
         return cut
 
+    def collateral_haircut(self, asset: str) -> Decimal:
+        """Haircut of ``asset`` as collateral: the policy's ``collateral_haircuts`` for its kind
+        (a loan book is pledgeable though not liquid), else its liquidity haircut."""
+        return self.policy.collateral_haircut(self.registry.assets[asset].kind)
+
     def round_value(self, value: Decimal) -> Decimal:
         """Round a value once, to the quote's scale, half-even (0.125 -> 0.12, 0.135 -> 0.14)."""
         info = self.registry.assets.get(self.quote)
@@ -1274,10 +1309,11 @@ class Books:
         return total
 
     def total_assets(self, entity: str) -> Decimal:
-        return self._sum(self.pos, entity)
+        """Assets at market value: a running value, exact (the same as summing the assets)."""
+        return self.assets_value.get(entity, ZERO)
 
     def total_liabilities(self, entity: str) -> Decimal:
-        return self._sum(self.neg, entity)
+        return self.liabilities_value.get(entity, ZERO)
 
     def equity(self, entity: str) -> Decimal:
         return VALUE_CONTEXT.subtract(self.total_assets(entity), self.total_liabilities(entity))
@@ -1345,7 +1381,7 @@ class Books:
             if minor:
                 value = self.value(minor, asset)
                 if haircut:
-                    value = VALUE_CONTEXT.multiply(value, SUM_CONTEXT.subtract(1, self.haircut(asset)))
+                    value = VALUE_CONTEXT.multiply(value, SUM_CONTEXT.subtract(1, self.collateral_haircut(asset)))
                 total = VALUE_CONTEXT.add(total, value)
         return total
 
@@ -1498,6 +1534,7 @@ class Books:
             "customer_liabilities": self.customer_liabilities,
             "customer_shortfall": self.customer_shortfall,
             "equity_book": self.equity_book,
+            "total_assets_book": self.total_assets_book,
             "oci": self.oci,
             "unrealised_loss": self.unrealised_loss,
             "insured_deposits": self.insured_deposits,

@@ -32,6 +32,9 @@ Defaults are documented here and in ``docs/invariants.md``; a TOML policy file o
     uninsured = "0.40"                 # the rest, unless its account's class is listed
     wholesale = "1"                    # e.g. a class named by accounts' liability_class
 
+    [collateral_haircuts]              # pledged collateral, where unlike the liquidity haircut
+    loan = "0.30"
+
     [risk_weights]                     # per asset kind, and loan_receivable / claim
     fiat = "0"
     mbs = "0.2"
@@ -71,6 +74,16 @@ DEFAULT_RUN_OFF = {
     "operational": Decimal("0.25"),
     "corporate": Decimal("0.40"),
     "wholesale": Decimal("1"),
+    "term": Decimal("0"),  # deposits that cannot be withdrawn within the 30 days
+}
+#: Haircuts of assets pledged as collateral, where they differ from the liquidity haircuts:
+#: a loan book is not a liquid asset (haircut 1 for liquidity) but lenders such as a Federal
+#: Home Loan Bank or a central bank's discount window lend against it at a discount.
+DEFAULT_COLLATERAL_HAIRCUTS = {
+    "loan": Decimal("0.30"),
+    "mbs": Decimal("0.05"),
+    "bond": Decimal("0.02"),
+    "security": Decimal("0.30"),
 }
 #: Risk weights (Basel standardised approach, simplified), per asset kind; ``loan_receivable``
 #: for loans an entity has made (``loan:ID``), ``claim`` for claims on venues and affiliates.
@@ -122,6 +135,8 @@ class Policy:
         run_off: run-off rate per liability class (``insured``, ``uninsured`` and any class
             an account names).
         risk_weights: per asset kind, ``loan_receivable`` and ``claim``.
+        collateral_haircuts: per asset kind, the haircut of pledged collateral where it
+            differs from the liquidity haircut (a loan book: 0.30).
     """
 
     quote: str = "USD"
@@ -138,6 +153,7 @@ class Policy:
     min_liquidity_coverage: Decimal = Decimal("1")
     run_off: dict[str, Decimal] = attrs.field(factory=lambda: dict(DEFAULT_RUN_OFF))
     risk_weights: dict[str, Decimal] = attrs.field(factory=lambda: dict(DEFAULT_RISK_WEIGHTS))
+    collateral_haircuts: dict[str, Decimal] = attrs.field(factory=lambda: dict(DEFAULT_COLLATERAL_HAIRCUTS))
 
     def haircut(self, kind: str) -> Decimal:
         return self.haircuts.get(kind, DEFAULT_HAIRCUTS.get(kind, Decimal("0")))
@@ -147,6 +163,13 @@ class Policy:
         if liability_class is not None and liability_class in self.run_off:
             return self.run_off[liability_class]
         return self.run_off.get("uninsured", DEFAULT_RUN_OFF["uninsured"])
+
+    def collateral_haircut(self, kind: str) -> Decimal:
+        """The haircut of collateral of asset ``kind``: ``collateral_haircuts`` where listed,
+        else the liquidity haircut."""
+        if kind in self.collateral_haircuts:
+            return self.collateral_haircuts[kind]
+        return self.haircut(kind)
 
     def risk_weight(self, kind: str) -> Decimal:
         return self.risk_weights.get(kind, DEFAULT_RISK_WEIGHTS.get(kind, Decimal("1")))
@@ -204,20 +227,20 @@ class Policy:
                     kwargs["quote"] = ev._fields.identifier(value, field="quote")
                 elif key in numeric:
                     kwargs[key] = _fraction(value, key)
-                elif key == "haircuts":
+                elif key in ("haircuts", "collateral_haircuts"):
                     if not isinstance(value, dict):
-                        raise ev.EventValueError("haircuts: must be a table")
-                    cuts = dict(DEFAULT_HAIRCUTS)
+                        raise ev.EventValueError(f"{key}: must be a table")
+                    cuts = dict(DEFAULT_HAIRCUTS if key == "haircuts" else DEFAULT_COLLATERAL_HAIRCUTS)
                     for kind, cut in value.items():
                         if kind not in DEFAULT_HAIRCUTS:
                             raise ev.EventValueError(
-                                f"haircuts.{kind}: unknown asset kind (expected: {', '.join(DEFAULT_HAIRCUTS)})"
+                                f"{key}.{kind}: unknown asset kind (expected: {', '.join(DEFAULT_HAIRCUTS)})"
                             )
-                        cut = _fraction(cut, f"haircuts.{kind}")
+                        cut = _fraction(cut, f"{key}.{kind}")
                         if cut > 1:
-                            raise ev.EventValueError(f"haircuts.{kind}: must be between 0 and 1")
+                            raise ev.EventValueError(f"{key}.{kind}: must be between 0 and 1")
                         cuts[kind] = cut
-                    kwargs["haircuts"] = cuts
+                    kwargs[key] = cuts
                 elif key in ("run_off", "risk_weights"):
                     if not isinstance(value, dict):
                         raise ev.EventValueError(f"{key}: must be a table")
