@@ -22,7 +22,7 @@ import click
 
 import events as ev
 import replays
-from ledger import report
+from ledger import report, tables
 from ledger.cli_options import db_option, format_option, policy_option
 from ledger.derived import Derived
 from ledger.derived import default_path_for as default_derived_path
@@ -549,16 +549,29 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
         if fmt != "text":
             report.write_rows((line.to_dict() for line in lines), sys.stdout, fmt)
             return
-        click.echo(f"{'seq':>7}  {'effective (UTC)':<20} {'event':<28} {'asset':<6} {'change':>22} {'balance':>22}  source")
+        table = tables.Stream(HISTORY_COLUMNS)
+        click.echo(table.header())
         shown = 0
         for line in lines:
             shown += 1
-            click.echo(
-                f"{line.seq:>7}  {line.at:<20} {line.event_id[:28]:<28} {line.asset:<6} "
-                f"{line.delta:>22,f} {line.balance:>22,f}  {','.join(line.source)}"
-            )
+            click.echo(table.row([
+                str(line.seq), line.at, line.event_id, line.asset, tables.amount(line.delta),
+                tables.amount(line.balance), ",".join(line.source),
+            ]))
         if not shown:
             click.echo(f"(no postings to {account} in that range)")
+
+
+_C = tables.Column
+#: ``history``'s text table: exact amounts, grouped, in the asset's decimals.
+HISTORY_COLUMNS = [
+    _C("seq", right=True, width=7), _C("effective", width=20), _C("event", width=30, shrink=True), _C("asset", width=6),
+    _C("change", right=True, width=24), _C("balance", right=True, width=24), _C("source"),
+]
+TRACE_COLUMNS = [
+    _C("seq", right=True, width=7), _C("effective", width=20), _C("from", width=30, shrink=True), _C("to", width=30, shrink=True),
+    _C("traced amount", right=True, width=22), _C("event [sources]"),
+]
 
 
 @cli.command()
@@ -592,9 +605,12 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
         f"up to seq {result.until_seq} (re-deposits of money already traced are not counted twice)"
     )
     click.echo("")
-    click.echo(f"{'seq':>6}  {'effective (UTC)':<20} {'from':<28} {'to':<28} {'traced amount':>20}  event")
+    table = tables.Stream(TRACE_COLUMNS)
+    click.echo(table.header())
     for f in result.flows:
-        click.echo(f"{f.seq:>6}  {f.at:<20} {f.from_node:<28} {f.to_node:<28} {f.amount:>20,}  {f.event_id} [{','.join(f.source)}]")
+        click.echo(table.row([
+            str(f.seq), f.at, f.from_node, f.to_node, tables.amount(f.amount), f"{f.event_id} [{','.join(f.source)}]",
+        ]))
     click.echo("")
     total = result.traced_in
     for heading, places in (
@@ -604,9 +620,16 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
         click.echo(heading)
         if not places:
             click.echo("  (none)")
-        for node, amount in sorted(places.items(), key=lambda kv: -kv[1]):
-            share = amount / total if total else Decimal(0)
-            click.echo(f"  {node:<34} {amount:>22,} {asset}  {share:>7.2%}")
+            continue
+        rows = [
+            [node, tables.amount(amount), f"{(amount / total if total else Decimal(0)):.2%}"]
+            for node, amount in sorted(places.items(), key=lambda kv: -kv[1])
+        ]
+        for line in tables.render(
+            [tables.Column("place"), tables.Column(f"traced ({asset})", right=True), tables.Column("share", right=True)],
+            rows, indent=2, terminal=tables.is_terminal(),
+        ):
+            click.echo(line)
 
 
 @cli.command()
@@ -625,26 +648,58 @@ def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str)
     if fmt == "json":
         click.echo(report.dumps(result.to_dict()))
         return
-    click.echo(f"From seq {result.seq_a} to seq {result.seq_b}:")
-    click.echo(f"\nBalances changed ({len(result.balances)}):")
-    for row in result.balances:
-        events_ = ", ".join(row["events"][:5]) + (" ..." if len(row["events"]) > 5 else "")
-        click.echo(f"  {row['entity']}:{row['account']:<30} {row['asset']:<5} {row['before']:>20} -> {row['after']:>20}  by {events_}")
+    for line in diff_text(result, terminal=tables.is_terminal()):
+        click.echo(line)
+
+
+def diff_text(result: Any, *, terminal: bool = False) -> list[str]:
+    """``diff`` for people: a table for each kind of change, exact amounts in one form, ``-``
+    where a side has none, breaches opened ``!`` and closed ``+`` as in a replay."""
+    Column = tables.Column
+    out = [f"From seq {result.seq_a} to seq {result.seq_b}:", "", f"Balances changed ({len(result.balances)}):"]
+
+    def events_of(ids: list[str]) -> str:
+        return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+    out += tables.render(
+        [Column("account"), Column("asset"), Column("before", right=True), Column("after", right=True),
+         Column("change", right=True), Column("by events", wrap=True)],
+        [[f"{r['entity']}:{r['account']}", r["asset"], tables.amount(r["before"]), tables.amount(r["after"]),
+          tables.amount(r["change"]), events_of(r["events"])] for r in result.balances],
+        indent=2, terminal=terminal,
+    )
     if result.prices:
-        click.echo(f"\nPrices changed ({len(result.prices)}):")
-        for row in result.prices:
-            click.echo(f"  {row['asset']:<6} {row['before']} -> {row['after']}")
+        out += ["", f"Prices changed ({len(result.prices)}):"]
+        out += tables.render(
+            [Column("asset"), Column("before", right=True), Column("after", right=True)],
+            [[r["asset"], tables.amount(r["before"]), tables.amount(r["after"])] for r in result.prices],
+            indent=2, terminal=terminal,
+        )
     if result.loans:
-        click.echo(f"\nLoans and secured accounts changed ({len(result.loans)}):")
-        for row in result.loans:
-            before = row["before"]["debt_value"] if row["before"] else "-"
-            after = row["after"]["debt_value"] if row["after"] else "-"
-            click.echo(f"  {row['target']:<30} debt {before} -> {after}")
-    click.echo(f"\nViolations opened ({len(result.opened)}), closed ({len(result.closed)}):")
-    for v in result.opened:
-        click.echo(f"  !{v['invariant']:<26} {v['subject']:<24} at seq {v['seq']} {v['event_id']}")
-    for v in result.closed:
-        click.echo(f"  +{v['invariant']:<26} {v['subject']:<24} (open since seq {v['seq']})")
+        out += ["", f"Loans and secured accounts changed ({len(result.loans)}):"]
+
+        def side(row: dict[str, Any] | None, key: str) -> str:
+            return tables.amount(row.get(key)) if row else "-"
+
+        out += tables.render(
+            [Column("loan"), Column("debt before", right=True), Column("debt after", right=True),
+             Column("collateral before", right=True), Column("collateral after", right=True)],
+            [[r["target"], side(r["before"], "debt_value"), side(r["after"], "debt_value"),
+              side(r["before"], "collateral_haircut_value"), side(r["after"], "collateral_haircut_value")]
+             for r in result.loans],
+            indent=2, terminal=terminal,
+        )
+        out.append("  (collateral valued after haircuts)")
+    out += ["", f"Breaches opened ! ({len(result.opened)}) and closed + ({len(result.closed)}):"]
+    by_seq = lambda v: (v["seq"], v["invariant"], v["subject"])  # noqa: E731
+    rows = [[f"!{v['invariant']}", v["subject"], f"opened at seq {v['seq']}", v["event_id"]] for v in sorted(result.opened, key=by_seq)]
+    rows += [[f"+{v['invariant']}", v["subject"], f"open since seq {v['seq']}", v["event_id"]] for v in sorted(result.closed, key=by_seq)]
+    if rows:
+        out += tables.render(
+            [Column("breach"), Column("subject"), Column("when"), Column("event")], rows,
+            indent=2, terminal=terminal,
+        )
+    return out
 
 
 def _point(inv: Investigation, text: str) -> int:
@@ -902,8 +957,9 @@ def _render(run: Replay, *, fmt: str, steps: str, title: str, total: int | None)
         )
         return
     click.echo(f"Replay of {title} (quote {run.policy.quote})")
+    table = tables.Stream(report.step_columns(total, run.policy.quote))
     if steps != "none":
-        click.echo(report.STEP_HEADER)
+        click.echo(table.header())
     show_bar = steps == "none" and total is not None and total > 10_000 and sys.stderr.isatty()
     iterator = iter(run)
     if show_bar:
@@ -913,8 +969,8 @@ def _render(run: Replay, *, fmt: str, steps: str, title: str, total: int | None)
     else:
         for step in iterator:
             if steps == "all" or (steps == "changes" and (step.opened or step.closed or step.skipped)):
-                click.echo(report.step_line(step))
-    for line in report.summary_text(run.summary, title=title, quote=run.policy.quote):
+                click.echo(table.row(report.step_cells(step)))
+    for line in report.summary_text(run.summary, title=title, quote=run.policy.quote, terminal=tables.is_terminal()):
         click.echo(line)
 
 
@@ -998,7 +1054,7 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
         report.write_rows(report.balance_rows(books, entity=entity), sys.stdout, "csv", columns=report.BALANCE_CSV_COLUMNS)
         return
     click.echo(f"Books at seq {books.last_seq} ({ev.format_instant(books.last_at) if books.last_at else 'empty'}), values in {books.quote}")
-    for line in report.balances_text(books, entity=entity):
+    for line in report.balances_text(books, entity=entity, terminal=tables.is_terminal()):
         click.echo(line)
 
 

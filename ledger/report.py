@@ -16,6 +16,7 @@ import attrs
 import events as ev
 from ledger.books import Books
 from ledger.replay import Step, Summary
+from ledger.tables import Column, Stream, amount, money, render
 
 if TYPE_CHECKING:
     from ledger.policy import Policy
@@ -36,39 +37,49 @@ def dumps(data: Any) -> str:
     return json.dumps(data, default=_json_default, sort_keys=True, ensure_ascii=False)
 
 
-def _money(text: str | None) -> str:
-    if text is None or text == "":
-        return ""
-    value = Decimal(text)
-    if abs(value) >= 1_000_000_000:
-        return f"{value / 1_000_000_000:,.2f}B"
-    if abs(value) >= 1_000_000:
-        return f"{value / 1_000_000:,.1f}M"
-    return f"{value:,.0f}"
+def step_columns(total: int | None = None, quote: str = "USD") -> list[Column]:
+    """The step table's columns (a :class:`ledger.tables.Stream`): money in whole units of
+    the quote, grouped, one form for every row."""
+    return [
+        Column("seq", right=True, width=max(3, len(str(total or 0)))),
+        Column("effective", width=20),
+        Column("event", width=44, shrink=True),
+        Column(f"owed ({quote})", right=True, width=15),
+        Column(f"custody ({quote})", right=True, width=15),
+        Column("reserve", right=True, width=7),
+        Column("breaches (! opened, + closed)"),
+    ]
 
 
-STEP_HEADER = (
-    f"{'seq':>5}  {'effective':<20}  {'event':<44} {'owed':>9} {'custody':>9} {'reserve':>7}  breaches"
-)
-
-
-def step_line(step: Step) -> str:
-    """One readable row: time, event, key metrics, breaches opened (!) and closed (+)."""
-    e = step.event
-    when = ev.format_instant(e.at)
-    label = f"{e.type} {e.id}"
-    if len(label) > 44:
-        label = label[:43] + "…"
-    m = step.metrics
-    marks = [f"!{v.invariant}" for v in step.opened] + [f"+{v.invariant}" for v in step.closed]
+def step_marks(step: Step) -> list[str]:
+    """Breaches opened (``!invariant(subject)``) and closed (``+...``), the assertion's
+    verdict, and a skipped event's mark."""
     if step.skipped:
-        marks = ["SKIPPED (enforced)"]
+        return ["SKIPPED (enforced)"]
+    marks = [f"!{v.invariant}({v.subject})" for v in step.opened] + [f"+{v.invariant}({v.subject})" for v in step.closed]
     if step.assertion is not None:
         marks.append("assert ok" if step.assertion["ok"] else f"assert OFF by {_grouped(step.assertion['gap'])}")
-    return (
-        f"{step.seq:>5}  {when:<20}  {label:<44} {_money(m.get('customer_liabilities')):>9} "
-        f"{_money(m.get('custody')):>9} {m.get('reserve_ratio', ''):>7}  {' '.join(marks)}"
-    ).rstrip()
+    return marks
+
+
+def step_cells(step: Step) -> list[str]:
+    """One row of the step table: seq, time, event, key metrics, marks."""
+    e = step.event
+    m = step.metrics
+    return [
+        str(step.seq),
+        ev.format_instant(e.at),
+        f"{e.type} {e.id}",
+        money(m.get("customer_liabilities")),
+        money(m.get("custody")),
+        m.get("reserve_ratio", ""),
+        " ".join(step_marks(step)),
+    ]
+
+
+def step_line(step: Step, total: int | None = None, quote: str = "USD") -> str:
+    """One step as a line of the step table (plain text)."""
+    return Stream(step_columns(total, quote), terminal=False).row(step_cells(step))
 
 
 def _grouped(text: str) -> str:
@@ -81,8 +92,9 @@ def _grouped(text: str) -> str:
     return f"{value:,}" + (f" {unit}" if unit else "")
 
 
-def summary_text(summary: Summary, *, title: str = "", quote: str = "USD") -> list[str]:
-    """The first-breach table, what is still open, the assertions, and the digest."""
+def summary_text(summary: Summary, *, title: str = "", quote: str = "USD", terminal: bool = False) -> list[str]:
+    """The first-breach table, what is still open, the assertions, and the digest (tables laid
+    out for a terminal when ``terminal``, else plain)."""
     out: list[str] = []
     out.append("")
     out.append(f"Summary{' of ' + title if title else ''}: {summary.events} events replayed, up to {summary.last_at}")
@@ -106,52 +118,123 @@ def summary_text(summary: Summary, *, title: str = "", quote: str = "USD") -> li
     if summary.still_open:
         out.append("")
         out.append(f"Still broken at the end ({len(summary.still_open)}):")
-        for v in summary.still_open[:20]:
-            out.append(f"  {v.invariant:<26} {v.subject:<28} since seq {v.seq} ({v.at})")
+        out += render(
+            [Column("invariant"), Column("subject"), Column("since seq", right=True), Column("effective"), Column("event")],
+            [[v.invariant, v.subject, str(v.seq), v.at, v.event_id] for v in summary.still_open[:20]],
+            indent=2, terminal=terminal,
+        )
         if len(summary.still_open) > 20:
             out.append(f"  ... and {len(summary.still_open) - 20} more (see --format json)")
     if summary.assertions:
         out.append("")
         out.append("The record against the books (balance_asserted):")
-        for a in summary.assertions:
-            verdict = "matches" if a["ok"] else "DOES NOT MATCH"
-            out.append(
-                f"  {a['at']} {a['subject']:<40} record {_grouped(a['expected'])} ± "
-                f"{_grouped(a['tolerance'])}, books {_grouped(a['actual'])}: {verdict}"
-            )
+        out += render(
+            [Column("effective"), Column("measure"), Column("record", right=True), Column("within", right=True),
+             Column("books", right=True), Column("unit"), Column("verdict")],
+            [
+                [a["at"], a["subject"], _grouped(a["expected"]).partition(" ")[0], _within(a),
+                 _grouped(a["actual"]).partition(" ")[0], a["expected"].partition(" ")[2],
+                 "matches" if a["ok"] else "DOES NOT MATCH"]
+                for a in summary.assertions
+            ],
+            indent=2, terminal=terminal,
+        )
     if summary.skipped:
         out.append("")
         out.append(f"Skipped by enforced rules ({len(summary.skipped)}):")
         for seq, eid, reason in summary.skipped[:20]:
             out.append(f"  seq {seq} {eid}: {reason}")
     m = summary.final_metrics
-    if m.get("venue"):
+    if m.get("failed"):
+        out.append("")
+        out.append(f"Failed and resolved: {m['failed']}.")
+    unpriced = f" (and {m['unpriced_owed']}, unpriced: not in that figure)" if m.get("unpriced_owed") else ""
+    if m.get("venue") and m.get("family") in ("bank", "lender", "protocol"):
+        # A deposit-taker is told by its depositors, equity, liquidity and capital (ledger/kinds.py).
+        if not m.get("failed"):
+            out.append("")
+        ratios = [
+            f"{label} {m[key]}"
+            for key, label in (("liquidity_coverage", "liquidity coverage"), ("capital_ratio", "capital ratio"))
+            if key in m
+        ]
+        out.append(
+            f"At the end, {m['venue']} owes depositors {Decimal(m['customer_liabilities']):,} {quote}{unpriced} "
+            f"({Decimal(m['insured']):,} insured); its equity is {Decimal(m['equity']):,} at market "
+            f"and {Decimal(m['equity_book']):,} at book value" + (f" ({'; '.join(ratios)})" if ratios else "") + "."
+        )
+    elif m.get("venue"):
         out.append("")
         out.append(
-            f"At the end, {m['venue']} owes customers {Decimal(m['customer_liabilities']):,} {quote} and holds "
-            f"{Decimal(m['custody']):,} for them in custody: shortfall {Decimal(m['shortfall']):,} "
+            f"At the end, {m['venue']} owes customers {Decimal(m['customer_liabilities']):,} {quote}{unpriced} and holds "
+            f"{Decimal(m['custody']):,}"
+            + (f" (and {m['unpriced_custody']}, unpriced)" if m.get("unpriced_custody") else "")
+            + f" for them in custody: shortfall {Decimal(m['shortfall']):,} "
             f"(reserve ratio {m.get('reserve_ratio', 'n/a')})."
         )
     out.append(f"History digest (SHA-256 of the replayed events): {summary.digest}")
     return out
 
 
-def balances_text(books: Books, *, entity: str | None = None) -> list[str]:
-    """Balances by entity, account and asset, then each entity's balance sheet."""
-    out = [f"{'entity':<12} {'account':<34} {'asset':<6} {'balance':>24} {'value (' + books.quote + ')':>22}"]
-    for (ent, account, asset), minor in books.iter_balances(entity):
-        cls, _ = books.classify(ent, account)
-        shown = -minor if cls == "customer" else minor
-        label = account + (" (holder view)" if cls == "customer" else "")
-        value = books.round_value(books.value(shown, asset))
-        out.append(f"{ent:<12} {label:<34} {asset:<6} {books.amount(shown, asset):>24,f} {value:>22,}")
+def _within(assertion: dict[str, Any]) -> str:
+    """How the books must compare with a record's figure: ``± 500,000`` for a figure to match,
+    ``at least`` / ``at most`` (and the tolerance, if any) for a one-sided one."""
+    bound = assertion.get("bound", "")
+    tolerance = _grouped(assertion["tolerance"])
+    if bound.startswith(">="):
+        return "at least" + ("" if tolerance == "0" else f" - {tolerance}")
+    if bound.startswith("<="):
+        return "at most" + ("" if tolerance == "0" else f" + {tolerance}")
+    return f"± {tolerance}"
+
+
+def balances_text(books: Books, *, entity: str | None = None, terminal: bool = False) -> list[str]:
+    """What ``balances`` prints: the balances (customer accounts from the holder's side), each
+    entity's balance sheet in the quote asset, the coverage of what venues owe customers, and
+    the loans. Equity is the balance sheet's one figure in the quote, not a line per asset."""
+    quote = books.quote
+    rows = [
+        [r["entity"], r["account"] + (" (holder view)" if r["view"] == "holder" else ""), r["asset"], amount(r["balance"]), amount(r["value"])]
+        for r in balance_rows(books, entity=entity)
+        if r["account"] != "equity"
+    ]
+    out = ["Balances:"]
+    out += render(
+        [Column("entity"), Column("account"), Column("asset"), Column("balance", right=True), Column(f"value ({quote})", right=True)],
+        rows, indent=2, terminal=terminal,
+    )
     entities = [entity] if entity else sorted({k[0] for k in books.balances})
-    for ent in entities:
-        sheet = books.balance_sheet(ent)
-        out.append("")
-        out.append(
-            f"{ent}: assets {sheet['total_assets']:,}  liabilities {sheet['total_liabilities']:,}  "
-            f"equity {sheet['equity']:,} {books.quote}"
+    sheets = [(e, books.balance_sheet(e)) for e in entities]
+    out += ["", f"Balance sheets ({quote}):"]
+    out += render(
+        [Column("entity"), Column("assets", right=True), Column("liabilities", right=True), Column("equity", right=True)],
+        [[e, amount(s["total_assets"]), amount(s["total_liabilities"]), amount(s["equity"])] for e, s in sheets],
+        indent=2, terminal=terminal,
+    )
+    coverage = [c for c in books.coverage() if entity is None or c["venue"] == entity]
+    if coverage:
+        out += ["", "Coverage of what venues owe customers:"]
+        out += render(
+            [Column("venue"), Column("asset"), Column("owed to customers", right=True), Column("in custody", right=True), Column("shortfall", right=True)],
+            [[c["venue"], c["asset"], amount(c["owed_to_customers"]), amount(c["in_custody"]), amount(c["shortfall"])] for c in coverage],
+            indent=2, terminal=terminal,
+        )
+    loans = [
+        r for r in books.loans_view()
+        if entity is None or entity in (r.get("lender"), r.get("borrower")) or str(r.get("target", "")).startswith(entity + ":")
+    ]
+    if loans:
+        out += ["", f"Loans and secured accounts (values in {quote}):"]
+        out += render(
+            [Column("loan"), Column("lender"), Column("borrower"), Column("asset"), Column("outstanding", right=True),
+             Column("debt value", right=True), Column("collateral after haircuts", right=True), Column("defaulted")],
+            [
+                [str(r["target"]), str(r.get("lender") or "-"), str(r.get("borrower") or "-"), str(r.get("asset") or "-"),
+                 amount(r.get("outstanding")), amount(r.get("debt_value")), amount(r.get("collateral_haircut_value")),
+                 "yes" if r.get("defaulted") else "no"]
+                for r in loans
+            ],
+            indent=2, terminal=terminal,
         )
     return out
 

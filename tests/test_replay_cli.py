@@ -207,7 +207,11 @@ def test_replay_until_and_steps_changes(runner, tmp_path):
     changes = invoke(runner, "replay", path, "--no-record", "--steps", "changes")
     rows = [line for line in changes.stdout.splitlines() if STEP_ROW.match(line)]
     assert [row.split()[0] for row in rows] == [str(FIRST_SEQ + 1)]
-    assert "!no-unauthorised-negative !segregation !reserve-ratio !related-party-exposure" in rows[0]
+    # Each mark names its subject: two breaches of one invariant are told apart.
+    assert (
+        "!no-unauthorised-negative(ex:aff/USD) !segregation(ex/USD) !reserve-ratio(ex) !related-party-exposure(ex)"
+        in rows[0]
+    )
     everything = invoke(runner, "replay", path, "--no-record")
     assert len([line for line in everything.stdout.splitlines() if STEP_ROW.match(line)]) == N
     none = invoke(runner, "replay", path, "--no-record", "--steps", "none")
@@ -476,7 +480,7 @@ def test_balances_for_one_entity(runner, recorded):
     sheet = books.balance_sheet("aff")
     assert {k: D(v) for k, v in data["balance_sheets"]["aff"]["assets"].items()} == sheet["assets"] == {"bank USD": D(50)}
     text = invoke(runner, "balances", "--db", db, "--entity", "aff")
-    assert "aff: assets 50.00  liabilities 50.00  equity 0.00 USD" in text.stdout
+    assert re.search(r"^  aff +50\.00 +50\.00 +0\.00$", text.stdout, flags=re.M), text.stdout
     unknown = runner.invoke(cli, ["balances", "--db", str(db), "--entity", "zz"])
     assert unknown.exit_code == 2 and "unknown entity 'zz'" in unknown.stderr
 
@@ -493,7 +497,25 @@ def test_balances_text_values(runner, recorded):
     _, db = recorded
     text = invoke(runner, "balances", "--db", db, "--seq", FIRST_SEQ + 1).stdout
     assert text.startswith(f"Books at seq {FIRST_SEQ + 1} (2022-02-02T00:00:00Z), values in USD")
-    assert "ex: assets 150.00  liabilities 150.00  equity 0.00 USD" in text
+    sheets = text[text.index("Balance sheets (USD):"):]
+    assert re.search(r"^  entity +assets +liabilities +equity$", sheets, flags=re.M)
+    assert re.search(r"^  ex +150\.00 +150\.00 +0\.00$", sheets, flags=re.M), text
+
+
+def test_balances_text_shows_coverage_and_loans_and_no_equity_per_asset(runner, tmp_path):
+    """The text has what the help promises (before, only JSON had coverage and loans) and shows
+    equity once, in the quote, on the balance sheet (it printed an equity line per asset, in
+    units)."""
+    db = tmp_path / "ftx.db"
+    invoke(runner, "append", "ftx-2022", "--db", db)
+    text = invoke(runner, "balances", "--db", db, "--at", "2022-11-07", "--entity", "ftx").stdout
+    assert "Coverage of what venues owe customers:" in text
+    assert re.search(r"^  ftx +USDC +1,100,000,000\.00 +200,000,000\.00 +900,000,000\.00$", text, flags=re.M)
+    assert "Loans and secured accounts (values in USD):" in text
+    assert re.search(r"^  ftx:alameda +ftx +alameda ", text, flags=re.M)
+    balances = text[: text.index("Balance sheets")]
+    assert " equity " not in balances
+    assert "\x1b[" not in text and "─" not in text and "│" not in text
 
 
 # ------------------------------------------------------------------------------------------------
