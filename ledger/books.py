@@ -491,11 +491,16 @@ class Books:
 
     def _set_insurance(self, venue: str, asset: str, cover: Any) -> None:
         """Set (or with ``_ABSENT`` end) a deposit cover and move the deposits' parts with it."""
+        # Only deposit-takers (banks, lenders) keep insured and run-off parts: ``_aggregate``
+        # moves them for those families alone, and ``from_state`` rebuilds them for those alone.
+        # Moving them here for another venue (an exchange with a cover) left parts that later
+        # postings never moved: stale insured deposits, a negative run-off, and books that
+        # differed from the same books read back from their state.
         owed = {
             name: -self.balances.get((venue, name, asset), 0)
             for name in self.customer_names.get(venue, ())
             if self.balances.get((venue, name, asset), 0) < 0
-        }
+        } if self._family_of(venue) in _DEPOSIT_TAKERS else {}
         for name, minor in owed.items():
             self._move_deposit(venue, name, asset, minor, 0)
         if cover is _ABSENT:
@@ -1501,6 +1506,17 @@ class Books:
             if owed:
                 found[f"{asset} owed"] = self.amount(owed, asset)
         return found
+
+    def unpriced_owed(self, venue: str, *, table: str = "cust_liab") -> dict[str, Decimal]:
+        """What ``venue`` owes customers (or, ``table="custody"``, holds for them) in assets
+        that have no price: left out of every value in the quote, and said beside it (a venue
+        owing 2 ETH does not owe "0 USD")."""
+        amounts = getattr(self, table)
+        return {
+            asset: self.amount(minor, asset).normalize()
+            for asset in sorted(self.entity_assets.get(venue, ()))
+            if (minor := amounts.get((venue, asset), 0)) > 0 and self.unpriced(asset) is not None
+        }
 
     def measure(
         self,

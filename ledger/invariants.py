@@ -471,8 +471,19 @@ def assertion_result(books: Books, event: ev.BalanceAsserted) -> dict[str, Any]:
             + (f" of {event.asset}" if event.asset and event.measure != "balance" else "")
             + f" {_BOUND_WORDS[event.one_sided]} {event.expected:,f} {unit} (± {event.tolerance:,f}); "
             + f"the books say {actual_r:,f} (gap {gap:,f})"
+            + _unpriced_note(books, event)
         ),
     }
+
+
+def _unpriced_note(books: Books, event: ev.BalanceAsserted) -> str:
+    """For a value in the quote: what the entity has or owes that has no price (not counted)."""
+    if event.measure == "balance":
+        return ""
+    unpriced = books.unpriced_holdings(event.entity)
+    if not unpriced:
+        return ""
+    return "; not counted, unpriced: " + ", ".join(f"{amount.normalize():,f} {what}" for what, amount in unpriced.items())
 
 
 def _ratio_result(books: Books, event: ev.BalanceAsserted, subject: str, what: str) -> dict[str, Any]:

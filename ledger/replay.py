@@ -395,6 +395,10 @@ class Replay:
             if owed > 0:
                 metrics["reserve_ratio"] = fmt_ratio(books.liquid_reserves(venue) / owed)
             if change is None:
+                for key, table in (("unpriced_owed", "cust_liab"), ("unpriced_custody", "custody")):
+                    unpriced = books.unpriced_owed(venue, table=table)
+                    if unpriced:
+                        metrics[key] = ", ".join(f"{amount:,f} {asset}" for asset, amount in unpriced.items())
                 # The summary speaks in the venue's own terms (ledger/kinds.py): a bank or a
                 # lender by its depositors, equity, liquidity and capital, not by custody.
                 family = _kinds.family(books.kind_of(venue))

@@ -1819,3 +1819,38 @@ def test_a_lender_is_not_held_to_segregation_but_to_liquidity(tmp_path):
     v = summary.first_breaches["liquidity-coverage"]
     assert (v.observed, v.threshold) == ("0.2500", "1.0000")
     assert "liquid assets of 10.00 USD" in v.detail and "40.00 USD of deposits expected to run" in v.detail
+
+
+def test_an_unpriced_asset_is_said_to_be_unpriced_not_zero(tmp_path):
+    """A venue owing 2 BTC that has no price does not "owe customers 0 USD": the summary names
+    what is left out of the values, and an assertion's detail says what it did not count."""
+    from ledger import report
+
+    tl = timeline(
+        tmp_path,
+        """
+        [[events]]
+        id = "d1"
+        type = "deposit"
+        account = "ex:cust"
+        asset = "BTC"
+        amount = "2"
+        landed = "ex:custody"
+
+        [[events]]
+        id = "a1"
+        type = "balance_asserted"
+        entity = "ex"
+        measure = "total_assets"
+        quote = "USD"
+        expected = "0"
+        tolerance = "0"
+        """,
+    )
+    _, summary = run(tl)
+    assert summary.final_metrics["customer_liabilities"] == "0"
+    assert summary.final_metrics["unpriced_owed"] == "2 BTC"
+    assert summary.final_metrics["unpriced_custody"] == "2 BTC"
+    text = "\n".join(report.summary_text(summary))
+    assert "owes customers 0 USD (and 2 BTC, unpriced: not in that figure)" in text
+    assert "not counted, unpriced: 2 BTC held, 2 BTC owed" in summary.assertions[0]["detail"]
