@@ -81,11 +81,39 @@ class Flow:
     to_node: str
     amount: Decimal
     source: tuple[str, ...]
+    asset: str | None = None  # the asset ``amount`` is in (set by the tracer)
 
     def to_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self)
         data["source"] = list(self.source)
         return data
+
+
+@attrs.frozen
+class AssetTrace:
+    """Traced value that a trade carried into another asset than the traced one.
+
+    Attributes:
+        asset: the asset the value is in now.
+        received: traced value that arrived in this asset through trades (in its units).
+        flows: the movements of it, as :attr:`TraceResult.flows`.
+        held, left: as in :class:`TraceResult`; ``received`` = their sum.
+    """
+
+    asset: str
+    received: Decimal
+    flows: list[Flow]
+    held: dict[str, Decimal]
+    left: dict[str, Decimal]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "asset": self.asset,
+            "received": self.received,
+            "flows": [f.to_dict() for f in self.flows],
+            "held": dict(self.held),
+            "left": dict(self.left),
+        }
 
 
 @attrs.frozen
@@ -104,7 +132,12 @@ class TraceResult:
             never more than the place's balance.
         left: where traced money left the model -> how much: an external account, or
             ``(deficit) PLACE`` for traced money that made good a negative balance of PLACE.
-        holders: ``held`` and ``left`` together; their sum is ``traced_in``.
+        holders: ``held`` and ``left`` together; their sum is ``traced_in`` + ``received``.
+            Traced money given away in a trade is in ``left`` as ``(traded for B) PLACE``.
+        received: traced value that came back into the traced asset through trades (0 without
+            trades that pay for something with traced value in another asset).
+        assets: per other asset that traced value reached through a trade, where it went
+            (:class:`AssetTrace`).
     """
 
     rule: str
@@ -116,6 +149,8 @@ class TraceResult:
     until_seq: int
     held: dict[str, Decimal] = attrs.field(factory=dict)
     left: dict[str, Decimal] = attrs.field(factory=dict)
+    received: Decimal = Decimal(0)
+    assets: dict[str, AssetTrace] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,11 +158,13 @@ class TraceResult:
             "asset": self.asset,
             "start": self.start,
             "traced_in": self.traced_in,
+            "received": self.received,
             "until_seq": self.until_seq,
             "flows": [f.to_dict() for f in self.flows],
             "holders": dict(self.holders),
             "held": dict(self.held),
             "left": dict(self.left),
+            "assets": {a: t.to_dict() for a, t in self.assets.items()},
         }
 
 
@@ -394,9 +431,18 @@ class Investigation:
             _require_account(known, deposits_into, field="deposits_into", purposes=("customer",))
         else:
             _require(deposits_into, known.entities, what="venue", field="deposits_into")
-        tracer = _Tracer(rule)
+        outside: set[str] = {NEW_ISSUE, GONE}
+        tracers: dict[str, _Tracer] = {}  # per asset: every asset is followed (trades cross them)
+
+        def tracer_of(name: str) -> _Tracer:
+            found = tracers.get(name)
+            if found is None:
+                found = tracers[name] = _Tracer(rule, outside)
+            return found
+
         books = Books(self.policy)
-        flows: list[Flow] = []
+        flows: dict[str, list[Flow]] = defaultdict(list)
+        received: dict[str, int] = defaultdict(int)
         traced_in = 0
         last = 0
         for record in self.log.iter_records():
@@ -405,34 +451,96 @@ class Investigation:
                 break
             change = books.apply(event, seq=record.seq)
             last = record.seq
-            moves = _movements(books, change, asset, tracer.outside)
-            starting = (
-                isinstance(event, ev.Deposit)
-                and event.asset == asset
-                and (event.account == deposits_into or event.account.partition(":")[0] == deposits_into)
-                and (since is None or event.at >= since)
-                and change.postings
-            )
-            for src, dst, minor in moves:
-                carried = tracer.take(src, minor)
-                if starting and dst == event.landed:  # type: ignore[attr-defined]  # a Deposit
-                    # A traced deposit: all of it is traced where it lands. The part it carried
-                    # from a place already holding traced money is that money coming back; the
-                    # rest is new.
-                    traced_in += minor - carried
-                    carried = minor
-                absorbed = tracer.put(dst, carried, minor - carried)
-                at = ev.format_instant(event.at)
-                if carried:
-                    flows.append(Flow(record.seq, at, event.id, src, dst, books.amount(carried, asset), event.source))
-                if absorbed:
-                    flows.append(Flow(record.seq, at, event.id, dst, _deficit(dst), books.amount(absorbed, asset), event.source))
+            at = ev.format_instant(event.at)
+
+            def flow(name: str, src: str, dst: str, minor: int) -> None:
+                flows[name].append(
+                    Flow(record.seq, at, event.id, src, dst, books.amount(minor, name), event.source, name)  # noqa: B023
+                )
+
+            if isinstance(event, ev.Trade) and change.postings:
+                self._trade(books, event, tracer_of, flow, received)
+                continue
+            if isinstance(event, ev.Resolution) and change.postings:
+                _resolve_places(books, change, tracer_of, flow)
+                continue
+            for name, moves in _movements_by_asset(books, change, outside).items():
+                tracer = tracer_of(name)
+                starting = (
+                    name == asset
+                    and isinstance(event, ev.Deposit)
+                    and event.asset == asset
+                    and (event.account == deposits_into or event.account.partition(":")[0] == deposits_into)
+                    and (since is None or event.at >= since)
+                )
+                for src, dst, minor in moves:
+                    carried = tracer.take(src, minor)
+                    if starting and dst == event.landed:  # type: ignore[attr-defined]  # a Deposit
+                        # A traced deposit: all of it is traced where it lands. The part it carried
+                        # from a place already holding traced money is that money coming back; the
+                        # rest is new.
+                        traced_in += minor - carried
+                        carried = minor
+                    absorbed = tracer.put(dst, carried, minor - carried)
+                    if carried:
+                        flow(name, src, dst, carried)
+                    if absorbed:
+                        flow(name, dst, _deficit(dst), absorbed)
         if asset not in books.registry.assets:
             raise InputError(f"asset: unknown asset {asset!r} in this log")
-        held = {node: books.amount(t, asset) for node, t in sorted(tracer.traced.items()) if t}
-        left = {node: books.amount(t, asset) for node, t in sorted(tracer.left.items()) if t}
+
+        def where(name: str) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+            tracer = tracers.get(name)
+            if tracer is None:
+                return {}, {}
+            held = {node: books.amount(t, name) for node, t in sorted(tracer.traced.items()) if t}
+            left = {node: books.amount(t, name) for node, t in sorted(tracer.left.items()) if t}
+            return held, left
+
+        held, left = where(asset)
         holders = dict(sorted({**held, **left}.items()))
-        return TraceResult(rule, asset, deposits_into, books.amount(traced_in, asset), flows, holders, last, held, left)
+        others = {}
+        for name in sorted(received):
+            if name != asset and received[name]:
+                other_held, other_left = where(name)
+                others[name] = AssetTrace(
+                    name, books.amount(received[name], name), flows[name], other_held, other_left
+                )
+        return TraceResult(
+            rule, asset, deposits_into, books.amount(traced_in, asset), flows[asset], holders, last, held, left,
+            books.amount(received[asset], asset), others,
+        )
+
+    @staticmethod
+    def _trade(books: Books, event: ev.Trade, tracer_of: Any, flow: Any, received: dict[str, int]) -> None:
+        """One trade, both legs at once: the traced part of what each side gives (by the rule)
+        continues, in proportion, in what that side receives (``docs/forensics.md``)."""
+        outside = tracer_of(event.asset).outside
+        legs = (  # (asset, the place it leaves, the place it arrives at, minor units)
+            (event.asset, event.seller_from, event.buyer_to, books.registry.minor(event.asset, event.amount)),
+            (event.pay_asset, event.buyer_from, event.seller_to, books.registry.minor(event.pay_asset, event.payment)),
+        )
+        for _, src, dst, _ in legs:
+            for ref in (src, dst):
+                if books.registry.accounts[ref].purpose == "external":
+                    outside.add(ref)
+        carried = [tracer_of(name).take(src, minor) for name, src, _, minor in legs]
+        for index, (name, src, dst, minor) in enumerate(legs):
+            other_name, other_src, _, other_minor = legs[1 - index]
+            # What arrives at ``dst`` (this leg's asset) is traced in the share of the traced
+            # part of the other leg's payment: carried / what it gave, rounded half-even.
+            part = round(Fraction(carried[1 - index] * minor, other_minor)) if carried[1 - index] else 0
+            tracer = tracer_of(name)
+            absorbed = tracer.put(dst, part, minor - part)
+            if carried[index]:
+                # This leg's traced money left its place in exchange for the other asset.
+                tracer.left[f"(traded for {other_name}) {src}"] += carried[index]
+                flow(name, src, f"(traded for {other_name}) {src}", carried[index])
+            if part:
+                received[name] += part
+                flow(name, other_src, dst, part)
+            if absorbed:
+                flow(name, dst, _deficit(dst), absorbed)
 
     # -- diff ----------------------------------------------------------------------------------------
     def diff(self, a: int, b: int) -> Diff:
@@ -662,6 +770,33 @@ def _require_account(
     raise InputError(f"{field}: unknown account {account!r}{did_you_mean(account, candidates)}")
 
 
+def _movements_by_asset(books: Books, change: Change, outside: set[str]) -> dict[str, list[tuple[str, str, int]]]:
+    """:func:`_movements` for every asset the event moved, in the order first moved."""
+    found: dict[str, list[tuple[str, str, int]]] = {}
+    for name in dict.fromkeys(p.asset for p in change.postings if p.delta):
+        moves = _movements(books, change, name, outside)
+        if moves:
+            found[name] = moves
+    return found
+
+
+def _resolve_places(books: Books, change: Change, tracer_of: Any, flow: Any) -> None:
+    """A resolution moves each named holdings account whole to the acquirer: in every asset,
+    its balance, its traced part and (FIFO) its lots in order go to ``to_entity:name``."""
+    for name in dict.fromkeys(p.asset for p in change.postings if p.delta):
+        tracer = tracer_of(name)
+        for src, dst, minor in _movements(books, change, name, tracer.outside):
+            if tracer.balance.get(src, 0) == minor and tracer.balance.get(dst, 0) >= 0 and minor > 0:
+                carried = tracer.move_whole(src, dst)
+            else:  # a negative balance on either side: the ordinary rules (deficits first)
+                carried = tracer.take(src, minor)
+                absorbed = tracer.put(dst, carried, minor - carried)
+                if absorbed:
+                    flow(name, dst, _deficit(dst), absorbed)
+            if carried:
+                flow(name, src, dst, carried)
+
+
 def _movements(books: Books, change: Change, asset: str, outside: set[str]) -> list[tuple[str, str, int]]:
     """Physical movements of ``asset`` in one event, as (from, to, minor), from its postings.
 
@@ -712,13 +847,28 @@ class _Tracer:
     outside, or makes good a deficit, is added to ``left`` and stays there.
     """
 
-    def __init__(self, rule: str) -> None:
+    def __init__(self, rule: str, outside: set[str] | None = None) -> None:
         self.rule = rule
         self.balance: dict[str, int] = defaultdict(int)
         self.traced: dict[str, int] = defaultdict(int)
         self.lots: dict[str, deque[list[Any]]] = defaultdict(deque)  # FIFO: [amount, traced], oldest first
         self.left: dict[str, int] = defaultdict(int)
-        self.outside: set[str] = {NEW_ISSUE, GONE}
+        self.outside: set[str] = outside if outside is not None else {NEW_ISSUE, GONE}
+
+    def move_whole(self, src: str, dst: str) -> int:
+        """Move all of ``src`` (balance > 0) onto ``dst`` (balance >= 0), its lots after
+        ``dst``'s own; return the traced amount moved."""
+        minor, traced = self.balance.pop(src), self.traced.pop(src, 0)
+        self.balance[dst] += minor
+        self.traced[dst] += traced
+        if self.rule == "fifo":
+            lots = self.lots[dst]
+            for lot in self.lots.pop(src, deque()):
+                if lots and lots[-1][1] == lot[1]:
+                    lots[-1][0] += lot[0]
+                else:
+                    lots.append(list(lot))
+        return traced
 
     def take(self, src: str, minor: int) -> int:
         """Take ``minor`` out of ``src``; return the traced part of it (by the rule)."""

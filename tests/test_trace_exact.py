@@ -606,3 +606,231 @@ def test_ftx_usdc_trace_worked_by_hand(ftx_db, rule, traced_in, holders):
     data = _cli_trace(ftx_db, "USDC", rule)
     assert D(data["traced_in"]) == D(traced_in)
     assert {k: D(v) for k, v in data["holders"].items()} == {k: D(v) for k, v in holders.items()}
+
+
+# -- across a trade: traced value continues in the asset received ----------------------------------
+#: 100 traced deposited into custody, then 100 of the venue's own money; custody buys 2 BTC from
+#: the market at 30 (pays 60 USD), then sells 1.5 BTC at 40 (60 USD, paid into the treasury).
+TRADES = """
+[[events]]
+id = "in"
+type = "deposit"
+account = "ex:cust"
+asset = "USD"
+amount = "100"
+landed = "ex:custody"
+
+[[events]]
+id = "own"
+type = "transfer"
+from_account = "world:market"
+to_account = "ex:custody"
+asset = "USD"
+amount = "100"
+
+[[events]]
+id = "buy"
+type = "trade"
+asset = "BTC"
+amount = "2"
+price = "30"
+pay_asset = "USD"
+seller_from = "world:market"
+seller_to = "world:market"
+buyer_from = "ex:custody"
+buyer_to = "ex:custody"
+
+[[events]]
+id = "sell"
+type = "trade"
+asset = "BTC"
+amount = "1.5"
+price = "40"
+pay_asset = "USD"
+seller_from = "ex:custody"
+seller_to = "ex:treasury"
+buyer_from = "world:market"
+buyer_to = "world:market"
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "usd", "btc"),
+    [
+        # FIFO: the traced 100 are the oldest lot, so the 60 paid are all traced: the 2 BTC
+        # bought are traced in full (60/60 of them). Selling 1.5 BTC of that lot for 60 USD
+        # brings 60 traced USD into the treasury (1.5/1.5 of the payment). USD: 100 in, 60
+        # received back = 40 in custody + 60 in the treasury + 60 traded for BTC.
+        ("fifo", ("60.00", {"ex:custody": "40.00", "ex:treasury": "60.00"}, {"(traded for BTC) ex:custody": "60.00"}),
+         ("2.00000000", {"ex:custody": "0.50000000"}, {"(traded for USD) ex:custody": "1.50000000"})),
+        # Pro rata: custody is half traced (100 of 200), so the 60 paid carry 30 traced: half
+        # the payment, hence 1 of the 2 BTC. The sale of 1.5 of 2 BTC carries 0.75 traced BTC,
+        # half the 1.5 sold, hence 30 of the 60 USD received. USD: 100 + 30 = 70 + 30 + 30.
+        ("pro-rata", ("30.00", {"ex:custody": "70.00", "ex:treasury": "30.00"}, {"(traded for BTC) ex:custody": "30.00"}),
+         ("1.00000000", {"ex:custody": "0.25000000"}, {"(traded for USD) ex:custody": "0.75000000"})),
+        # LIBR: the venue's own 100 pay first, so no traced money crosses either trade.
+        ("libr", ("0.00", {"ex:custody": "100.00"}, {}), None),
+    ],
+)
+def test_traced_value_continues_in_the_asset_a_trade_brings(tmp_path, rule, usd, btc):
+    result = trace(tmp_path, TRADES, rule=rule, name="trades")
+    received, held, left = usd
+    assert result.traced_in == D("100.00")
+    assert result.received == D(received)
+    assert result.held == {k: D(v) for k, v in held.items()}
+    assert result.left == {k: D(v) for k, v in left.items()}
+    assert sum(result.holders.values(), D(0)) == result.traced_in + result.received
+    if btc is None:
+        assert result.assets == {}
+        return
+    got = result.assets["BTC"]
+    assert (got.received, got.held, got.left) == (
+        D(btc[0]), {k: D(v) for k, v in btc[1].items()}, {k: D(v) for k, v in btc[2].items()}
+    )
+    assert sum(got.held.values(), D(0)) + sum(got.left.values(), D(0)) == got.received
+    # The flows of the traced asset are in it; the other asset's flows are in theirs.
+    assert {f.asset for f in result.flows} == {"USD"} and {f.asset for f in got.flows} == {"BTC"}
+    assert [(f.event_id, f.from_node, f.to_node) for f in got.flows] == [
+        ("buy", "ex:custody", "ex:custody"),
+        ("sell", "ex:custody", "(traded for USD) ex:custody"),
+    ]
+
+
+def test_a_trade_share_of_the_payment_rounds_half_even_to_the_minor_unit(tmp_path):
+    """FIFO: custody holds 0.01 traced, then 0.01 of the venue's own; it pays 0.02 for 3
+    satoshi. 1 of the 2 cents paid is traced, so 3 x 1/2 = 1.5 satoshi of what came is: half
+    even, 2. The traced 0.01 USD is in `left` as traded for BTC; BTC received 0.00000002."""
+    body = """
+[[events]]
+id = "in"
+type = "deposit"
+account = "ex:cust"
+asset = "USD"
+amount = "0.01"
+landed = "ex:custody"
+
+[[events]]
+id = "own"
+type = "transfer"
+from_account = "world:market"
+to_account = "ex:custody"
+asset = "USD"
+amount = "0.01"
+
+[[events]]
+id = "buy"
+type = "trade"
+asset = "BTC"
+amount = "0.00000003"
+price = "0.01"
+pay_asset = "USD"
+paid = "0.02"
+seller_from = "world:market"
+seller_to = "world:market"
+buyer_from = "ex:custody"
+buyer_to = "ex:custody"
+"""
+    result = trace(tmp_path, body, rule="fifo", name="round")
+    assert result.left == {"(traded for BTC) ex:custody": D("0.01")}
+    assert result.held == {}
+    assert result.assets["BTC"].received == D("0.00000002")
+    assert result.assets["BTC"].held == {"ex:custody": D("0.00000002")}
+
+
+def test_traced_value_received_in_a_trade_by_an_outside_buyer_leaves(tmp_path):
+    """Custody (all traced: 100) buys 1 BTC from the market for 100, then pays the BTC to the
+    world. Under every rule the 100 USD are traded for BTC (in ``left`` as such; the USD that
+    reached the market is untraced: the market gave value for it), the BTC is traced in full
+    (1 x 100/100), and it leaves to ``world:market``."""
+    body = TRADES.split('[[events]]\nid = "own"')[0] + """
+[[events]]
+id = "buy"
+type = "trade"
+asset = "BTC"
+amount = "1"
+price = "100"
+pay_asset = "USD"
+seller_from = "world:market"
+seller_to = "world:market"
+buyer_from = "ex:custody"
+buyer_to = "ex:custody"
+
+[[events]]
+id = "gone"
+type = "transfer"
+from_account = "ex:custody"
+to_account = "world:market"
+asset = "BTC"
+amount = "1"
+"""
+    for rule in RULES:
+        result = trace(tmp_path, body, rule=rule, name=f"out-{rule}")
+        assert result.holders == {"(traded for BTC) ex:custody": D("100.00")}, rule
+        got = result.assets["BTC"]
+        assert (got.received, got.held, got.left) == (D("1.00000000"), {}, {"world:market": D("1.00000000")}), rule
+
+
+RESOLVED = """
+[[entities]]
+entity = "fdic"
+name = "Deposit insurer"
+kind = "resolution_authority"
+
+[[entities]]
+entity = "bridge"
+name = "Bridge bank"
+kind = "bank"
+
+[[events]]
+id = "own"
+type = "transfer"
+from_account = "world:market"
+to_account = "ex:custody"
+asset = "USD"
+amount = "50"
+
+[[events]]
+id = "in"
+type = "deposit"
+account = "ex:cust"
+asset = "USD"
+amount = "100"
+landed = "ex:custody"
+
+[[events]]
+id = "resolve"
+type = "resolution"
+entity = "ex"
+authority = "fdic"
+method = "bridge_bank"
+to_entity = "bridge"
+accounts = ["ex:custody", "ex:cust"]
+
+[[events]]
+id = "pay"
+type = "transfer"
+from_account = "bridge:custody"
+to_account = "world:market"
+asset = "USD"
+amount = "60"
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "held", "left"),
+    [
+        # The 150 in custody (50 own, then 100 traced) move whole to bridge:custody, lots in
+        # order: FIFO pays the 60 from the own 50 first, then 10 traced: 90 remain traced.
+        ("fifo", {"bridge:custody": "90.00"}, {"world:market": "10.00"}),
+        # Pro rata: 60 x 100/150 = 40 traced leave; 60 remain.
+        ("pro-rata", {"bridge:custody": "60.00"}, {"world:market": "40.00"}),
+        # LIBR: the own 50 first, then 10 traced: 90 remain (as FIFO here).
+        ("libr", {"bridge:custody": "90.00"}, {"world:market": "10.00"}),
+    ],
+)
+def test_a_resolution_moves_traced_value_to_the_acquirer(tmp_path, rule, held, left):
+    result = trace(tmp_path, RESOLVED, rule=rule, name="resolved")
+    assert result.traced_in == D("100.00")
+    assert result.held == {k: D(v) for k, v in held.items()}
+    assert result.left == {k: D(v) for k, v in left.items()}
+    assert ("resolve", "ex:custody", "bridge:custody", D("100.00")) in flows(result)

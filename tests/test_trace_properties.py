@@ -233,3 +233,88 @@ def test_when_all_money_is_traced_every_place_holds_its_balance_traced(tmp_path_
             # Only customers' withdrawals leave, to their own side of the outside world.
             assert set(result.left) <= {"cust:external", "aff:external"}, rule
             assert not any(node.startswith("(deficit)") for node in result.holders)
+
+
+# -- across trades: traced value continues in the asset received -----------------------------------
+PLACES_OF = {
+    "ex": ("ex:custody", "ex:treasury"),
+    "aff": ("aff:bank",),
+    "bank": ("bank:vault",),
+    "world": ("world:market",),
+}
+
+
+@st.composite
+def trading_histories(draw, max_events: int = 25):
+    """Customer USD deposits into ``ex``, transfers of USD and BTC between holdings, and trades
+    of BTC for USD (either way round, any payment, overdrafts allowed) between any two entities,
+    the market among them."""
+    out = cast_events()
+    at = START
+    amounts = st.sampled_from([1, 3, 7, 100, 10_000]) | st.integers(1, 50_000)
+
+    def emit(cls, **fields):
+        nonlocal at
+        at = at + timedelta(minutes=1)
+        out.append(cls(id=f"e{len(out)}", at=at, source=T, **fields))
+
+    def units(asset: str, minor: int) -> Decimal:
+        return ev.from_minor(minor, 2 if asset == "USD" else 8)
+
+    for _ in range(draw(st.integers(1, max_events))):
+        kind = draw(st.sampled_from(["deposit", "deposit", "transfer", "trade", "trade", "trade"]))
+        if kind == "deposit":
+            landed = draw(st.sampled_from(["ex:custody", "ex:treasury"]))
+            emit(ev.Deposit, account="ex:cust", asset="USD", amount=units("USD", draw(amounts)), landed=landed)
+        elif kind == "transfer":
+            asset = draw(st.sampled_from(["USD", "BTC"]))
+            src, dst = draw(st.lists(st.sampled_from([p for ps in PLACES_OF.values() for p in ps]), min_size=2, max_size=2, unique=True))
+            emit(ev.Transfer, from_account=src, to_account=dst, asset=asset, amount=units(asset, draw(amounts)))
+        else:
+            seller, buyer = draw(st.lists(st.sampled_from(sorted(PLACES_OF)), min_size=2, max_size=2, unique=True))
+            asset, pay = draw(st.sampled_from([("BTC", "USD"), ("USD", "BTC")]))
+            emit(
+                ev.Trade,
+                asset=asset,
+                amount=units(asset, draw(amounts)),
+                price="1",
+                pay_asset=pay,
+                paid=units(pay, draw(amounts)),
+                seller_from=draw(st.sampled_from(PLACES_OF[seller])),
+                seller_to=draw(st.sampled_from(PLACES_OF[seller])),
+                buyer_from=draw(st.sampled_from(PLACES_OF[buyer])),
+                buyer_to=draw(st.sampled_from(PLACES_OF[buyer])),
+            )
+    return out
+
+
+def _check_asset(books, asset: str, held: dict, left: dict, total: Decimal) -> None:
+    for node, amount in held.items():
+        entity, _, account = node.partition(":")
+        assert books.classify(entity, account)[0] in PLACES, node
+        assert Decimal(0) < amount <= books.amount(books.balances.get((entity, account, asset), 0), asset), (node, amount)
+    for node, amount in left.items():
+        assert amount > 0, node
+        if not node.startswith("("):
+            entity, _, account = node.partition(":")
+            assert books.classify(entity, account)[0] == EXTERNAL, node
+    assert sum(held.values(), Decimal(0)) + sum(left.values(), Decimal(0)) == total
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(history=trading_histories())
+def test_traced_value_is_capped_and_conserved_per_asset_across_trades(tmp_path_factory, history):
+    """Per asset: traced in (deposits, for USD) + received in trades = held + left (what was
+    traded away included); each place holds at most its balance; every flow is positive and
+    in its own asset."""
+    with Log.open(tmp_path_factory.mktemp("trades") / "l.db", create=True) as log:
+        log.append(history)
+        books = Investigation(log).as_of()
+        for rule in RULES:
+            result = Investigation(log).trace(asset="USD", deposits_into="ex", rule=rule)
+            _check_asset(books, "USD", result.held, result.left, result.traced_in + result.received)
+            assert all(f.amount > 0 and f.asset == "USD" for f in result.flows)
+            assert set(result.assets) <= {"BTC"}
+            for name, other in result.assets.items():
+                _check_asset(books, name, other.held, other.left, other.received)
+                assert all(f.amount > 0 and f.asset == name for f in other.flows)
