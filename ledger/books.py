@@ -1617,9 +1617,12 @@ class Books:
         return sorted(e for e, g in self.registry.entities.items() if g == group)
 
     def coverage(self) -> list[dict[str, Any]]:
-        """Customer coverage per venue and asset: what is owed, what is held in custody."""
+        """Customer coverage per venue and asset: what is owed, what is held in custody (for the
+        venues held to segregation: a bank's or a lender's deposits are in :meth:`deposits`)."""
         rows = []
         for venue in sorted(self.venues):
+            if not self.applies("segregation", venue):
+                continue
             for asset in sorted(self.entity_assets.get(venue, ())):
                 owed = self.cust_liab.get((venue, asset), 0)
                 held = self.custody.get((venue, asset), 0)
@@ -1633,6 +1636,39 @@ class Books:
                             "shortfall": self.amount(max(owed - held, 0), asset),
                         }
                     )
+        return rows
+
+    def deposits(self) -> list[dict[str, Any]]:
+        """Per deposit-taker (a bank or a lender with customer accounts): what it owes
+        depositors, the insured part, what is expected to run, its liquid assets, and its
+        equity at market and at book with the ratios the standard invariants check."""
+        rows = []
+        for venue in sorted(self.venues):
+            family = self._family_of(venue)
+            if family not in _DEPOSIT_TAKERS:
+                continue
+            owed = self.customer_liabilities(venue)
+            insured = self.insured_deposits(venue)
+
+            def ratio(value: Decimal | None) -> Decimal | None:
+                return None if value is None else value.quantize(Decimal("0.0001"), context=VALUE_CONTEXT)
+
+            rows.append(
+                {
+                    "venue": venue,
+                    "kind": self.kinds.get(venue),
+                    "owed_to_depositors": self.round_value(owed),
+                    "insured": self.round_value(insured),
+                    "uninsured": self.round_value(VALUE_CONTEXT.subtract(owed, insured)),
+                    "expected_to_run": self.round_value(self.runoff_outflows(venue)),
+                    "liquid_assets": self.round_value(self.liquid_assets(venue)),
+                    "liquidity_coverage": ratio(self.liquidity_coverage(venue)),
+                    "equity": self.round_value(self.equity(venue)),
+                    "equity_book": self.round_value(self.equity_book(venue)),
+                    "capital_ratio": ratio(self.capital_ratio(venue)) if family == "bank" else None,
+                    "unpriced": {a: str(m) for a, m in self.unpriced_owed(venue).items()},
+                }
+            )
         return rows
 
     def loans_view(self) -> list[dict[str, Any]]:
