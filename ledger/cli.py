@@ -962,15 +962,19 @@ def _render(run: Replay, *, fmt: str, steps: str, title: str, total: int | None)
         click.echo(table.header())
     show_bar = steps == "none" and total is not None and total > 10_000 and sys.stderr.isatty()
     iterator = iter(run)
+    heard = report.Heard()
     if show_bar:
         with click.progressbar(iterator, length=total, label="replaying", file=sys.stderr) as bar:
-            for _ in bar:
-                pass
+            for step in bar:
+                heard.add(step)
     else:
         for step in iterator:
+            heard.add(step)
             if steps == "all" or (steps == "changes" and (step.opened or step.closed or step.skipped)):
                 click.echo(table.row(report.step_cells(step)))
-    for line in report.summary_text(run.summary, title=title, quote=run.policy.quote, terminal=tables.is_terminal()):
+    for line in report.summary_text(
+        run.summary, title=title, quote=run.policy.quote, terminal=tables.is_terminal(), heard=heard
+    ):
         click.echo(line)
 
 

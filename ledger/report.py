@@ -92,9 +92,45 @@ def _grouped(text: str) -> str:
     return f"{value:,}" + (f" {unit}" if unit else "")
 
 
-def summary_text(summary: Summary, *, title: str = "", quote: str = "USD", terminal: bool = False) -> list[str]:
-    """The first-breach table, what is still open, the assertions, and the digest (tables laid
-    out for a terminal when ``terminal``, else plain)."""
+class Heard:
+    """What a text replay gathers from its steps for the summary: the notices (the first
+    :attr:`KEPT` of them, and how many in all) and, per invariant, the subjects it broke for."""
+
+    KEPT = 50
+
+    def __init__(self) -> None:
+        self.notices: list[tuple[int, str, str, str]] = []
+        self.notice_count = 0
+        self.subjects: dict[str, set[str]] = {}
+
+    def add(self, step: Step) -> None:
+        for v in step.opened:
+            self.subjects.setdefault(v.invariant, set()).add(v.subject)
+        for notice in step.notices:
+            self.notice_count += 1
+            if len(self.notices) < self.KEPT:
+                self.notices.append((step.seq, ev.format_instant(step.event.at), step.event.id, notice))
+
+
+def _counted(summary: Summary, name: str, heard: Heard | None) -> str:
+    """What a breach count counts: failed assertions of the record, or violations opened and
+    the subjects they were for."""
+    if name == "assertions":
+        failed = sum(1 for a in summary.assertions if not a["ok"])
+        return f"{failed} of {len(summary.assertions)} assertion(s) of the record failed"
+    opened = summary.breach_counts[name]
+    text = f"opened {opened} time(s)"
+    if heard is not None and name in heard.subjects:
+        subjects = sorted(heard.subjects[name])
+        text += f" for {len(subjects)} subject(s)" + (f" ({', '.join(subjects)})" if len(subjects) <= 4 else "")
+    return text
+
+
+def summary_text(
+    summary: Summary, *, title: str = "", quote: str = "USD", terminal: bool = False, heard: Heard | None = None
+) -> list[str]:
+    """The first-breach table, what is still open, the assertions, the notices (when ``heard``
+    gathered them), and the digest (tables laid out for a terminal when ``terminal``)."""
     out: list[str] = []
     out.append("")
     out.append(f"Summary{' of ' + title if title else ''}: {summary.events} events replayed, up to {summary.last_at}")
@@ -113,7 +149,7 @@ def summary_text(summary: Summary, *, title: str = "", quote: str = "USD", termi
         out.append(f"  {'':<26}   {first.detail}")
         out.append(
             f"  {'':<26}   observed {first.observed}; threshold {first.threshold}; "
-            f"{summary.breach_counts[name]} breach(es) in all"
+            f"{_counted(summary, name, heard)}"
         )
     if summary.still_open:
         out.append("")
@@ -144,6 +180,14 @@ def summary_text(summary: Summary, *, title: str = "", quote: str = "USD", termi
         out.append(f"Skipped by enforced rules ({len(summary.skipped)}):")
         for seq, eid, reason in summary.skipped[:20]:
             out.append(f"  seq {seq} {eid}: {reason}")
+    if heard is not None and heard.notice_count:
+        out += ["", f"Notices ({heard.notice_count}): what the books noted that is not a breach:"]
+        out += render(
+            [Column("seq", right=True), Column("effective"), Column("event"), Column("notice", wrap=True)],
+            [[str(s), at, eid, n] for s, at, eid, n in heard.notices], indent=2, terminal=terminal,
+        )
+        if heard.notice_count > len(heard.notices):
+            out.append(f"  ... and {heard.notice_count - len(heard.notices)} more (every step's notices: --format json)")
     m = summary.final_metrics
     if m.get("failed"):
         out.append("")

@@ -81,6 +81,11 @@ landed = "ex:custody"
 """
 
 
+def _table(stdout: str) -> list[str]:
+    """The step table's lines: what comes before the summary (whose notices are rows too)."""
+    return stdout.split("\nSummary")[0].splitlines()
+
+
 @pytest.fixture
 def runner():
     return CliRunner()
@@ -205,7 +210,7 @@ def test_replay_until_and_steps_changes(runner, tmp_path):
     assert result.exit_code == 0  # stops before the routed deposit
     assert f"{FIRST_SEQ} events replayed, up to 2022-02-01T00:00:00Z" in result.stdout
     changes = invoke(runner, "replay", path, "--no-record", "--steps", "changes")
-    rows = [line for line in changes.stdout.splitlines() if STEP_ROW.match(line)]
+    rows = [line for line in _table(changes.stdout) if STEP_ROW.match(line)]
     assert [row.split()[0] for row in rows] == [str(FIRST_SEQ + 1)]
     # Each mark names its subject: two breaches of one invariant are told apart.
     assert (
@@ -213,9 +218,9 @@ def test_replay_until_and_steps_changes(runner, tmp_path):
         in rows[0]
     )
     everything = invoke(runner, "replay", path, "--no-record")
-    assert len([line for line in everything.stdout.splitlines() if STEP_ROW.match(line)]) == N
+    assert len([line for line in _table(everything.stdout) if STEP_ROW.match(line)]) == N
     none = invoke(runner, "replay", path, "--no-record", "--steps", "none")
-    assert not [line for line in none.stdout.splitlines() if STEP_ROW.match(line)]
+    assert not [line for line in _table(none.stdout) if STEP_ROW.match(line)]
 
 
 def test_the_closing_sentence_names_the_quote(runner, tmp_path):
@@ -533,3 +538,30 @@ def test_help(runner, command):
         for option in ("--at", "--seq", "--entity", "--format"):
             assert option in result.stdout
 
+
+
+# ------------------------------------------------------------------------------------------------
+# say what you know: notices in text, breach counts that say what they count
+# ------------------------------------------------------------------------------------------------
+def test_text_shows_the_notices_only_json_had_and_says_what_counts_count(runner):
+    text = invoke(runner, "replay", "ftx-2022", "--no-record").stdout
+    doc = json.loads(invoke(runner, "replay", "ftx-2022", "--no-record", "--format", "json").stdout)
+    notices = [(s["seq"], n) for s in doc["steps"] for n in s["notices"]]
+    assert len(notices) > 10
+    assert f"Notices ({len(notices)}): what the books noted that is not a breach:" in text
+    for seq, notice in notices:
+        assert re.search(rf"^ +{seq}  \S+  \S+ +{re.escape(notice)}$", text, flags=re.M), notice
+    assert "100000000 USD of customer money landed at alameda:bank, not with ftx" in text
+    # A count says what it counts: violations opened and for which subjects, or failed assertions.
+    assert "opened 2 time(s) for 2 subject(s) (ftx/USD, ftx/USDC)" in text
+    failed = sum(1 for a in doc["summary"]["assertions"] if not a["ok"])
+    assert f"{failed} of {len(doc['summary']['assertions'])} assertion(s) of the record failed" in text
+    assert "breach(es) in all" not in text
+
+
+def test_check_text_has_the_notices_too(runner, tmp_path):
+    db = tmp_path / "ftx.db"
+    invoke(runner, "append", "ftx-2022", "--db", db)
+    text = invoke(runner, "check", "--db", db).stdout
+    assert "Notices (" in text and "landed at alameda:bank, not with ftx" in text
+    assert "opened 2 time(s) for 2 subject(s) (ftx/USD, ftx/USDC)" in text
