@@ -536,7 +536,9 @@ def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in
 def history(account: str, db: str, asset: str | None, from_: str | None, to: str | None, from_seq: int | None, to_seq: int | None, fmt: str) -> None:
     """Every posting that touched ACCOUNT (entity:account), with running balance and source.
 
-    Customer accounts are shown from the holder's side (negative: the holder owes the venue).
+    Each line names the counterparty (the other side of the posting); withdrawals asked of the
+    account and not paid are listed too, as refused. Customer accounts are shown from the
+    holder's side (negative: the holder owes the venue).
     """
     with open_log(db, readonly=True) as log:
         inv = Investigation(log)
@@ -555,8 +557,9 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
         for line in lines:
             shown += 1
             click.echo(table.row([
-                str(line.seq), line.at, line.event_id, line.asset, tables.amount(line.delta),
-                tables.amount(line.balance), ",".join(line.source),
+                str(line.seq), line.at, line.event_id, line.counterparty, line.asset,
+                "refused" if line.refused else tables.amount(line.delta), tables.amount(line.balance),
+                ",".join(line.source) + (f"; refused: {line.refused}" if line.refused else ""),
             ]))
         if not shown:
             click.echo(f"(no postings to {account} in that range)")
@@ -565,8 +568,9 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
 _C = tables.Column
 #: ``history``'s text table: exact amounts, grouped, in the asset's decimals.
 HISTORY_COLUMNS = [
-    _C("seq", right=True, width=7), _C("effective", width=20), _C("event", width=30, shrink=True), _C("asset", width=6),
-    _C("change", right=True, width=24), _C("balance", right=True, width=24), _C("source"),
+    _C("seq", right=True, width=7), _C("effective", width=20), _C("event", width=30, shrink=True),
+    _C("counterparty", width=40, shrink=True), _C("asset", width=6),
+    _C("change", right=True, width=24), _C("balance", right=True, width=24), _C("source; refused: why"),
 ]
 TRACE_COLUMNS = [
     _C("seq", right=True, width=7), _C("effective", width=20), _C("from", width=30, shrink=True), _C("to", width=30, shrink=True),

@@ -52,7 +52,12 @@ CREATE TABLE IF NOT EXISTS snapshots (
 
 @attrs.frozen
 class HistoryLine:
-    """One posting to an account: what moved, the balance after, and where it came from."""
+    """One posting to an account: what moved, the balance after, and where it came from.
+
+    ``counterparty``: the account(s) on the other side of the posting (``entity:account``,
+    comma-separated). ``refused``: for a withdrawal asked of this account that was not paid,
+    why; its ``delta`` is then 0 (nothing moved) and the line is there because it was asked.
+    """
 
     seq: int
     at: str
@@ -63,6 +68,8 @@ class HistoryLine:
     balance: Decimal
     source: tuple[str, ...]
     note: str | None
+    counterparty: str = ""
+    refused: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self)
@@ -393,20 +400,41 @@ class Investigation:
             if info is None:
                 info = books.registry.accounts.get(account)
                 sign = -1 if info is not None and info.purpose == "customer" else 1
+            event = record.event
             for p in change.postings:
                 if p.entity != entity or p.account != name or (asset is not None and p.asset != asset):
                     continue
                 running[p.asset] += p.delta
                 yield HistoryLine(
                     record.seq,
-                    ev.format_instant(record.event.at),
-                    record.event.id,
-                    record.event.type,
+                    ev.format_instant(event.at),
+                    event.id,
+                    event.type,
                     p.asset,
                     books.amount(sign * p.delta, p.asset),
                     books.amount(sign * running[p.asset], p.asset),
-                    record.event.source,
-                    record.event.note,
+                    event.source,
+                    event.note,
+                    _counterparty(change.postings, p),
+                )
+            if (
+                change.withdrawal_refused
+                and isinstance(event, ev.Withdrawal)
+                and account in (event.account, event.paid_from)
+                and (asset is None or event.asset == asset)
+            ):
+                yield HistoryLine(
+                    record.seq,
+                    ev.format_instant(event.at),
+                    event.id,
+                    event.type,
+                    event.asset,
+                    books.amount(0, event.asset),
+                    books.amount(sign * running[event.asset], event.asset),
+                    event.source,
+                    event.note,
+                    event.paid_from if account == event.account else event.account,
+                    f"{event.amount:,f} {event.asset} asked, not paid: {change.withdrawal_refused}",
                 )
 
     # -- fund tracing ------------------------------------------------------------------------------
@@ -702,6 +730,23 @@ class Investigation:
 
 NEW_ISSUE = "(new issue)"  # where newly minted units come from
 GONE = "(gone)"  # where units go that leave the places with no physical counterpart
+
+
+def _counterparty(postings: Iterable[Any], posting: Any) -> str:
+    """The accounts on the other side of ``posting`` in its event: the postings of the same
+    asset with the opposite sign (at most three named), leaving out the holder's mirror of a
+    customer account (``holder:claim:venue:account``), which is the same money seen from the
+    other side, not a counterparty."""
+    me = f"{posting.entity}:{posting.account}"
+    others = []
+    for q in postings:
+        ref = f"{q.entity}:{q.account}"
+        if q.account == f"claim:{me}" or posting.account == f"claim:{ref}":
+            continue
+        if q.asset == posting.asset and (q.delta < 0) != (posting.delta < 0) and ref != me:
+            if ref not in others:
+                others.append(ref)
+    return ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
 
 
 def _deficit(node: str) -> str:

@@ -402,3 +402,23 @@ def test_format_json_through_the_real_command(ftx_db):
     assert proc.returncode == 0, proc.stderr
     document = json.loads(proc.stdout)
     assert document["ok"] is True and document["head"]["seq"] == len(replays.load_timeline("ftx-2022").events)
+
+
+def test_history_names_the_counterparty_and_lists_refused_withdrawals(ftx_db):
+    text = run("history", "ftx:customers", "--asset", "USDC", "--db", ftx_db).stdout
+    header, *rows = text.splitlines()
+    assert header.split()[:4] == ["seq", "effective", "event", "counterparty"]
+    deposit = next(r for r in rows if " crypto-2019 " in r)
+    assert deposit.split()[3] == "ftx:custody"
+    refused = [r for r in rows if " refused " in r]
+    assert any("run-2022-11-06-d" in r and "1,000,000,000 USDC asked, not paid: ftx:custody holds" in r for r in refused)
+    assert any("run-2022-11-09-after-halt" in r and "ftx has halted withdrawals" in r for r in refused)
+    # The balance does not move on a refusal; the machine formats carry the same lines.
+    lines = json.loads(run("history", "ftx:customers", "--asset", "USDC", "--db", ftx_db, "--format", "json").stdout)["lines"]
+    assert len(lines) == len(rows)
+    unpaid = [x for x in lines if x["refused"]]
+    assert len(unpaid) == len(refused) and all(x["delta"] == "0.00" for x in unpaid)
+    for x in unpaid:
+        before = lines[lines.index(x) - 1]
+        assert x["balance"] == before["balance"]
+    assert {x["counterparty"] for x in lines if not x["refused"] and x["type"] == "withdrawal"} == {"ftx:custody"}
