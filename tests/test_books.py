@@ -1224,6 +1224,7 @@ def test_book_value_of_amortized_cost_and_afs_holdings(tmp_path):
     assert books.total_assets_book("b") == D("77200.00")
     assert books.equity_book("b") == D("-2800.00")
     assert books.measure("b", "equity_book") == D("-2800.00")
+    assert books.measure("b", "total_assets_book") == D("77200.00")
     assert books.measure("b", "unrealised_loss") == D("12000.00")
     sheet = books.balance_sheet("b")
     assert sheet["equity"] == D("-11000.00")
