@@ -888,7 +888,23 @@ class Books:
         self._post(change, loan.borrower, f"loan:{e.loan}", loan.asset, minor)
         self._post(change, loan.lender, f"loan:{e.loan}", loan.asset, -minor)
         self._move_in(change, e.paid_to, loan.asset, minor)
+        self._release_allowance(change, e.loan)
         change.targets.add(e.loan)
+
+    def _release_allowance(self, change: Change, loan_id: str) -> None:
+        """Release the part of a loan's loss allowance above what is now outstanding (the
+        registry caps the allowance at the outstanding debt when it is paid down): a recovery,
+        the lender's equity rises by it. Without this a loan repaid in full kept its allowance."""
+        loan = self.registry.loans[loan_id]
+        held = -self.balances.get((loan.lender, f"{ALLOWANCE}:{loan_id}", loan.asset), 0)
+        excess = held - loan.impaired
+        if excess > 0:
+            self._post(change, loan.lender, f"{ALLOWANCE}:{loan_id}", loan.asset, excess)
+            self._post(change, loan.lender, EQUITY, loan.asset, -excess)
+            change.notices.append(
+                f"loan {loan_id}: {self.format(excess, loan.asset)} {loan.asset} of its loss "
+                "allowance released (paid down below it)"
+            )
 
     def _target(self, e: Any) -> str:
         if e.loan is not None:
@@ -936,6 +952,7 @@ class Books:
             self._post(change, loan.lender, EQUITY, loan.asset, credited)
             self._post(change, loan.borrower, f"loan:{e.loan}", loan.asset, credited)
             self._post(change, loan.borrower, EQUITY, loan.asset, -credited)
+            self._release_allowance(change, e.loan)
         else:
             asset, account = e.credited_asset, e.account
             assert asset is not None and account is not None  # one of loan / account (the event checks)

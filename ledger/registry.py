@@ -79,6 +79,14 @@ class PoolInfo:
     borrower: str
 
 
+def _paid_down(loan: LoanInfo, outstanding: int) -> LoanInfo:
+    """``loan`` with ``outstanding`` left. A loss allowance is never above what is outstanding
+    (``loan_impaired`` refuses more): paying the debt down below it releases the excess (the
+    books post the release as a recovery). Before, a loan repaid in full kept its allowance,
+    and the lender's assets stayed that much lower for good."""
+    return attrs.evolve(loan, outstanding=outstanding, impaired=min(loan.impaired, outstanding))
+
+
 class SemanticError(EventValueError):
     """A reference or amount that is impossible given the history (names the field)."""
 
@@ -359,7 +367,7 @@ class Registry:
                 f"{ev.from_minor(loan.outstanding, self.scale(loan.asset))} is outstanding "
                 f"on loan {e.loan!r}"
             )
-        self._set("loan", self.loans, e.loan, attrs.evolve(loan, outstanding=loan.outstanding - minor))
+        self._set("loan", self.loans, e.loan, _paid_down(loan, loan.outstanding - minor))
 
     def _apply_loan_defaulted(self, e: ev.LoanDefaulted) -> None:
         loan = self._loan(e.loan)
@@ -454,9 +462,7 @@ class Registry:
                     f"credited: {ev.format_decimal(e.credited)} {loan.asset} is more than the "
                     f"{ev.from_minor(loan.outstanding, self.scale(loan.asset))} outstanding"
                 )
-            self._set(
-                "loan", self.loans, e.loan, attrs.evolve(loan, outstanding=loan.outstanding - credited)
-            )
+            self._set("loan", self.loans, e.loan, _paid_down(loan, loan.outstanding - credited))
 
     def _apply_price_updated(self, e: ev.PriceUpdated) -> None:
         self._asset(e.asset)

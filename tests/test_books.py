@@ -2048,3 +2048,53 @@ paid_from = "ex:custody"
     again = Books.from_state(json.loads(json.dumps(books.to_state())))
     assert (again.insured_deposits("ex"), again.runoff_outflows("ex")) == (0, 0)
     assert books.insurance == {("ex", "USD"): ("bank", 25000)}  # the cover itself is recorded
+
+
+def test_paying_a_loan_down_below_its_allowance_releases_the_excess(tmp_path):
+    """The allowance is never above what is outstanding. L2 (500) carries an allowance of 400;
+    300 repaid leaves 200 outstanding, so 200 of the allowance is released (a recovery); the
+    last 200 repaid release the rest. Bank: funded with 2,000, equity 2,000 before the loss,
+    1,600 after it, 1,800 after the first repayment, 2,000 when L2 is repaid (it was repaid in
+    full: no loss). Before the fix the allowance stayed at 400 and equity at 1,600 for good."""
+    repay = """
+[[events]]
+id = "imp"
+type = "loan_impaired"
+loan = "L2"
+amount = "400"
+
+[[events]]
+id = "part"
+type = "loan_repaid"
+loan = "L2"
+amount = "300"
+paid_from = "aff:bank"
+paid_to = "bank:vault"
+
+[[events]]
+id = "rest"
+type = "loan_repaid"
+loan = "L2"
+amount = "200"
+paid_from = "aff:bank"
+paid_to = "bank:vault"
+"""
+    books = Books()
+    equity, changes = {}, {}
+    for event in timeline(tmp_path, POOLS + repay).events:
+        changes[event.id] = books.apply(event)
+        equity[event.id] = books.equity("bank")
+    assert (equity["pledge"], equity["imp"], equity["part"], equity["rest"]) == (D(2000), D(1600), D(1800), D(2000))
+    assert ("bank", "allowance:L2", "USD", 20000) in _sorted_postings(changes["part"])
+    assert changes["part"].notices == ["loan L2: 200.00 USD of its loss allowance released (paid down below it)"]
+    assert books.registry.loans["L2"].impaired == 0
+    assert books.balances.get(("bank", "allowance:L2", "USD"), 0) == 0
+    # The same through undo: the release is taken back with the repayment.
+    undo_books = Books()
+    for event in timeline(tmp_path, POOLS + repay, name="undo").events[:-1]:
+        undo_books.apply(event)
+    last = timeline(tmp_path, POOLS + repay, name="undo2").events[-1]
+    before = undo_books.to_state()
+    undo_books.apply(last, undoable=True)
+    undo_books.undo()
+    assert undo_books.to_state() == before
