@@ -2098,3 +2098,27 @@ paid_to = "bank:vault"
     undo_books.apply(last, undoable=True)
     undo_books.undo()
     assert undo_books.to_state() == before
+
+
+def test_a_sale_above_book_value_realises_a_gain(tmp_path):
+    """After the partial sale, the other 100 afs units carry 9,900 (99 each); sold at 120 for
+    12,000: a realised gain of 2,100, and the afs book is empty."""
+    rest = """
+[[events]]
+id = "sell-rest"
+type = "trade"
+asset = "UST"
+amount = "100"
+price = "120"
+pay_asset = "USD"
+seller_from = "b:afs"
+seller_to = "b:reserves"
+buyer_from = "world:market"
+buyer_to = "world:market"
+"""
+    books = Books()
+    for event in timeline(tmp_path, BANK + SELL_AFS + rest).events:
+        change = books.apply(event)
+    assert change.notices == ["b sold 100 UST carried at 9,900.00 USD for 12,000.00: a realised gain of 2,100.00"]
+    assert ("b", "afs", "UST") not in books.book_value
+    assert books.oci("b") == 0
