@@ -2122,3 +2122,16 @@ buyer_to = "world:market"
     assert change.notices == ["b sold 100 UST carried at 9,900.00 USD for 12,000.00: a realised gain of 2,100.00"]
     assert ("b", "afs", "UST") not in books.book_value
     assert books.oci("b") == 0
+
+
+def test_a_replay_through_prices_that_leave_assets_unpriced_says_so(tmp_path):
+    """A price in a quote that does not chain to the timeline's (a missing link, a cycle) left
+    the replay's step metrics reading ``books.prices[asset]``: a KeyError ended the replay."""
+    from scenario import run
+
+    steps, _ = run(timeline(tmp_path, PRICES))
+    price = {s.event.id: s.metrics.get("price") for s in steps}
+    assert price["p-steth"] == "STETH=1900"  # 0.95 ETH x 2,000 (canonical text: no trailing zeros)
+    assert price["p-x"] == "X=unpriced (no price of Y in USD (chain X -> Y))"
+    assert price["p-y"] == "Y=unpriced (its prices form a cycle (Y -> X -> Y))"
+    assert price["p-z"] == "Z=unpriced (no price of W in USD (chain Z -> W))"
