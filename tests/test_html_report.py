@@ -294,3 +294,26 @@ def test_a_long_balance_sheet_keeps_its_largest_lines_and_the_exact_rest(monkeyp
             others = [v for k, v in lines.items() if k not in dict(largest)]
             assert abs(Decimal(rest) - sum(others, Decimal(0))) <= Decimal("0.005") * len(others)
     assert any(len(books.balance_sheet(e)["liabilities"]) > 5 for e in sheets)  # the cap was used
+
+
+def test_a_bank_is_drawn_by_its_deposits_equity_and_liquidity() -> None:
+    """The bank's page: depositors owed, liquid assets and equity at market and at book (the
+    gap that amortized cost hid), the liquidity coverage against its rule; no custody line."""
+    page = build_report("first-republic-2023")
+    data = page_data(page)
+    timeline = data["specs"]["timeline"]
+    money, ratio = timeline["vconcat"][0], timeline["vconcat"][1]
+    assert money["title"]["text"].startswith("Depositors owed, liquid assets and equity")
+    fold = money["layer"][0]["transform"][0]["fold"]
+    assert fold == ["owed", "liquid", "equity", "equity_book"]
+    assert ratio["title"]["text"].startswith("Liquidity coverage")
+    assert ratio["layer"][1]["data"]["values"] == [{"threshold": "1"}]
+    rows = [r for r in money["layer"][0]["data"]["values"] if r["venue"] == "frb"]
+    assert rows and all("custody" not in r for r in rows)
+    # At the 2022 year-end mark of the loans (seq 57, a breach: always kept), equity at market
+    # is below zero while at book it is not.
+    books = books_at("first-republic-2023", seq=57)
+    (at_mark,) = [r for r in rows if r["seq"] == 57]
+    assert Decimal(at_mark["equity"]) == books.round_value(books.equity("frb")) < 0
+    assert Decimal(at_mark["equity_book"]) == books.round_value(books.equity_book("frb")) > 0
+    assert "equity at book" in page and "owes depositors" in page and "held in custody" not in page

@@ -26,6 +26,8 @@ def policy_dict(policy: Policy) -> dict[str, Any]:
         "min_collateral_coverage": ev.format_decimal(policy.min_collateral_coverage),
         "max_own_token_share": ev.format_decimal(policy.max_own_token_share),
         "max_related_party_exposure": ev.format_decimal(policy.max_related_party_exposure),
+        "min_liquidity_coverage": ev.format_decimal(policy.min_liquidity_coverage),
+        "min_capital_ratio": ev.format_decimal(policy.min_capital_ratio),
         "enforce": sorted(policy.enforce),
         "disabled": sorted(policy.disabled),
     }

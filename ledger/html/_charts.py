@@ -18,6 +18,19 @@ MEASURES = {
     "liquid": "liquid reserves (after haircuts)",
 }
 COLOURS = {"owed": "#c0392b", "custody": "#2471a3", "liquid": "#27ae60"}
+#: A bank's or a lender's lines: it is drawn by its deposits and its equity, not by custody.
+DEPOSIT_MEASURES = {
+    "owed": "owed to depositors",
+    "liquid": "liquid assets (after haircuts)",
+    "equity": "equity at market value",
+    "equity_book": "equity at book value",
+}
+DEPOSIT_COLOURS = {"owed": "#c0392b", "liquid": "#27ae60", "equity": "#2471a3", "equity_book": "#85929e"}
+
+
+def deposit_mode(data: dict[str, Any]) -> bool:
+    """Whether the venues drawn are deposit-takers (banks, lenders): no row has custody."""
+    return bool(data["series"]) and all("custody" not in row for row in data["series"])
 STATE_COLOURS = {"held": "#a9dfbf", "broken": "#e74c3c"}
 
 _X: dict[str, Any] = {
@@ -53,18 +66,38 @@ def _values(
     return {"values": rows, "format": {"parse": parse}}
 
 
-def _label_expr() -> str:
-    expr = json.dumps(MEASURES["liquid"])
-    for key in ("custody", "owed"):
-        expr = f"datum.measure === {json.dumps(key)} ? {json.dumps(MEASURES[key])} : ({expr})"
+def _label_expr(measures: dict[str, str] = MEASURES) -> str:
+    keys = list(measures)
+    expr = json.dumps(measures[keys[-1]])
+    for key in reversed(keys[:-1]):
+        expr = f"datum.measure === {json.dumps(key)} ? {json.dumps(measures[key])} : ({expr})"
     return expr
 
 
-def timeline_spec(data: dict[str, Any], *, quote: str, min_reserve_ratio: str) -> dict[str, Any]:
+def timeline_spec(
+    data: dict[str, Any], *, quote: str, min_reserve_ratio: str, min_liquidity_coverage: str = "1"
+) -> dict[str, Any]:
     """Money per venue (owed, custody, liquid reserves), the reserve ratio and the asset prices,
     one above the other on a shared time axis; every event that opened a breach is a red rule
-    on each, with its id, detail and sources on hover (a click scrolls to its row)."""
+    on each, with its id, detail and sources on hover (a click scrolls to its row).
+
+    For deposit-takers (:func:`deposit_mode`) the money is what depositors are owed, liquid
+    assets and equity at market and at book, and the ratio is the liquidity coverage."""
     series = data["series"]
+    deposits = deposit_mode(data)
+    measures = DEPOSIT_MEASURES if deposits else MEASURES
+    colours = DEPOSIT_COLOURS if deposits else COLOURS
+    money_title = (
+        f"Depositors owed, liquid assets and equity at market and at book ({quote})"
+        if deposits
+        else f"Customers owed against what was there ({quote})"
+    )
+    ratio_title = (
+        f"Liquidity coverage: liquid assets / deposits expected to run (rule at {min_liquidity_coverage})"
+        if deposits
+        else f"Reserve ratio: liquid reserves / customers owed (rule at {min_reserve_ratio})"
+    )
+    threshold = min_liquidity_coverage if deposits else min_reserve_ratio
     markers = _values(data["markers"], ())
     brush = {"name": "span", "select": {"type": "interval", "encodings": ["x"]}}
     domain = time_domain(data)
@@ -106,16 +139,16 @@ def timeline_spec(data: dict[str, Any], *, quote: str, min_reserve_ratio: str) -
     money = {
         "height": 230,
         "title": {
-            "text": f"Customers owed against what was there ({quote})",
+            "text": money_title,
             "anchor": "start",
             "fontSize": 13,
         },
         "layer": [
             {
-                "data": _values(series, ("owed", "custody", "liquid")),
+                "data": _values(series, tuple(measures)),
                 "transform": [
-                    {"fold": list(MEASURES), "as": ["measure", "value"]},
-                    {"calculate": _label_expr(), "as": "what"},
+                    {"fold": list(measures), "as": ["measure", "value"]},
+                    {"calculate": _label_expr(measures), "as": "what"},
                 ],
                 "mark": {"type": "line", "interpolate": "step-after", "clip": True},
                 "encoding": {
@@ -131,8 +164,8 @@ def timeline_spec(data: dict[str, Any], *, quote: str, min_reserve_ratio: str) -
                         "type": "nominal",
                         "title": None,
                         "scale": {
-                            "domain": list(MEASURES.values()),
-                            "range": list(COLOURS.values()),
+                            "domain": list(measures.values()),
+                            "range": list(colours.values()),
                         },
                         "legend": {"orient": "top-left", "labelLimit": 280},
                     },
@@ -158,7 +191,7 @@ def timeline_spec(data: dict[str, Any], *, quote: str, min_reserve_ratio: str) -
     ratio = {
         "height": 110,
         "title": {
-            "text": f"Reserve ratio: liquid reserves / customers owed (rule at {min_reserve_ratio})",
+            "text": ratio_title,
             "anchor": "start",
             "fontSize": 13,
         },
@@ -185,7 +218,7 @@ def timeline_spec(data: dict[str, Any], *, quote: str, min_reserve_ratio: str) -
             },
             {
                 "data": {
-                    "values": [{"threshold": min_reserve_ratio}],
+                    "values": [{"threshold": threshold}],
                     "format": {"parse": {"threshold": "number"}},
                 },
                 "mark": {"type": "rule", "strokeDash": [4, 3], "color": "#555"},

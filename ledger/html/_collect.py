@@ -157,6 +157,21 @@ class Collector:
         for venue in sorted(books.venues):
             owed = books.customer_liabilities(venue)
             liquid = books.liquid_reserves(venue)
+            if books.applies("liquidity-coverage", venue):
+                # A bank or a lender is drawn by its deposits, liquid assets and equity (at market
+                # and at book), and its liquidity coverage: it is no custodian (ledger/kinds.py).
+                coverage = books.liquidity_coverage(venue)
+                venues.append(
+                    {
+                        "venue": venue,
+                        "owed": _dec(books.round_value(owed)),
+                        "liquid": _dec(books.round_value(liquid)),
+                        "equity": _dec(books.round_value(books.equity(venue))),
+                        "equity_book": _dec(books.round_value(books.equity_book(venue))),
+                        "ratio": None if coverage is None else fmt_ratio(coverage),
+                    }
+                )
+                continue
             venues.append(
                 {
                     "venue": venue,

@@ -62,7 +62,10 @@ def specs(data: dict[str, Any], meta: dict[str, Any]) -> dict[str, dict[str, Any
     policy = meta["policy"]
     out = {
         "timeline": _charts.timeline_spec(
-            data, quote=meta["quote"], min_reserve_ratio=policy["min_reserve_ratio"]
+            data,
+            quote=meta["quote"],
+            min_reserve_ratio=policy["min_reserve_ratio"],
+            min_liquidity_coverage=policy.get("min_liquidity_coverage", "1"),
         ),
         "bands": _charts.bands_spec(data),
     }
@@ -185,6 +188,54 @@ def _kpis(data: dict[str, Any], summary: Any, meta: dict[str, Any]) -> str:
     ratio = m.get("reserve_ratio")
     threshold = meta["policy"]["min_reserve_ratio"]
     low = ratio is not None and Decimal(ratio) < Decimal(threshold)
+    tail = [
+        _kpi(
+            "invariants broken",
+            f"{len(broke)} of {len(summary.invariants)}",
+            f"{sum(summary.breach_counts.values()):,} breaches opened",
+            cls="bad" if broke else "good",
+        ),
+        _kpi(
+            "record vs books",
+            f"{len(misses)} of {len(summary.assertions)} off" if summary.assertions else "none",
+            "balance assertions that miss",
+            cls="bad" if misses else "good",
+        ),
+    ]
+    if m.get("family") in ("bank", "lender", "protocol"):
+        # A deposit-taker's tiles: depositors, equity at market and at book, liquidity.
+        coverage = m.get("liquidity_coverage")
+        minimum = meta["policy"].get("min_liquidity_coverage", "1")
+        cards = [
+            _kpi(
+                f"{venue} owes depositors",
+                _short(m.get("customer_liabilities")),
+                f"{quote}, {_short(m.get('insured'))} insured",
+                title=_grouped(m.get("customer_liabilities")),
+            ),
+            _kpi(
+                "equity at market",
+                _short(m.get("equity")),
+                f"{quote}, assets at fair value",
+                cls="bad" if Decimal(m.get("equity", "0")) < 0 else "good",
+                title=_grouped(m.get("equity")),
+            ),
+            _kpi(
+                "equity at book",
+                _short(m.get("equity_book")),
+                f"{quote}, as the balance sheet carried it",
+                cls="bad" if Decimal(m.get("equity_book", "0")) < 0 else "good",
+                title=_grouped(m.get("equity_book")),
+            ),
+            _kpi(
+                "liquidity coverage",
+                coverage or "n/a",
+                f"rule: at least {minimum}",
+                cls="bad" if coverage is not None and Decimal(coverage) < Decimal(minimum) else "good",
+            ),
+            *tail,
+        ]
+        return '<section class="kpis">' + "".join(cards) + "</section>"
     cards = [
         _kpi(
             f"{venue} owes customers" if venue else "customers owed",
@@ -211,18 +262,7 @@ def _kpis(data: dict[str, Any], summary: Any, meta: dict[str, Any]) -> str:
             f"rule: at least {threshold}",
             cls="bad" if low else "good",
         ),
-        _kpi(
-            "invariants broken",
-            f"{len(broke)} of {len(summary.invariants)}",
-            f"{sum(summary.breach_counts.values()):,} breaches opened",
-            cls="bad" if broke else "good",
-        ),
-        _kpi(
-            "record vs books",
-            f"{len(misses)} of {len(summary.assertions)} off" if summary.assertions else "none",
-            "balance assertions that miss",
-            cls="bad" if misses else "good",
-        ),
+        *tail,
     ]
     return '<section class="kpis">' + "".join(cards) + "</section>"
 
