@@ -59,6 +59,9 @@ HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, DUE_FROM, DUE_TO, LOAN, PL
 ALLOWANCE = "allowance"  # a lender's loss allowance on a loan (contra-asset, <= 0)
 _OFF_SHEET = (EQUITY, EXTERNAL)
 _DEPOSIT_TAKERS = ("bank", "lender")  # families whose deposits are weighted for run-off
+#: The format of :meth:`Books.to_state` (snapshots). 3: the general model (entity kinds, book
+#: values, quotes, deposit insurance, pools); a snapshot of an earlier version is rebuilt.
+BOOKS_STATE_VERSION = 3
 ZERO = Decimal(0)  # one shared zero (Decimals are immutable) for the hot read paths
 
 Key = tuple[str, str, str]  # (entity, account, asset)
@@ -642,7 +645,7 @@ class Books:
                             decoded["impaired"] = _int_out(decoded["impaired"])
                     registry_rows.append([kind, key, decoded])
         return {
-            "version": 3,
+            "version": BOOKS_STATE_VERSION,
             "last_seq": self.last_seq,
             "last_at": ev.format_instant(self.last_at) if self.last_at is not None else None,
             "registry": registry_rows,
@@ -683,7 +686,7 @@ class Books:
         Raises ``ValueError`` naming the table for a minor amount that is not an exact integer
         (an int, or the decimal string :meth:`to_state` writes beyond 64 bits).
         """
-        if state.get("version") != 3:
+        if state.get("version") != BOOKS_STATE_VERSION:
             # Version 2 (before the general model) has no entity kinds, so the invariants that
             # depend on a kind could not be told apart: such a snapshot is rebuilt, not read.
             raise ValueError(

@@ -28,7 +28,7 @@ import attrs
 import sqlite_utils
 
 import events as ev
-from ledger.books import CUSTODY, EXTERNAL, HOLDINGS, PLEDGED, Books, Change
+from ledger.books import BOOKS_STATE_VERSION, CUSTODY, EXTERNAL, HOLDINGS, PLEDGED, Books, Change
 from ledger.derived import Derived
 from ledger.errors import InputError, StorageError
 from ledger.policy import Policy
@@ -331,6 +331,16 @@ class Investigation:
                 state = json.loads(zlib.decompress(blob))
             except (ValueError, zlib.error) as exc:
                 problems.append(f"snapshot at seq {record.seq} is unreadable ({exc})")
+                continue
+            version = state.get("version") if isinstance(state, dict) else None
+            if isinstance(version, int) and version < BOOKS_STATE_VERSION:
+                # Written by an earlier release, in a state format readers no longer load (they
+                # skip it, with a warning): stale derived data, not a changed one.
+                self.warnings.append(
+                    f"snapshot at seq {record.seq} was written in books state version {version} "
+                    f"(this release writes {BOOKS_STATE_VERSION}); readers skip it: rebuild with "
+                    "'bankrun snapshot --rebuild'"
+                )
                 continue
             if state != json.loads(json.dumps(books.to_state())):
                 problems.append(f"snapshot at seq {record.seq} differs from the books the events give at that seq")
