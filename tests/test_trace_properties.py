@@ -12,7 +12,9 @@ repayments, collateral pledged, released and seized. Properties, for fifo, pro-r
 - no flow carries more than the event moved;
 - traced in is at least what came from outside, at most everything deposited;
 - when every unit in the model came from traced deposits and nothing is overdrawn, every place
-  holds exactly its balance traced, whatever the rule.
+  holds exactly its balance traced, whatever the rule;
+- across random trades of BTC for USD (either way, any payment, the market among the parties),
+  per asset: traced in + received in trades = held + left, each place within its balance.
 """
 
 from __future__ import annotations
