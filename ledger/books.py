@@ -1123,7 +1123,6 @@ class Books:
         change.entities.add(e.entity)
         if e.to_entity is None:
             return
-        moved_value = ZERO
         for ref in e.accounts or ():
             name = ref.partition(":")[2]
             new_ref = f"{e.to_entity}:{name}"
@@ -1148,7 +1147,6 @@ class Books:
                     assert info.holder is not None
                     self._post(change, info.holder, f"claim:{ref}", asset, raw)
                     self._post(change, info.holder, f"claim:{new_ref}", asset, -raw)
-                moved_value = VALUE_CONTEXT.add(moved_value, self.value(raw, asset))
         for (venue, asset), cover in list(self.insurance.items()):
             if venue == e.entity and (e.to_entity, asset) not in self.insurance:
                 self._remember("insurance", e.to_entity, asset, _ABSENT)
