@@ -30,6 +30,7 @@ from ledger.errors import InputError, LedgerError, VerificationError
 from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation, did_you_mean
 from ledger.html.cli import report as report_command
 from ledger.policy import Policy
+from ledger.progress import Watched, counted, reporter
 from ledger.replay import Replay, books_at, enforcing_guard
 from ledger.store import Checkpoint, EventLog, Following, is_url, open_log
 from ledger.when import parse_when
@@ -38,6 +39,8 @@ from ledger.when import parse_when
 PROG = "bankrun"
 
 EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY, EXIT_OUTPUT = 1, 2, 3, 4
+#: Above this many events a text replay shows only the steps that change something by default.
+LARGE_LOG = 10_000
 #: A reader that closed the pipe early (``bankrun log | head``): quiet, as a shell reports SIGPIPE.
 EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
 
@@ -87,6 +90,10 @@ checkpoint_option = click.option(
     multiple=True,
     type=click.Path(dir_okay=False),
     help="Checkpoint file(s) the log must still match (catches truncation and rewrites).",
+)
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True,
+    help="No progress on standard error (shown only when it is a terminal, never in the output).",
 )
 invariant_option = click.option(
     "--invariant",
@@ -163,8 +170,9 @@ def init(db: str) -> None:
     default=None,
     help="Policy file; its `enforce` invariants are hard rules: a breaking batch is refused.",
 )
+@quiet_option
 @handle_errors
-def append(file: str, db: str, expected_head: int | None, policy_file: str | None) -> None:
+def append(file: str, db: str, expected_head: int | None, policy_file: str | None, quiet: bool) -> None:
     """Append a timeline FILE (TOML or JSONL, or a bundled name) to the log: all or nothing.
 
     Events already recorded with the same content are skipped, so appending the same file twice
@@ -174,24 +182,37 @@ def append(file: str, db: str, expected_head: int | None, policy_file: str | Non
     path = replays.resolve(file)
     created = not is_url(db) and not os.path.lexists(db)
     try:
-        if path.suffix in (".jsonl", ".ndjson") and (policy is None or not policy.enforce):
-            # JSON Lines streams: one transaction, bounded memory, whatever the file's size.
-            with open_log(db, create=True) as log:
-                result: object = log.append_stream(replays.iter_jsonl(path), expected_head=expected_head)
-        else:
-            timeline = replays.load_timeline(path)
-            with open_log(db, create=True) as log:
-                guard = enforcing_guard(log, policy) if policy is not None and policy.enforce else None
-                result = log.append(
-                    timeline.events, expected_head=expected_head, where=timeline.where, guard=guard
-                )
-                if log.meta("quote") is None and path.suffix == ".toml":
-                    log.set_meta("quote", timeline.quote)
+        with reporter(quiet) as progress:
+            if path.suffix in (".jsonl", ".ndjson") and (policy is None or not policy.enforce):
+                # JSON Lines streams: one transaction, bounded memory, whatever the file's size.
+                with open_log(db, create=True) as log:
+                    lines = _count_lines(path) if progress.active else None
+                    stream = counted(replays.iter_jsonl(path), progress, f"appending {path.name}", lines)
+                    result: object = log.append_stream(stream, expected_head=expected_head)
+            else:
+                reading = progress.task(f"reading {path.name}")
+                timeline = replays.load_timeline(path)
+                progress.done(reading)
+                with open_log(db, create=True) as log:
+                    guard = enforcing_guard(log, policy) if policy is not None and policy.enforce else None
+                    writing = progress.task(f"appending {len(timeline.events):,} events")
+                    result = log.append(
+                        timeline.events, expected_head=expected_head, where=timeline.where, guard=guard
+                    )
+                    progress.done(writing)
+                    if log.meta("quote") is None and path.suffix == ".toml":
+                        log.set_meta("quote", timeline.quote)
     except LedgerError:
         if created:  # the input was refused: leave no empty log behind it either
             _remove_empty_log(db)
         raise
     click.echo(f"{path}: {result}")
+
+
+def _count_lines(path: Path) -> int:
+    """How many lines ``path`` has (a JSON Lines file: about how many events), for a bar."""
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
 def _remove_empty_log(db: str) -> None:
@@ -318,59 +339,80 @@ def _instant(text: str | None, option: str, *, end: bool = False) -> Any:
     help="Also prove stored snapshots against the events (one replay of the books).",
 )
 @format_option("text", "json")
+@quiet_option
 @handle_errors
-def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool, fmt: str) -> None:
+def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool, fmt: str, quiet: bool) -> None:
     """Walk the hash chain; name the first bad seq. Exit status 3 if the log does not verify.
 
     Also checks the append-only triggers, the registry table against the events, and (unless
     --no-snapshots) every stored snapshot against the books the events give at its seq.
     """
     cps = [Checkpoint.read(path) for path in checkpoints]
-    with open_log(db, readonly=True) as log:
-        result = log.verify(cps)
-        document: dict[str, Any] = {
-            "format": report.REPORT_FORMAT,
-            "ok": True,
-            "events_checked": result.events_checked,
-            "head": {"seq": result.head.seq, "hash": result.head.hash_hex},
-            "checkpoints_matched": result.checkpoints_matched,
-            "snapshots": [],
-        }
-        if fmt == "text":
-            click.echo(
-                f"{db}: OK, {result.events_checked} events, head seq {result.head.seq} "
-                f"{result.head.hash_hex}" + (f", {result.checkpoints_matched} checkpoint(s) matched" if cps else "")
-            )
-        if not snapshots:
-            if fmt == "json":
-                click.echo(report.dumps(document))
-            return
-        # Snapshots are a cache that point-in-time queries use: prove them against the events.
-        sources = [Derived.in_log(log)] if not is_url(db) else []
-        derived = _derived_for_reading(log)
-        if derived is not None:
-            sources.append(derived)
-        try:
-            for source in sources:
-                inv = Investigation(log, _policy(None, log), derived=source)
-                stored = inv.snapshots()
-                if not stored:
-                    continue
-                problems = inv.check_snapshots()
-                if problems:
-                    raise VerificationError(
-                        f"{source.path}: {problems[0]}"
-                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                        + "; it would not be used as it is: rebuild it with 'bankrun snapshot --rebuild'"
-                    )
-                document["snapshots"].append({"file": str(source.path), "matched": len(stored)})
-                if fmt == "text":
-                    click.echo(f"{source.path}: {len(stored)} snapshot(s) match the events")
-        finally:
+    # What it says waits for the progress bar to end (on a terminal the two would tear), and
+    # is said even when a later check fails.
+    held: list[str] = []
+    say = held.append
+    try:
+        with open_log(db, readonly=True) as log, reporter(quiet) as progress:
+            walking = progress.task(f"verifying {log.head().seq:,} events (hash chain, payloads, registry)")
+            result = log.verify(cps)
+            progress.done(walking)
+            document: dict[str, Any] = {
+                "format": report.REPORT_FORMAT,
+                "ok": True,
+                "events_checked": result.events_checked,
+                "head": {"seq": result.head.seq, "hash": result.head.hash_hex},
+                "checkpoints_matched": result.checkpoints_matched,
+                "snapshots": [],
+            }
+            if fmt == "text":
+                say(
+                    f"{db}: OK, {result.events_checked} events, head seq {result.head.seq} "
+                    f"{result.head.hash_hex}" + (f", {result.checkpoints_matched} checkpoint(s) matched" if cps else "")
+                )
+            if not snapshots:
+                if fmt == "json":
+                    say(report.dumps(document))
+                return
+            # Snapshots are a cache that point-in-time queries use: prove them against the events.
+            sources = [Derived.in_log(log)] if not is_url(db) else []
+            derived = _derived_for_reading(log)
             if derived is not None:
-                derived.close()
-        if fmt == "json":
-            click.echo(report.dumps(document))
+                sources.append(derived)
+            try:
+                for source in sources:
+                    inv = Investigation(Watched(log, progress, "proving snapshots"), _policy(None, log), derived=source)
+                    stored = inv.snapshots()
+                    if not stored:
+                        continue
+                    problems = inv.check_snapshots()
+                    if problems:
+                        raise VerificationError(
+                            f"{source.path}: {problems[0]}"
+                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                            + "; it would not be used as it is: rebuild it with 'bankrun snapshot --rebuild'"
+                        )
+                    # Snapshots of an earlier books state format: stale, skipped by readers, said.
+                    stale = [w for w in inv.warnings if "books state version" in w]
+                    for warning in stale:
+                        click.echo(f"warning: {source.path}: {warning}", err=True)
+                    matched = len(stored) - len(stale)
+                    document["snapshots"].append({"file": str(source.path), "matched": matched, "stale": len(stale)})
+                    if fmt == "text":
+                        say(
+                            f"{source.path}: {matched} snapshot(s) match the events"
+                            + (f", {len(stale)} stale (rebuild with 'bankrun snapshot --rebuild')" if stale else "")
+                        )
+            finally:
+                if derived is not None:
+                    derived.close()
+            if fmt == "json":
+                say(report.dumps(document))
+
+
+    finally:
+        for line in held:
+            click.echo(line)
 
 
 @cli.command()
@@ -419,15 +461,17 @@ def timelines(check: bool, fmt: str) -> None:
 @format_option("jsonl", "csv", default="jsonl")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File to write (default: stdout).")
 @policy_option
+@quiet_option
 @handle_errors
-def export(db: str, what: str, fmt: str, output: str, policy_file: str | None) -> None:
+def export(db: str, what: str, fmt: str, output: str, policy_file: str | None, quiet: bool) -> None:
     """Export events, postings or violations as JSON Lines or CSV.
 
     `--what events --format jsonl` is the canonical form, re-importable with `bankrun append`.
     Money stays exact: decimal strings, and integer minor units with the scale for postings.
     """
     with open_log(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
-        count = report.export(log, what, fmt, out, _policy(policy_file, log))
+        with reporter(quiet) as progress:
+            count = report.export(Watched(log, progress, f"exporting {what}"), what, fmt, out, _policy(policy_file, log))
     if output != "-":
         click.echo(f"wrote {count} {what} to {output}", err=True)
 
@@ -496,8 +540,9 @@ def _derived_for_reading(log: EventLog) -> Derived | None:
 @click.option("--drop", is_flag=True, help="Only delete all snapshots (they are a cache).")
 @derived_out_option
 @in_place_option
+@quiet_option
 @handle_errors
-def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in_place: bool) -> None:
+def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in_place: bool, quiet: bool) -> None:
     """Store snapshots of the books every K events (a cache for point-in-time queries).
 
     They go into a derived file beside the log (LOG.derived.db, or --out), which names the
@@ -506,12 +551,13 @@ def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in
     """
     log, derived = _derived_for_writing(db, out, in_place)
     try:
-        inv = Investigation(log, every=every, derived=derived)
         if drop:
-            inv.drop_snapshots()
+            Investigation(log, every=every, derived=derived).drop_snapshots()
             click.echo(f"{derived.path}: snapshots dropped")
             return
-        written = inv.build_snapshots(rebuild=rebuild)
+        with reporter(quiet) as progress:
+            inv = Investigation(Watched(log, progress, "building snapshots"), every=every, derived=derived)
+            written = inv.build_snapshots(rebuild=rebuild)
         for warning in inv.warnings:
             click.echo(f"warning: {warning}", err=True)
         click.echo(
@@ -717,8 +763,9 @@ def _point(inv: Investigation, text: str) -> int:
 @policy_option
 @derived_out_option
 @in_place_option
+@quiet_option
 @handle_errors
-def materialize(db: str, policy_file: str | None, out: str | None, in_place: bool) -> None:
+def materialize(db: str, policy_file: str | None, out: str | None, in_place: bool, quiet: bool) -> None:
     """Write projection tables (postings, balances, violations, loans, prices) for the sqlite3
     shell or Datasette. Money columns stay exact (text decimals, minor units).
 
@@ -727,7 +774,9 @@ def materialize(db: str, policy_file: str | None, out: str | None, in_place: boo
     """
     log, derived = _derived_for_writing(db, out, in_place)
     try:
-        counts = Investigation(log, _policy(policy_file, log), derived=derived).materialize()
+        with reporter(quiet) as progress:
+            watched = Watched(log, progress, "writing the projection tables")
+            counts = Investigation(watched, _policy(policy_file, log), derived=derived).materialize()
     finally:
         derived.close()
         log.close()
@@ -776,10 +825,11 @@ def _check_prefix(log: EventLog, timeline: replays.Timeline) -> None:
 @click.option(
     "--steps",
     type=click.Choice(["all", "changes", "none"]),
-    default="all",
-    show_default=True,
-    help="Which steps the text table shows: every event, only those that open or close a breach, or none.",
+    default=None,
+    help="Which steps the text table shows: every event, only those that open or close a breach, "
+    f"or none. Default: all, or changes for a log of more than {LARGE_LOG:,} events (said in one line).",
 )
+@quiet_option
 @click.option(
     "--verify",
     "verify_first",
@@ -809,6 +859,7 @@ def _check_prefix(log: EventLog, timeline: replays.Timeline) -> None:
 )
 @handle_errors
 def replay(
+    quiet: bool,
     timeline: str | None,
     db: str,
     no_record: bool,
@@ -817,7 +868,7 @@ def replay(
     fmt: str,
     fail_on: tuple[str, ...],
     extra: tuple[str, ...],
-    steps: str,
+    steps: str | None,
     verify_first: bool,
     checkpoints: tuple[str, ...],
     follow: bool,
@@ -883,7 +934,7 @@ def replay(
         run = Replay(source, policy, until=stop, extra_invariants=load_invariants(extra))
         _check_fail_on(fail_on, run)
         with _stopped_by_signals(source):
-            _render(run, fmt=fmt, steps=steps, title=title, total=_length(source))
+            _render(run, fmt=fmt, steps=steps, title=title, total=_length(source), quiet=quiet, follow=follow)
         summary = run.summary
         if log is not None:
             cp = log.checkpoint()
@@ -940,46 +991,62 @@ def _length(source: object) -> int | None:
     return None
 
 
-def _render(run: Replay, *, fmt: str, steps: str, title: str, total: int | None) -> None:
+def _render(
+    run: Replay, *, fmt: str, steps: str | None, title: str, total: int | None, quiet: bool = False, follow: bool = False
+) -> None:
+    """Print a replay in ``fmt``, with a progress bar on stderr when it is a terminal. When
+    standard output is that terminal too, the output waits for the bar to end (a bar and rows
+    written at once tear each other); a live monitor (--follow) has no bar and never waits."""
+    progress = reporter(quiet or follow)
+    waiting = progress.active and tables.is_terminal()
+    held: list[str] = []
+    with progress:
+        for line in _replay_lines(run, counted(run, progress, "replaying", total), fmt=fmt, steps=steps, title=title, total=total):
+            if waiting:
+                held.append(line)
+            else:
+                click.echo(line)
+    for line in held:
+        click.echo(line)
+
+
+def _replay_lines(run: Replay, stepped: Iterator[Any], *, fmt: str, steps: str | None, title: str, total: int | None) -> Iterator[str]:
     if fmt == "jsonl":
-        for step in run:
-            click.echo(report.dumps({"kind": "step", **step.to_dict()}))
-        click.echo(report.dumps({"kind": "summary", "format": report.REPORT_FORMAT, **run.summary.to_dict()}))
+        for step in stepped:
+            yield report.dumps({"kind": "step", **step.to_dict()})
+        yield report.dumps({"kind": "summary", "format": report.REPORT_FORMAT, **run.summary.to_dict()})
         return
     if fmt == "json":
-        collected = [step.to_dict() for step in run]
-        click.echo(
-            report.dumps(
-                {
-                    "format": report.REPORT_FORMAT,
-                    "title": title,
-                    "policy": _policy_dict(run.policy),
-                    "steps": collected,
-                    "summary": run.summary.to_dict(),
-                }
-            )
+        collected = [step.to_dict() for step in stepped]
+        yield report.dumps(
+            {
+                "format": report.REPORT_FORMAT,
+                "title": title,
+                "policy": _policy_dict(run.policy),
+                "steps": collected,
+                "summary": run.summary.to_dict(),
+            }
         )
         return
-    click.echo(f"Replay of {title} (quote {run.policy.quote})")
+    yield f"Replay of {title} (quote {run.policy.quote})"
+    if steps is None:
+        steps = "changes" if total is not None and total > LARGE_LOG else "all"
+        if steps == "changes":
+            yield (
+                f"{total:,} events: showing only the steps that open or close a breach "
+                "(--steps all shows every one, --steps none only the summary)"
+            )
     table = tables.Stream(report.step_columns(total, run.policy.quote))
     if steps != "none":
-        click.echo(table.header())
-    show_bar = steps == "none" and total is not None and total > 10_000 and sys.stderr.isatty()
-    iterator = iter(run)
+        yield table.header()
     heard = report.Heard()
-    if show_bar:
-        with click.progressbar(iterator, length=total, label="replaying", file=sys.stderr) as bar:
-            for step in bar:
-                heard.add(step)
-    else:
-        for step in iterator:
-            heard.add(step)
-            if steps == "all" or (steps == "changes" and (step.opened or step.closed or step.skipped)):
-                click.echo(table.row(report.step_cells(step)))
-    for line in report.summary_text(
+    for step in stepped:
+        heard.add(step)
+        if steps == "all" or (steps == "changes" and (step.opened or step.closed or step.skipped)):
+            yield table.row(report.step_cells(step))
+    yield from report.summary_text(
         run.summary, title=title, quote=run.policy.quote, terminal=tables.is_terminal(), heard=heard
-    ):
-        click.echo(line)
+    )
 
 
 def _policy_dict(policy: Policy) -> dict[str, object]:
@@ -1001,8 +1068,9 @@ def _policy_dict(policy: Policy) -> dict[str, object]:
 @format_option("text", "json", "jsonl")
 @fail_on_option
 @invariant_option
+@quiet_option
 @handle_errors
-def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], extra: tuple[str, ...]) -> None:
+def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], extra: tuple[str, ...], quiet: bool) -> None:
     """Run every invariant over the stored log; print the first breach of each.
 
     Exit status 1 if a (--fail-on) invariant broke at any point.
@@ -1011,14 +1079,19 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
         run = Replay(log, _policy(policy_file, log), extra_invariants=load_invariants(extra))
         _check_fail_on(fail_on, run)
         if fmt == "text":
-            _render(run, fmt="text", steps="none", title=db, total=log.head().seq)
+            _render(run, fmt="text", steps="none", title=db, total=log.head().seq, quiet=quiet)
             click.echo(_head_line(log.checkpoint(), verified=False))
         elif fmt == "jsonl":
-            _render(run, fmt="jsonl", steps="all", title=db, total=log.head().seq)
+            _render(run, fmt="jsonl", steps="all", title=db, total=log.head().seq, quiet=quiet)
             click.echo(report.dumps({"kind": "checkpoint", **attrs.asdict(log.checkpoint()), "verified": False}))
         else:
-            summary = run.run()
-            click.echo(report.dumps({"format": report.REPORT_FORMAT, **summary.to_dict()}))
+            with reporter(quiet) as progress:
+                if progress.active:
+                    for _ in counted(run, progress, "checking", log.head().seq):
+                        pass
+                else:
+                    run.run()  # no Step values built
+            click.echo(report.dumps({"format": report.REPORT_FORMAT, **run.summary.to_dict()}))
     if run.summary.broke(fail_on or None):
         sys.exit(EXIT_BREACH)
 
@@ -1099,6 +1172,7 @@ cli.add_command(report_command)
 from ledger.proofs.cli import proof  # noqa: E402 - after cli: the group joins it
 
 cli.add_command(proof)
+
 
 
 def reference_markdown() -> str:
