@@ -217,6 +217,9 @@ def wave_refs(wave: Wave, books: Books) -> WaveRefs:
                     key = (worth, ref, candidate)
                     if best is None or key > best:
                         best = key
+        customers = sorted(ref for ref, info in accounts if info.purpose == "customer")
+        if best is None and asset is not None and customers:
+            best = (Decimal(0), customers[0], asset)  # nothing owed yet: the first customer account
         if best is None:
             raise ev.EventValueError(f"venue: {wave.venue} owes no customer anything at the fork (name account and asset)")
         account, asset = best[1], best[2]
@@ -348,7 +351,8 @@ def check(scenario_or_changes: Changes, history: History, point: ForkPoint, wher
     changes = scenario_or_changes
 
     def problem(field: str, message: str) -> None:
-        problems.append(Problem(f"{field}: {message}", field=field, where=where.get(field, where.get(field.partition(".")[0], path))))
+        found = where.get(field) or where.get(field.partition(".")[0]) or where.get(field.partition("[")[0]) or path
+        problems.append(Problem(f"{field}: {message}", field=field, where=found))
 
     prefix_ids = {e.id for e in history.events[: point.index]}
     suffix = history.events[point.index :]
@@ -492,7 +496,7 @@ def carried(point: ForkPoint, base_policy: Policy, policy: Policy) -> dict[Key, 
 @attrs.frozen
 class Watch:
     """What a stress trial looks for: a breach of any of ``invariants`` (of ``subject`` only,
-    if given) after an event at or after ``start`` and not after ``until``; and ``asset``'s
+    if given: one subject, or several separated by commas) after an event at or after ``start`` and not after ``until``; and ``asset``'s
     price at that event."""
 
     invariants: tuple[str, ...]
@@ -603,6 +607,15 @@ def replay_fork(
         changes += [("opened", v.invariant, v.subject, step.event.id, at) for v in new]
         changes += [("closed", v.invariant, v.subject, step.event.id, at) for v in gone]
     if watch is not None:
+        if not applied:
+            # No event in the window: what was open at the fork is what the window sees.
+            hit = _watched_breach(tracker, watch)
+            if hit is not None:
+                key, observed = hit
+                v = carry[key]
+                price = run.books.price(watch.asset) if watch.asset else None
+                return ForkRun(None, [], [], [], applied, [], Breach(key[0], key[1], v.seq, v.event_id, v.at, observed,
+                                                                     None if price is None else ev.format_decimal(price)))
         return ForkRun(None, [], [], [], applied, [], None)
     summary = run.summary
     still = {(v.invariant, v.subject): v for v in summary.still_open}
@@ -615,8 +628,9 @@ def replay_fork(
 
 
 def _watched_breach(tracker: _Tracker, watch: Watch) -> tuple[Key, str] | None:
+    subjects = set(watch.subject.split(",")) if watch.subject else None
     for key, observed in tracker.broken.items():
-        if key[0] in watch.invariants and (watch.subject is None or key[1] == watch.subject):
+        if key[0] in watch.invariants and (subjects is None or key[1] in subjects):
             return key, observed
     return None
 

@@ -170,7 +170,7 @@ _GRID = re.compile(r"^(\d+)[xX](\d+)$")
                    "wave at VENUE (its total, in ASSET: default the venue's largest customer claim). Twice with --grid.")
 @click.option("--invariant", "invariants", multiple=True, required=True, metavar="NAME",
               help="The invariant to break (repeatable: any of them).")
-@click.option("--subject", default=None, help="Only this subject of the invariant (a loan, an account, ftx/USDC...).")
+@click.option("--subject", "subjects", multiple=True, help="Only this subject of the invariant(s) (a loan, an account, ftx/USDC...; repeatable).")
 @click.option("--tolerance", default=None, help="Stop when the bracket is this narrow (an exact decimal). Default: a millionth of the range.")
 @click.option("--steps", type=int, default=20, show_default=True, help="At most this many bisection steps.")
 @click.option("--scan", type=int, default=5, show_default=True, help="Sizes tried first, evenly over the range, to check monotonicity.")
@@ -185,7 +185,7 @@ _GRID = re.compile(r"^(\d+)[xX](\d+)$")
 @format_option("text", "json")
 @_handle_errors
 def stress_command(
-    source: str, at: str, until: str | None, shocks: tuple[str, ...], invariants: tuple[str, ...], subject: str | None,
+    source: str, at: str, until: str | None, shocks: tuple[str, ...], invariants: tuple[str, ...], subjects: tuple[str, ...],
     tolerance: str | None, steps: int, scan: int, window: str, parts: int, grid_size: str | None, jobs: int | None,
     dask_address: str | None, html_path: str | None, is_log: bool, policy_file: str | None, fmt: str,
 ) -> None:
@@ -202,6 +202,7 @@ def stress_command(
     Dask cluster with --dask) and prints the frontier: per size of the first shock, the
     smallest size of the second that breaks.
     """
+    subject = ",".join(subjects) or None
     start = parse_when(at, "--at")
     end = parse_when(until, "--until", end=True) if until else None
     assert start is not None

@@ -1,0 +1,117 @@
+"""Scenario benchmarks (issue 18): a 20-step bisection on ftx-2022, and a 20 x 20 stress grid
+on the 100,000-event synthetic history W(100,000) on two cores.
+
+    python -m benchmarks.scenarios              # both rows, best of --repeat runs
+    python -m benchmarks.scenarios --quick      # tiny sizes: checks the harness
+
+Targets (read from the table, never asserted): bisection < 2 s; grid < 60 s. The grid's time
+includes forking (the prefix replayed once with every invariant, the books' state taken) and
+the pool's start; the history's generation is outside the clock. Results go to
+``benchmarks/results/scenarios.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+from ledger import synthetic
+from ledger.policy import Policy
+from ledger.scenarios._engine import History, load_history
+from ledger.scenarios._stress import grid, parse_shock, stress
+
+
+def bisection(repeat: int) -> dict[str, Any]:
+    """FTT's price at which Alameda's FTX line stops being covered on 2022-06-30: 20 steps."""
+    history = load_history("ftx-2022")
+    at = dt.datetime(2022, 6, 30, tzinfo=dt.UTC)
+    until = dt.datetime(2022, 6, 30, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    times = []
+    result = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = stress(history, at=at, until=until, shock=parse_shock("price:FTT"), invariants=["collateral-coverage"],
+                        subject="ftx:alameda", tolerance=Decimal("1E-12"), steps=20)
+        times.append(time.perf_counter() - started)
+    assert result is not None
+    return {
+        "case": "bisection ftx-2022 price:FTT collateral-coverage(ftx:alameda) at 2022-06-30",
+        "steps": result.steps,
+        "runs": len(result.trials) + 1,
+        "found": str(result.found),
+        "breaking_value": result.breach.price if result.breach else None,
+        "seconds_best": round(min(times), 3),
+        "seconds_all": [round(t, 3) for t in times],
+        "target_seconds": 2,
+    }
+
+
+def grid_row(n: int, size: int, jobs: int, repeat: int, fork_at: int, accounts: int = 10_000) -> dict[str, Any]:
+    """A size x size grid: TOK's price fall x a USD withdrawal wave at the venue, against
+    collateral-coverage and withdrawals-honoured, forked at event ``fork_at``."""
+    events = list(synthetic.workload(n, accounts=accounts))
+    history = History(f"W({n})", events, "USD", Policy())
+    at = events[fork_at].at
+    times = []
+    result = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            result = grid(history, at=at, shocks=(parse_shock("price:TOK=0:0.6"), parse_shock("withdrawals:ex/USD=0:4000000")),
+                          invariants=["collateral-coverage", "withdrawals-honoured"], size=(size, size), executor=pool,
+                          chunks=4 * jobs)
+        times.append(time.perf_counter() - started)
+    assert result is not None
+    broke = sum(1 for row in result.cells for cell in row if cell is not None)
+    return {
+        "case": f"grid {size}x{size} on W({n}) forked at event {fork_at} ({len(events) - fork_at} events after), {jobs} workers",
+        "runs": size * size,
+        "cells_broken": broke,
+        "frontier": [None if y is None else str(y) for y in result.frontier],
+        "seconds_best": round(min(times), 3),
+        "seconds_all": [round(t, 3) for t in times],
+        "target_seconds": 60,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scenarios", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--size", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--fork-at", type=int, default=None, help="the fork's event index (default: n - 5,000)")
+    parser.add_argument("--output", default="benchmarks/results/scenarios.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.size, args.repeat, args.accounts = 5_000, 3, 1, 100
+    fork_at = args.fork_at if args.fork_at is not None else max(0, args.n - min(5_000, args.n // 2))
+    rows = [bisection(args.repeat)]
+    print(json.dumps(rows[-1]), flush=True)
+    rows.append(grid_row(args.n, args.size, args.jobs, args.repeat, fork_at, args.accounts))
+    print(json.dumps(rows[-1]), flush=True)
+    document = {
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_average": os.getloadavg()},
+        "rows": rows,
+    }
+    if not args.quick:
+        os.makedirs(os.path.dirname(args.output), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+    for row in rows:
+        print(f"{row['case']}: best {row['seconds_best']} s of {row['seconds_all']} (target < {row['target_seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()
