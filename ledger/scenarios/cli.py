@@ -122,10 +122,10 @@ def whatif_text(result: WhatIf) -> list[str]:
     for name in result.invariants:
         b = result.base.first_breaches.get(name)
         d = result.derived.first_breaches.get(name)
-        mark = " " if (b and (b.seq, b.event_id)) == (d and (d.seq, d.event_id)) else "*"
+        mark = " " if (b and (b.event_id, b.subject)) == (d and (d.event_id, d.subject)) else "*"
         out.append(f"{mark} {name:<{width - 2}}  {_first(b)}")
         out.append(f"  {'':<{width - 2}}  {_first(d)}")
-    out.append("(* differs; the derived history's seqs count its own events)")
+    out.append("(* another event or subject; the derived history's seqs count its own events)")
     out.append("")
     counts = [
         f"{n} {result.base.breach_counts.get(n, 0)} -> {result.derived.breach_counts.get(n, 0)}"
@@ -285,7 +285,7 @@ def _size(result: StressResult | GridResult, shock: str, value: Decimal | None, 
     if value is None:
         return "-"
     if shock.startswith("price:"):
-        sign = "+" if direction == "rise" else "-"
+        sign = "" if value == 0 else "+" if direction == "rise" else "-"
         return f"{sign}{_pct(value)}"
     return f"{value:,f}"
 
@@ -319,7 +319,10 @@ def stress_text(r: StressResult, history: History) -> list[str]:
         out.append(f"Breaking value: {r.breaking_value}")
         if r.breach is not None:
             out.append(f"Where it breaks: {_breach(r.breach)}")
-        out.append(f"Margin in the base: {_size(r, r.shock, r.margin)}")
+        if r.shock.startswith("price:") and r.margin is not None:
+            out.append(f"Margin in the base: the price can fall {_pct(r.margin)} from {r.at} before it breaks")
+        elif r.held is not None:
+            out.append(f"Margin in the base: the largest wave survived is {r.held:,f}")
     return out
 
 
