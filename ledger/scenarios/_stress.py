@@ -206,6 +206,14 @@ def default_range(case: Case, shock: Shock) -> tuple[Decimal, Decimal]:
     return Decimal(0), max(owed, Decimal(1))
 
 
+def plain(value: Decimal) -> str:
+    """An exact decimal as plain text without trailing zeros (0E-12 -> 0, 0.100 -> 0.1)."""
+    d = value.normalize()
+    if d.as_tuple().exponent > 0:  # type: ignore[operator]
+        d = d.quantize(Decimal(1))
+    return f"{d:f}"
+
+
 @attrs.frozen
 class Trial:
     size: Decimal
@@ -213,7 +221,7 @@ class Trial:
     breach: Breach | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": str(self.size), "broke": self.broke, "breach": self.breach.to_dict() if self.breach else None}
+        return {"size": plain(self.size), "broke": self.broke, "breach": self.breach.to_dict() if self.breach else None}
 
 
 @attrs.frozen
@@ -266,14 +274,14 @@ class StressResult:
             "at": self.at,
             "until": self.until,
             "asset": self.asset,
-            "range": [str(self.lo), str(self.hi)],
-            "tolerance": str(self.tolerance),
+            "range": [plain(self.lo), plain(self.hi)],
+            "tolerance": plain(self.tolerance),
             "base_breach": self.base_breach.to_dict() if self.base_breach else None,
-            "found": None if self.found is None else str(self.found),
-            "held": None if self.held is None else str(self.held),
+            "found": None if self.found is None else plain(self.found),
+            "held": None if self.held is None else plain(self.held),
             "breach": self.breach.to_dict() if self.breach else None,
             "breaking_value": self.breaking_value,
-            "margin": None if self.margin is None else str(self.margin),
+            "margin": None if self.margin is None else plain(self.margin),
             "monotone": self.monotone,
             "method": self.method,
             "steps": self.steps,
@@ -432,19 +440,19 @@ class GridResult:
             "x": self.x,
             "y": self.y,
             "units": list(self.units),
-            "xs": [str(v) for v in self.xs],
-            "ys": [str(v) for v in self.ys],
+            "xs": [plain(v) for v in self.xs],
+            "ys": [plain(v) for v in self.ys],
             "invariants": list(self.invariants),
             "subject": self.subject,
             "at": self.at,
             "until": self.until,
             "base_breach": self.base_breach.to_dict() if self.base_breach else None,
             "frontier": [
-                {"x": str(x), "y": None if y is None else str(y), "monotone": m}
+                {"x": plain(x), "y": None if y is None else plain(y), "monotone": m}
                 for x, y, m in zip(self.xs, self.frontier, self.monotone, strict=True)
             ],
             "cells": [
-                {"x": str(self.xs[i]), "y": str(self.ys[j]), "broke": cell is not None,
+                {"x": plain(self.xs[i]), "y": plain(self.ys[j]), "broke": cell is not None,
                  "breach": cell.to_dict() if cell else None}
                 for i, row in enumerate(self.cells) for j, cell in enumerate(row)
             ],
