@@ -393,3 +393,23 @@ def test_the_documented_example_scenarios_load_and_run():
         scenario = load_scenario(path)
         assert scenario.base == "ftx-2022"
         assert whatif(scenario).derived.digest
+
+
+def test_a_stored_log_as_the_base(tmp_path):
+    import replays
+    from ledger.store import Log
+
+    db = tmp_path / "ftx.db"
+    with Log.open(db, create=True) as log:
+        log.append(replays.load_timeline("ftx-2022").events)
+    path = tmp_path / "from-log.toml"
+    path.write_text(
+        'schema_version = 1\n[scenario]\nlog = "ftx.db"\n[fork]\nat = 2022-11-01\n[[prices]]\nasset = "FTT"\nstep = "5"\n',
+        encoding="utf-8",
+    )
+    result = whatif(path)
+    assert result.base.digest == BASE_DIGEST and result.fork_seq == 112
+    out = run("stress", str(db), "--log", "--at", "2022-11-06", "--until", "2022-11-06T01:00:00Z", "--shock", "price:FTT",
+              "--invariant", "collateral-coverage", "--subject", "ftx:alameda", "--format", "json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["breach"]["price"].startswith("21.6617")
