@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import signal
@@ -590,25 +591,26 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
         inv = Investigation(log)
         start = from_seq if from_seq is not None else (log.seq_before(_instant(from_, "--from")) + 1 if from_ else 1)
         stop = to_seq if to_seq is not None else (log.seq_at(_instant(to, "--to", end=True)) if to else None)
-        lines = inv.history(account, asset=asset, from_seq=start, to_seq=stop)
+        found = iter(inv.history(account, asset=asset, from_seq=start, to_seq=stop))
+        first = next(found, None)  # a typo is refused here, before any header is printed
+        lines = itertools.chain([first] if first is not None else [], found)
         if fmt == "json":
             click.echo(report.dumps({"format": report.REPORT_FORMAT, "account": account, "lines": [line.to_dict() for line in lines]}))
             return
         if fmt != "text":
             report.write_rows((line.to_dict() for line in lines), sys.stdout, fmt)
             return
+        if first is None:
+            click.echo(f"(no postings to {account} in that range)")
+            return
         table = tables.Stream(HISTORY_COLUMNS)
         click.echo(table.header())
-        shown = 0
         for line in lines:
-            shown += 1
             click.echo(table.row([
                 str(line.seq), line.at, line.event_id, line.counterparty, line.asset,
                 "refused" if line.refused else tables.amount(line.delta), tables.amount(line.balance),
                 ",".join(line.source) + (f"; refused: {line.refused}" if line.refused else ""),
             ]))
-        if not shown:
-            click.echo(f"(no postings to {account} in that range)")
 
 
 _C = tables.Column

@@ -422,3 +422,10 @@ def test_history_names_the_counterparty_and_lists_refused_withdrawals(ftx_db):
         before = lines[lines.index(x) - 1]
         assert x["balance"] == before["balance"]
     assert {x["counterparty"] for x in lines if not x["refused"] and x["type"] == "withdrawal"} == {"ftx:custody"}
+
+
+def test_history_refuses_a_typo_before_printing_anything(ftx_db):
+    result = CliRunner().invoke(cli, ["history", "ftx:custdy", "--db", ftx_db])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "did you mean 'ftx:custody'?" in result.stderr
+    assert run("history", "ftx:custody", "--db", ftx_db, "--from", "2030-01").stdout == "(no postings to ftx:custody in that range)\n"
