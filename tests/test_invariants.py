@@ -1854,3 +1854,410 @@ def test_an_unpriced_asset_is_said_to_be_unpriced_not_zero(tmp_path):
     text = "\n".join(report.summary_text(summary))
     assert "owes customers 0 USD (and 2 BTC, unpriced: not in that figure)" in text
     assert "not counted, unpriced: 2 BTC held, 2 BTC owed" in summary.assertions[0]["detail"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The general model's four invariants: a canary each (a known violation, its exact seq, subject,
+# observed value and threshold). Figures worked out by hand in the docstrings.
+# ------------------------------------------------------------------------------------------------
+BANK = """
+[[entities]]
+entity = "bk"
+name = "A bank"
+kind = "bank"
+
+[[entities]]
+entity = "fdic"
+name = "A deposit insurer"
+kind = "insurer"
+
+[[assets]]
+asset = "TB"
+name = "Treasury bond"
+scale = 2
+kind = "bond"
+
+[[accounts]]
+account = "bk:cash"
+purpose = "corporate"
+
+[[accounts]]
+account = "bk:htm"
+purpose = "corporate"
+basis = "amortized_cost"
+
+[[accounts]]
+account = "bk:retail"
+purpose = "customer"
+holder = "cust"
+liability_class = "retail"
+depositors = 1000
+
+[[accounts]]
+account = "bk:big"
+purpose = "customer"
+holder = "aff"
+"""
+
+
+def _seed_bank(capital: str) -> str:
+    return f"""
+        [[events]]
+        id = "capital"
+        type = "transfer"
+        from_account = "world:market"
+        to_account = "bk:cash"
+        asset = "USD"
+        amount = "{capital}"
+    """
+
+
+def test_solvency_canary_a_bank_whose_amortized_cost_bonds_fall(tmp_path):
+    """Capital 10, deposits 100, all of it but the capital in bonds held to maturity at 1.00
+    (book value 100). The bonds fall to 0.85: at market the bank has 10 + 85 = 95 against 100
+    owed, equity -5: insolvent; at book (bonds at 100) its equity is still 10. Back to 0.95:
+    equity 5, closed."""
+    tl = timeline(
+        tmp_path,
+        BANK
+        + """
+        [[events]]
+        id = "px0"
+        type = "price_updated"
+        asset = "TB"
+        quote = "USD"
+        price = "1.00"
+        """
+        + _seed_bank("10.00")
+        + """
+        [[events]]
+        id = "d1"
+        type = "deposit"
+        account = "bk:retail"
+        asset = "USD"
+        amount = "100.00"
+        landed = "bk:cash"
+
+        [[events]]
+        id = "buy"
+        type = "trade"
+        asset = "TB"
+        amount = "100.00"
+        price = "1"
+        pay_asset = "USD"
+        seller_from = "world:market"
+        seller_to = "world:market"
+        buyer_from = "bk:cash"
+        buyer_to = "bk:htm"
+
+        [[events]]
+        id = "fall"
+        type = "price_updated"
+        asset = "TB"
+        quote = "USD"
+        price = "0.85"
+
+        [[events]]
+        id = "recover"
+        type = "price_updated"
+        asset = "TB"
+        quote = "USD"
+        price = "0.95"
+        """,
+    )
+    steps, summary = run(tl)
+    assert opened(steps, "solvency") == [(seq_of(tl, "fall"), "fall", "bk")]
+    assert closed(steps, "solvency") == [(seq_of(tl, "recover"), "recover", "bk")]
+    v = summary.first_breaches["solvency"]
+    assert (v.seq, v.subject, v.observed, v.threshold) == (seq_of(tl, "fall"), "bk", "-5.00 USD", "0 USD")
+    assert v.detail == (
+        "bk: liabilities of 100.00 USD exceed its assets at market value (95.00 USD): "
+        "equity -5.00 USD; at book value its equity is 10.00 USD"
+    )
+    books = books_at(tl, seq=seq_of(tl, "fall"))
+    assert books.equity("bk") == Decimal("-5") and books.equity_book("bk") == Decimal("10")
+    assert books.unrealised_loss("bk") == Decimal("15")
+    assert opened(steps, "capital-ratio") == []  # bonds weigh 0: no risk-weighted assets, equity at book >= 0
+
+
+def test_liquidity_coverage_canary_a_run_on_uninsured_deposits(tmp_path):
+    """Insured up to 250,000 a depositor: the retail account (1,000 depositors, 1,000,000) is
+    wholly insured, of the big uninsured one (9,000,000) only 250,000. Capital 1,000,000; a loan
+    of 6,000,000 leaves 5,000,000 cash against run-off 0.05 x 1,250,000 + 0.40 x 8,750,000 =
+    3,562,500: covered. The big depositor runs: 2,000,000 out (cash 3,000,000 against
+    62,500 + 0.40 x 6,750,000 = 2,762,500: still covered), then 2,000,000 more (cash 1,000,000
+    against 62,500 + 0.40 x 4,750,000 = 1,962,500: 0.5096, short)."""
+    tl = timeline(
+        tmp_path,
+        BANK
+        + _seed_bank("1000000.00")
+        + """
+        [[events]]
+        id = "insure"
+        type = "deposit_insurance"
+        insurer = "fdic"
+        venue = "bk"
+        asset = "USD"
+        limit = "250000"
+
+        [[events]]
+        id = "d-retail"
+        type = "deposit"
+        account = "bk:retail"
+        asset = "USD"
+        amount = "1000000.00"
+        landed = "bk:cash"
+
+        [[events]]
+        id = "d-big"
+        type = "deposit"
+        account = "bk:big"
+        asset = "USD"
+        amount = "9000000.00"
+        landed = "bk:cash"
+
+        [[events]]
+        id = "lend"
+        type = "loan_opened"
+        loan = "L"
+        lender = "bk"
+        borrower = "aff"
+        asset = "USD"
+        principal = "6000000.00"
+        disbursed_from = "bk:cash"
+        disbursed_to = "aff:bank"
+
+        [[events]]
+        id = "run1"
+        type = "withdrawal"
+        account = "bk:big"
+        asset = "USD"
+        amount = "2000000.00"
+        paid_from = "bk:cash"
+
+        [[events]]
+        id = "run2"
+        type = "withdrawal"
+        account = "bk:big"
+        asset = "USD"
+        amount = "2000000.00"
+        paid_from = "bk:cash"
+        """,
+    )
+    steps, summary = run(tl)
+    assert opened(steps, "liquidity-coverage") == [(seq_of(tl, "run2"), "run2", "bk")]
+    v = summary.first_breaches["liquidity-coverage"]
+    assert (v.seq, v.subject, v.observed, v.threshold) == (seq_of(tl, "run2"), "bk", "0.5096", "1.0000")
+    assert v.detail == (
+        "bk: liquid assets of 1,000,000.00 USD after haircuts cover 0.5096 of the 1,962,500.00 USD "
+        "of deposits expected to run (run-off-weighted, of 6,000,000.00 USD owed to depositors, "
+        "1,250,000.00 USD insured)"
+    )
+    books = books_at(tl, seq=seq_of(tl, "run1"))
+    assert books.liquidity_coverage("bk").quantize(Decimal("0.0001")) == Decimal("1.0860")  # 3,000,000 / 2,762,500
+    assert opened(steps, "segregation") == opened(steps, "reserve-ratio") == []  # a bank: not a custodian
+
+
+def test_capital_ratio_canary_a_loan_book_impairment(tmp_path):
+    """Capital 1,000,000, deposits 9,000,000, loans of 8,000,000 (risk weight 1; cash weighs 0):
+    1,000,000 / 8,000,000 = 0.125 >= 0.08. A loss allowance of 200,000: 800,000 / 7,800,000 =
+    0.1026, still above; 300,000 more: 500,000 / 7,500,000 = 0.0667, below the minimum. Equity
+    stays positive: solvent, undercapitalised."""
+    tl = timeline(
+        tmp_path,
+        BANK
+        + _seed_bank("1000000.00")
+        + """
+        [[events]]
+        id = "d1"
+        type = "deposit"
+        account = "bk:retail"
+        asset = "USD"
+        amount = "9000000.00"
+        landed = "bk:cash"
+
+        [[events]]
+        id = "lend"
+        type = "loan_opened"
+        loan = "L"
+        lender = "bk"
+        borrower = "aff"
+        asset = "USD"
+        principal = "8000000.00"
+        disbursed_from = "bk:cash"
+        disbursed_to = "aff:bank"
+
+        [[events]]
+        id = "imp1"
+        type = "loan_impaired"
+        loan = "L"
+        amount = "200000.00"
+
+        [[events]]
+        id = "imp2"
+        type = "loan_impaired"
+        loan = "L"
+        amount = "300000.00"
+        """,
+    )
+    steps, summary = run(tl)
+    assert opened(steps, "capital-ratio") == [(seq_of(tl, "imp2"), "imp2", "bk")]
+    v = summary.first_breaches["capital-ratio"]
+    assert (v.seq, v.subject, v.observed, v.threshold) == (seq_of(tl, "imp2"), "bk", "0.0667", "0.0800")
+    assert v.detail == (
+        "bk: equity at book value (500,000.00 USD) is 0.0667 of its risk-weighted assets "
+        "(7,500,000.00 USD); the minimum is 0.0800"
+    )
+    assert opened(steps, "solvency") == []
+    books = books_at(tl, seq=seq_of(tl, "imp1"))
+    assert books.capital_ratio("bk").quantize(Decimal("0.0001")) == Decimal("0.1026")  # 800,000 / 7,800,000
+
+
+POOL = """
+[[entities]]
+entity = "proto"
+name = "A lending protocol"
+kind = "protocol"
+
+[[assets]]
+asset = "ETH"
+name = "Ether"
+scale = 8
+kind = "crypto"
+
+[[assets]]
+asset = "STETH"
+name = "Staked ether"
+scale = 8
+kind = "staked"
+
+[[accounts]]
+account = "proto:pool"
+purpose = "corporate"
+
+[[events]]
+id = "px-eth"
+type = "price_updated"
+asset = "ETH"
+quote = "USD"
+price = "2000"
+
+[[events]]
+id = "px-steth"
+type = "price_updated"
+asset = "STETH"
+quote = "ETH"
+price = "1.00"
+
+[[events]]
+id = "fund-pool"
+type = "transfer"
+from_account = "world:market"
+to_account = "proto:pool"
+asset = "USD"
+amount = "10000.00"
+
+[[events]]
+id = "fund-aff"
+type = "transfer"
+from_account = "world:market"
+to_account = "aff:bank"
+asset = "STETH"
+amount = "10"
+
+[[events]]
+id = "fund-aff-eth"
+type = "transfer"
+from_account = "world:market"
+to_account = "aff:bank"
+asset = "ETH"
+amount = "2"
+
+[[events]]
+id = "L1"
+type = "loan_opened"
+loan = "L1"
+lender = "proto"
+borrower = "aff"
+asset = "USD"
+principal = "6000.00"
+disbursed_from = "proto:pool"
+disbursed_to = "aff:bank"
+liquidation_threshold = "0.80"
+pool = "P"
+
+[[events]]
+id = "pledge-steth"
+type = "collateral_pledged"
+pool = "P"
+asset = "STETH"
+amount = "10"
+from_account = "aff:bank"
+
+[[events]]
+id = "pledge-eth"
+type = "collateral_pledged"
+pool = "P"
+asset = "ETH"
+amount = "2"
+from_account = "aff:bank"
+
+[[events]]
+id = "L2"
+type = "loan_opened"
+loan = "L2"
+lender = "proto"
+borrower = "aff"
+asset = "USD"
+principal = "4000.00"
+disbursed_from = "proto:pool"
+disbursed_to = "aff:bank"
+liquidation_threshold = "0.75"
+pool = "P"
+"""
+
+
+def test_loan_health_canary_a_pooled_position_and_a_chained_price(tmp_path):
+    """Two loans from a protocol share pool P (10 stETH and 2 ETH) against 6,000 + 4,000 USD of
+    debt. L1 opens before its collateral (health 0) and is healthy once the stETH is in.
+    ETH 2,000 -> 1,100: the pool is worth 10 x 1.00 x 1,100 + 2 x 1,100 = 13,200; L1 (threshold
+    0.80) 13,200 x 0.80 / 10,000 = 1.056, healthy; L2 (0.75) 0.99: can be liquidated. Then
+    stETH, priced in ETH, slips to 0.90 ETH (no USD price of stETH moves): the pool is worth
+    9,900 + 2,200 = 12,100 and L1 falls to 0.968."""
+    tl = timeline(
+        tmp_path,
+        POOL
+        + """
+        [[events]]
+        id = "eth-falls"
+        type = "price_updated"
+        asset = "ETH"
+        quote = "USD"
+        price = "1100"
+
+        [[events]]
+        id = "steth-slips"
+        type = "price_updated"
+        asset = "STETH"
+        quote = "ETH"
+        price = "0.90"
+        """,
+    )
+    steps, _ = run(tl)
+    assert opened(steps, "loan-health") == [
+        (seq_of(tl, "L1"), "L1", "L1"),
+        (seq_of(tl, "eth-falls"), "eth-falls", "L2"),
+        (seq_of(tl, "steth-slips"), "steth-slips", "L1"),
+    ]
+    assert closed(steps, "loan-health") == [(seq_of(tl, "pledge-steth"), "pledge-steth", "L1")]
+    by_event = {(v.event_id, v.subject): v for s in steps for v in s.opened if v.invariant == "loan-health"}
+    l2 = by_event[("eth-falls", "L2")]
+    assert (l2.seq, l2.observed, l2.threshold) == (seq_of(tl, "eth-falls"), "0.9900", "1.0000")
+    l1 = by_event[("steth-slips", "L1")]
+    assert (l1.seq, l1.observed, l1.threshold) == (seq_of(tl, "steth-slips"), "0.9680", "1.0000")
+    assert "collateral pooled in P worth 12,100.00 USD at market" in l1.detail
+    assert "covers 0.9680 of a debt of 10,000.00 USD" in l1.detail
+    books = books_at(tl)
+    assert books.price("STETH") == Decimal("990")  # 0.90 ETH x 1,100 USD
+    assert books.loan_health("L1") == Decimal("0.968") and books.loan_health("L2") == Decimal("0.9075")
+    assert [s.event.id for s in steps if any(v.subject == "L1" for v in s.opened)] == ["L1", "steth-slips"]

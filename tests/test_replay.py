@@ -3,7 +3,9 @@ the same steps from a log and from a timeline, --until, and streaming."""
 
 from __future__ import annotations
 
+import decimal
 import gc
+import json
 import random
 import tempfile
 import weakref
@@ -19,13 +21,27 @@ from scenario import CAST_SIZE, START, cast_events, run, timeline
 
 import events as ev
 import replays
-from ledger.books import CUSTODY, CUSTOMER, EQUITY, EXTERNAL, HOLDINGS, Books
+from ledger.books import (
+    ALLOWANCE,
+    CLAIM,
+    CUSTODY,
+    CUSTOMER,
+    DUE_FROM,
+    DUE_TO,
+    EQUITY,
+    EXTERNAL,
+    HOLDINGS,
+    LOAN,
+    PLEDGED,
+    Books,
+)
 from ledger.errors import InputError
-from ledger.invariants import STANDARD, STANDARD_NAMES, Status
+from ledger.invariants import STANDARD, STANDARD_NAMES, Context, Status
 from ledger.policy import Policy
 from ledger.replay import Replay, books_at, replay
 from ledger.store import Log
 from ledger.synthetic import workload
+from ledger.testing.strategies import GeneralModel, policies
 
 SRC = ("T",)
 CUSTOMERS = ("ex:c1", "ex:c2", "ex:c3", "ex:c4")
@@ -204,7 +220,7 @@ HOLDINGS_ACCOUNTS = ("ex:custody", "ex:treasury", "aff:bank", "bank:vault", "cus
 
 
 @st.composite
-def histories(draw, max_events: int = 30, venue_first: bool = False) -> list[ev.Event]:
+def histories(draw, max_events: int = 30, venue_first: bool = False, general: bool = True) -> list[ev.Event]:
     """A history the log accepts: the cast, then money events that are valid given the past.
 
     Validity is what the registry demands (loans repaid within what is outstanding, collateral
@@ -213,9 +229,24 @@ def histories(draw, max_events: int = 30, venue_first: bool = False) -> list[ev.
 
     ``venue_first``: the first money event is a customer deposit, so ``ex`` is a venue from
     the start (see ``test_segregation_of_an_asset_overdrawn_before_the_entity_was_a_venue``).
+
+    ``general``: the general model is mixed in (the testing kit's ``GeneralModel`` over its
+    ``GENERAL_CAST``: a bank and a lender with insured and uninsured deposits, deposit
+    insurance, insurer payouts, holdings at every basis, chained prices with cycles and missing
+    links, trades, impairments, loans with liquidation thresholds and pools, margin calls, a
+    resolution, one-sided and ratio assertions), about one event in two.
     """
     out: list[ev.Event] = [*cast_events(), *EXTRA]
     at = START
+    model: GeneralModel | None = None
+    if general:
+        def emit(cls, **fields) -> None:
+            nonlocal at
+            at = at + timedelta(minutes=draw(st.integers(0, 90)))
+            out.append(cls(id=f"g{len(out)}", at=at, source=SRC, **fields))
+
+        model = GeneralModel(draw, emit, defaultdict(int), defaultdict(int))
+        out += model.cast(START)
     if venue_first:
         out.append(ev.Deposit(id="first", at=at, source=SRC, account="ex:cust", asset="USD", amount="0.01", landed="ex:custody"))
     loans: dict[str, dict] = {}
@@ -227,6 +258,9 @@ def histories(draw, max_events: int = 30, venue_first: bool = False) -> list[ev.
 
     n = draw(st.integers(max(1, max_events // 4), max_events))
     for i in range(n):
+        if model is not None and draw(st.booleans()):
+            model.step()
+            continue
         at = at + timedelta(minutes=draw(st.integers(0, 90)))
         eid = f"h{i}"
         kind = draw(
@@ -386,7 +420,73 @@ def test_replay_from_a_log_equals_replay_from_the_events(history):
 
 
 # -- an oracle: every standard invariant recomputed from scratch, over every subject -------------
-def _entity_values(books: Books):
+#: Which families each invariant holds to account, as issue 14's design states it (written out
+#: here, not read from ledger/kinds.py, so that the table there is held to the design).
+ORACLE_FAMILY = {
+    "exchange": "custodial", "custodian": "custodial", "bank": "bank", "lender": "lender",
+    "trading_firm": "fund", "fund": "fund", "market_maker": "fund", "investor": "fund",
+    "protocol": "protocol", "insurer": "authority", "resolution_authority": "authority",
+    "central_bank": "authority", "regulator": "authority", "customer_pool": "generic", "other": "generic",
+}
+ORACLE_APPLIES = {
+    "segregation": {"custodial", "generic"},
+    "reserve-ratio": {"custodial", "generic"},
+    "solvency": {"custodial", "bank", "lender", "fund", "protocol", "generic"},
+    "liquidity-coverage": {"bank", "lender"},
+    "capital-ratio": {"bank"},
+}
+EXACT = decimal.Context(prec=500, traps=[decimal.Inexact, decimal.InvalidOperation])
+
+
+class Oracle:
+    """What the oracle knows of the history, read from the events alone (not from the books):
+    entity kinds, each asset's latest price and its quote, deposit cover, loan terms."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.kinds: dict[str, str] = {}
+        self.quotes: dict[str, tuple[str, Decimal]] = {}
+        self.cover: dict[tuple[str, str], Decimal] = {}  # (venue, asset) -> limit per depositor
+        self.loans: dict[str, ev.LoanOpened] = {}
+
+    def see(self, event: ev.Event) -> None:
+        if isinstance(event, ev.EntityRegistered):
+            self.kinds[event.entity] = event.kind
+        elif isinstance(event, ev.PriceUpdated) and event.asset != self.policy.quote:
+            self.quotes[event.asset] = (event.quote, event.price)
+        elif isinstance(event, ev.DepositInsurance):
+            if event.limit:
+                self.cover[(event.venue, event.asset)] = event.limit
+            else:
+                self.cover.pop((event.venue, event.asset), None)
+        elif isinstance(event, ev.Resolution) and event.to_entity is not None:
+            for (venue, asset), limit in list(self.cover.items()):  # the cover goes with the book
+                if venue == event.entity:
+                    self.cover.setdefault((event.to_entity, asset), limit)
+        elif isinstance(event, ev.LoanOpened):
+            self.loans[event.loan] = event
+
+    def applies(self, invariant: str, entity: str) -> bool:
+        reach = ORACLE_APPLIES.get(invariant)
+        return reach is None or ORACLE_FAMILY.get(self.kinds.get(entity, "other"), "generic") in reach
+
+    def price(self, asset: str) -> Decimal | None:
+        """The price in the quote through the chain of latest prices; None for a cycle or a gap."""
+        if asset == self.policy.quote:
+            return Decimal(1)
+        price, seen = Decimal(1), {asset}
+        while asset in self.quotes:
+            asset, local = self.quotes[asset]
+            price = EXACT.multiply(price, local)
+            if asset == self.policy.quote:
+                return price
+            if asset in seen:
+                return None
+            seen.add(asset)
+        return None
+
+
+def _entity_values(books: Books, value):
     assets: dict[str, Decimal] = defaultdict(Decimal)
     owed: dict[str, Decimal] = defaultdict(Decimal)
     related: dict[str, Decimal] = defaultdict(Decimal)
@@ -396,30 +496,64 @@ def _entity_values(books: Books):
         cls, other = books.classify(entity, account)
         if cls in (EQUITY, EXTERNAL):
             continue
-        if minor > 0:
-            assets[entity] += books.value(minor, asset)
-            if other is not None and other != entity and books.registry.affiliated(entity, other):
-                related[entity] += books.value(minor, asset)
+        if minor > 0 or cls == ALLOWANCE:  # a loss allowance is a contra-asset
+            assets[entity] += value(minor, asset)
+            if minor > 0 and other is not None and other != entity and books.registry.affiliated(entity, other):
+                related[entity] += value(minor, asset)
         if cls == CUSTOMER and minor < 0:
-            owed[entity] += books.value(-minor, asset)
+            owed[entity] += value(-minor, asset)
         if cls in (HOLDINGS, CUSTODY):
             held[(entity, asset)] += minor
         issuer = books.registry.assets[asset].issuer
         if cls in (HOLDINGS, CUSTODY) or account.startswith("pledged:"):
             if issuer is not None and books.registry.affiliated(entity, issuer):
-                own[entity] += books.value(minor, asset)
+                own[entity] += value(minor, asset)
     return assets, owed, related, own, held
 
 
-def broken_subjects(books: Books, policy: Policy) -> dict[str, set[str]]:
+def _weight(books: Books, policy: Policy, cls: str, asset: str) -> Decimal:
+    if cls in (LOAN, ALLOWANCE, CUSTOMER):
+        return policy.risk_weight("loan_receivable")
+    if cls in (CLAIM, DUE_FROM, DUE_TO):
+        return policy.risk_weight("claim")
+    return policy.risk_weight(books.registry.assets[asset].kind)
+
+
+def _haircut(books: Books, policy: Policy, asset: str, owner: str) -> Decimal:
+    info = books.registry.assets[asset]
+    if info.issuer is not None and books.registry.affiliated(owner, info.issuer):
+        return policy.haircut("affiliate_token")
+    return policy.haircut(info.kind)
+
+
+def broken_subjects(books: Books, policy: Policy, oracle: Oracle) -> dict[str, set[str]]:
     """Every standard invariant recomputed from scratch over every subject: what is broken now.
 
-    Subjects are named as the standard invariants name them.
+    Subjects are named as the standard invariants name them. Values are at the oracle's own
+    prices (chained from the price events); only the registry's account facts, the balances
+    and the book values of holdings carried at cost are read from the books.
     """
-    assets, owed, related, own, held = _entity_values(books)
+    with decimal.localcontext(EXACT):
+        return _broken(books, policy, oracle)
+
+
+def _broken(books: Books, policy: Policy, oracle: Oracle) -> dict[str, set[str]]:
+    units = {a: (None if (p := oracle.price(a)) is None else p.scaleb(-info.scale)) for a, info in books.registry.assets.items()}
+
+    def value(minor: int, asset: str) -> Decimal:
+        unit = units[asset]
+        return Decimal(0) if unit is None or not minor else minor * unit
+
+    assets, owed, related, own, held = _entity_values(books, value)
     out: dict[str, set[str]] = defaultdict(set)
     custody: dict[tuple[str, str], int] = defaultdict(int)
     liab: dict[tuple[str, str], int] = defaultdict(int)
+    equity: dict[str, Decimal] = defaultdict(Decimal)
+    rwa: dict[str, Decimal] = defaultdict(Decimal)
+    outflows: dict[str, Decimal] = defaultdict(Decimal)
+    debts: dict[str, Decimal] = defaultdict(Decimal)  # secured target -> debt
+    pledged: dict[str, Decimal] = defaultdict(Decimal)  # secured target -> collateral at market
+    accounts, run_off = books.registry.accounts, policy.run_off
     for (entity, account, asset), minor in books.balances.items():
         cls, _ = books.classify(entity, account)
         ref = f"{entity}:{account}"
@@ -431,51 +565,107 @@ def broken_subjects(books: Books, policy: Policy) -> dict[str, set[str]]:
             custody[(entity, asset)] += minor
         elif cls == CUSTOMER and minor < 0:
             liab[(entity, asset)] -= minor
+            # run-off: the insured part at the insured rate, the rest at its class's rate
+            info = accounts[ref]
+            limit = oracle.cover.get((entity, asset))
+            insured = min(-minor, ev.to_minor(limit, books.registry.scale(asset)) * (info.depositors or 1)) if limit else 0
+            rate = run_off[info.liability_class] if info.liability_class in run_off else run_off.get("uninsured", Decimal("0.40"))
+            outflows[entity] += value(insured, asset) * run_off.get("insured", Decimal(0)) + value(-minor - insured, asset) * rate
+        if cls not in (EQUITY, EXTERNAL):
+            equity[entity] += value(minor, asset)
+            if minor > 0 or cls == ALLOWANCE:
+                rwa[entity] += value(minor, asset) * _weight(books, policy, cls, asset)
+        if cls == LOAN and account[5:] in oracle.loans and oracle.loans[account[5:]].lender == entity:
+            loan = oracle.loans[account[5:]]
+            debts[loan.loan if loan.pool is None else f"pool:{loan.pool}"] += value(minor, asset)
+        elif cls == PLEDGED:
+            pledged[account[len("pledged:"):]] += value(minor, asset)
+    # Holdings at amortized cost count at book value (equity at book, total assets at book, RWA).
+    gap: dict[str, Decimal] = defaultdict(Decimal)
+    gap_rwa: dict[str, Decimal] = defaultdict(Decimal)
+    for key in set(books.balances) | set(books.book_value):
+        entity, account, asset = key
+        info = accounts.get(f"{entity}:{account}")
+        if info is not None and info.basis == "amortized_cost":
+            step = books.book_value.get(key, Decimal(0)) - value(max(books.balances.get(key, 0), 0), asset)
+            gap[entity] += step
+            gap_rwa[entity] += step * _weight(books, policy, HOLDINGS, asset)
     for venue, asset in set(custody) | set(liab):
-        if venue in books.venues and custody[(venue, asset)] < liab[(venue, asset)]:
+        if venue in books.venues and oracle.applies("segregation", venue) and custody[(venue, asset)] < liab[(venue, asset)]:
             out["segregation"].add(f"{venue}/{asset}")
     for venue in books.venues:
-        if owed[venue] > 0:
+        if owed[venue] > 0 and oracle.applies("reserve-ratio", venue):
             reserves = sum(
-                (books.value(m, a) * (1 - books.haircut(a, owner=venue)) for (e, a), m in held.items() if e == venue and m > 0),
+                (value(m, a) * (1 - _haircut(books, policy, a, venue)) for (e, a), m in held.items() if e == venue and m > 0),
                 Decimal(0),
             )
-            if reserves / owed[venue] < policy.min_reserve_ratio:
+            if reserves < owed[venue] * policy.min_reserve_ratio:
                 out["reserve-ratio"].add(venue)
     for target in books.collateral:
         debt = books.secured_debt(target)
-        if debt > 0 and books.collateral_value(target) / debt < policy.min_collateral_coverage:
+        if debt > 0 and books.collateral_value(target) < debt * policy.min_collateral_coverage:
             out["collateral-coverage"].add(target)
     for entity, total in assets.items():
-        if total > 0 and own[entity] / total > policy.max_own_token_share:
+        if total > 0 and own[entity] > total * policy.max_own_token_share:
             out["own-token-concentration"].add(entity)
     for entity, exposure in related.items():
         base = owed[entity] if entity in books.venues else assets[entity]
-        if exposure > 0 and base > 0 and exposure / base > policy.max_related_party_exposure:
+        if exposure > 0 and base > 0 and exposure > base * policy.max_related_party_exposure:
             out["related-party-exposure"].add(entity)
+    # -- the general model's four ----------------------------------------------------------------
+    for entity in set(equity) | set(oracle.kinds):
+        if oracle.applies("solvency", entity) and equity[entity] < 0:
+            out["solvency"].add(entity)
+        if oracle.applies("liquidity-coverage", entity) and outflows[entity] > 0:
+            liquid = sum(
+                (value(m, a) * (1 - _haircut(books, policy, a, entity)) for (e, a), m in held.items() if e == entity and m > 0),
+                Decimal(0),
+            )
+            if liquid < outflows[entity] * policy.min_liquidity_coverage:
+                out["liquidity-coverage"].add(entity)
+        if oracle.applies("capital-ratio", entity):
+            capital = equity[entity] + gap[entity]
+            base = assets[entity] + gap[entity] if policy.capital_basis == "leverage" else rwa[entity] + gap_rwa[entity]
+            if (capital < 0) if base <= 0 else (capital < base * policy.min_capital_ratio):
+                out["capital-ratio"].add(entity)
+    for loan in oracle.loans.values():
+        if loan.liquidation_threshold is None:
+            continue
+        target = loan.loan if loan.pool is None else f"pool:{loan.pool}"
+        if debts[target] > 0 and pledged[target] * loan.liquidation_threshold < debts[target]:
+            out["loan-health"].add(loan.loan)
     return out
 
 
-ORACLES = ("no-unauthorised-negative", "segregation", "reserve-ratio", "collateral-coverage", "own-token-concentration", "related-party-exposure")
+ORACLES = (
+    "no-unauthorised-negative", "segregation", "reserve-ratio", "collateral-coverage", "own-token-concentration",
+    "related-party-exposure", "solvency", "liquidity-coverage", "capital-ratio", "loan-health",
+)
 
 
 @HYPO
-@given(histories(max_events=40, venue_first=True))
-def test_incremental_invariants_agree_with_a_full_rescan(history):
-    """Each invariant looks only at what an event touched; a rescan of everything must agree."""
+@given(history=histories(max_events=40, venue_first=True), policy=policies())
+def test_incremental_invariants_agree_with_a_full_rescan(history, policy):
+    """Each invariant looks only at what an event touched; a rescan of everything must agree,
+    on every step, on what is open (so on every violation opened and closed), including which
+    kinds of entity each invariant applies to; and the books' chained prices are the oracle's."""
     open_: dict[str, set[str]] = defaultdict(set)
-    r = Replay(history, metrics=False)
+    r = Replay(history, policy, metrics=False)
+    oracle = Oracle(r.policy)
     for step in r:
+        oracle.see(step.event)
         for v in step.opened:
             open_[v.invariant].add(v.subject)
         for v in step.closed:
             open_[v.invariant].discard(v.subject)
-        rescan = broken_subjects(r.books, r.policy)
+        rescan = broken_subjects(r.books, r.policy, oracle)
+        where = f"after seq {step.seq} ({step.event.type} {step.event.id})"
         for name in ORACLES:
             assert open_[name] == rescan[name], (
-                f"{name} after seq {step.seq} ({step.event.type} {step.event.id}): "
-                f"incremental {sorted(open_[name])}, rescan {sorted(rescan[name])}"
+                f"{name} {where}: incremental {sorted(open_[name])}, rescan {sorted(rescan[name])}"
             )
+        priced = {a: oracle.price(a) for a in r.books.registry.assets if a != r.policy.quote}
+        assert r.books.prices == {a: p for a, p in priced.items() if p is not None}, where
 
 
 def test_segregation_of_an_asset_overdrawn_before_the_entity_was_a_venue(tmp_path):
@@ -705,3 +895,108 @@ def test_event_types_limit_which_events_an_invariant_sees():
     first_deposit = next(e for e in tl.events if e.type == "deposit")
     assert summary.first_breaches["deposits"].event_id == first_deposit.id
     assert summary.first_breaches["every"].event_id == tl.events[0].id
+
+
+# ------------------------------------------------------------------------------------------------
+# The general model's books: a snapshot mid-history continues identically; undo is exact.
+# ------------------------------------------------------------------------------------------------
+#: Every table of the books that an event may change (caches and "assets ever touched" aside).
+BOOK_TABLES = (
+    "balances", "prices", "limits", "halted", "bankrupt", "collateral", "venues", "pos", "neg", "custody",
+    "cust_liab", "held", "pledged_by", "related", "liab_value", "reserve_value", "related_value", "kinds",
+    "quotes", "dependents", "unpriced_why", "book_value", "cost_keys", "insurance", "customer_names",
+    "insured", "runoff", "rwa", "pool_loans", "health_index", "margin_calls", "failed", "cover_key",
+    "cover_index", "complex_targets", "last_seq", "last_at",
+)
+REGISTRY_TABLES = ("entities", "assets", "accounts", "loans", "pledges", "pools", "state")
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v or v is False}  # no empty or zero entries
+    if isinstance(value, (set, frozenset)):
+        return set(value)
+    if isinstance(value, list):
+        return list(value)
+    return value
+
+
+def book_tables(books: Books) -> dict:
+    tables = {name: _plain(getattr(books, name)) for name in BOOK_TABLES}
+    tables |= {f"registry.{name}": _plain(getattr(books.registry, name)) for name in REGISTRY_TABLES}
+    return {k: v for k, v in tables.items() if v not in ({}, set(), [])}
+
+
+def _change(change) -> tuple:
+    return (
+        change.postings, sorted(change.accounts), sorted(change.entities), sorted(change.venue_assets),
+        sorted(change.targets), change.repriced, change.notices, change.withdrawal_refused, change.withdrawal_paid,
+    )
+
+
+def _measures(books: Books) -> dict:
+    out = {}
+    for entity in sorted(books.kinds):
+        for name in ("equity", "equity_book", "oci", "unrealised_loss", "insured_deposits", "uninsured_deposits",
+                     "runoff_outflows", "liquid_assets", "risk_weighted_assets", "capital_ratio", "leverage_ratio",
+                     "liquidity_coverage"):
+            out[(entity, name)] = getattr(books, name)(entity)
+    for loan in sorted(books.registry.loans):
+        out[(loan, "health")] = books.loan_health(loan)
+        out[(loan, "ltv")] = books.loan_ltv(loan)
+    return out
+
+
+def _state(books: Books) -> dict:
+    state = books.to_state()
+    state.pop("entity_assets")  # which assets an entity ever touched: kept on undo, by design
+    return state
+
+
+NEW_TYPES = {"trade", "holding_impaired", "loan_impaired", "deposit_insurance", "insurer_payout", "resolution", "margin_call"}
+
+
+@HYPO
+@given(history=histories(max_events=40), policy=policies(), data=st.data())
+def test_books_state_round_trips_mid_history_and_continues_identically(history, policy, data):
+    """to_state/from_state (through JSON) in the middle of a general-model history: the copy
+    continues event for event like the original: the same postings and notices, the same
+    invariant statuses, the same measures, the same state at the end."""
+    cut = data.draw(st.integers(0, len(history)), label="cut")
+    books = Books(policy)
+    for seq, event in enumerate(history[:cut], start=1):
+        books.apply(event, seq=seq)
+    state = json.loads(json.dumps(books.to_state()))
+    again = Books.from_state(state, policy)
+    assert again.to_state() == books.to_state()
+    assert _measures(again) == _measures(books)
+    for seq, event in enumerate(history[cut:], start=cut + 1):
+        changes = [b.apply(event, seq=seq) for b in (books, again)]
+        assert _change(changes[0]) == _change(changes[1]), (seq, event)
+        for inv in STANDARD:
+            statuses = [sorted(inv.check(Context(b, policy, event, c, seq))) for b, c in zip((books, again), changes)]
+            assert statuses[0] == statuses[1], (inv.name, seq, event)
+    assert again.to_state() == books.to_state()
+    assert _measures(again) == _measures(books)
+    assert book_tables(again) == book_tables(books)
+
+
+@HYPO
+@given(history=histories(max_events=40), policy=policies())
+def test_undo_restores_the_books_exactly_for_every_event(history, policy):
+    """Every event applied with undoable=True and taken back leaves every table of the books and
+    the registry as it was (new event types included), and applying it again gives the same
+    change as the first time."""
+    books = Books(policy)
+    undone = set()
+    for seq, event in enumerate(history, start=1):
+        before = book_tables(books)
+        first = books.apply(event, seq=seq, undoable=True)
+        books.undo()
+        assert book_tables(books) == before, (seq, event)
+        undone.add(event.type)
+        again = books.apply(event, seq=seq)
+        assert _change(again) == _change(first), (seq, event)
+    restored = Books.from_state(json.loads(json.dumps(books.to_state())), policy)
+    assert _state(restored) == _state(books)
+    assert undone & NEW_TYPES or not {e.type for e in history} & NEW_TYPES

@@ -481,8 +481,9 @@ class GeneralModel:
         getattr(self, "_" + kind)()
 
     # -- event kinds ----------------------------------------------------------------------------
-    def _seed(self) -> None:
-        account = self.draw(st.sampled_from(sorted(a for accounts in self.parties.values() for a in accounts)))
+    def _seed(self, account: str | None = None) -> None:
+        if account is None:
+            account = self.draw(st.sampled_from(sorted(a for accounts in self.parties.values() for a in accounts)))
         asset = self.draw(st.sampled_from(sorted(GENERAL_SCALES)))
         # The bank's own capital is thin (its money comes from depositors): losses show.
         minor, amt = self._amount(asset, 10 ** (GENERAL_SCALES[asset] + (4 if account.startswith("bk:") else 7)))
@@ -583,6 +584,8 @@ class GeneralModel:
         self.emit(ev.Trade, asset=asset, amount=ev.from_minor(minor, GENERAL_SCALES[asset]), price=Decimal(1), pay_asset=pay_asset, paid=ev.from_minor(payment, GENERAL_SCALES[pay_asset]), seller_from="world:market", seller_to="world:market", buyer_from=cash, buyer_to=to)
 
     def _default(self) -> None:
+        if not self.loans:
+            self._loan()
         open_loans = sorted(k for k, v in self.loans.items() if v["out"] > 0)
         if open_loans:
             self.emit(ev.LoanDefaulted, loan=self.draw(st.sampled_from(open_loans)))
@@ -618,6 +621,12 @@ class GeneralModel:
         borrower = self.draw(st.sampled_from(("fund", "aff")))
         source = self.parties[lender][0]
         assets = self._assets_of(source)
+        if not assets:  # the lender is funded first: by depositors (the bank) or the market
+            if lender == "bk":
+                self._bank_deposit("bk")
+            else:
+                self._seed(source)
+            assets = self._assets_of(source)
         if not assets:
             return
         asset = self.draw(st.sampled_from(assets))
@@ -720,6 +729,8 @@ class GeneralModel:
         self.emit(ev.CollateralSeized, asset=asset, amount=amt, to_account=to, **{field: value}, **extra)
 
     def _impair_loan(self) -> None:
+        if not self.loans:
+            self._loan()
         room = sorted(k for k, v in self.loans.items() if v["out"] > v["impaired"])
         if not room:
             return
