@@ -126,10 +126,17 @@ def fork_time(history: History, index: int, at: dt.datetime | None = None) -> dt
     return history.events[-1].at if history.events else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def prepare(history: History, index: int, *, at: dt.datetime | None = None) -> ForkPoint:
-    """Replay the base's first ``index`` events (every invariant checked) and keep the fork
-    point. Costs one replay of the prefix, once per base and fork."""
-    run = Replay(_records(history.events[:index], 1), history.policy, metrics=False)
+def prepare(history: History, index: int, *, at: dt.datetime | None = None, only: Sequence[str] | None = None) -> ForkPoint:
+    """Replay the base's first ``index`` events (every invariant checked, or only those named
+    in ``only`` and the base's enforced ones) and keep the fork point. Costs one replay of the
+    prefix, once per base and fork."""
+    from ledger.invariants import standard_invariants
+
+    invariants = None
+    if only is not None:
+        keep = set(only) | set(history.policy.enforce)
+        invariants = [inv for inv in standard_invariants(history.policy) if inv.name in keep]
+    run = Replay(_records(history.events[:index], 1), history.policy, invariants=invariants, metrics=False)
     walk = _Prefix()
     for step in run:
         walk.add(step)
@@ -559,6 +566,8 @@ def replay_fork(
     alive: dict[Key, Violation] = {}
     invariants = []
     for inv in standard_invariants(policy):
+        if wanted is not None and inv.name not in wanted and inv.name not in policy.enforce:
+            continue  # a stress trial needs only what it watches (and the rules that refuse events)
         if (wanted is None and any(k[0] == inv.name for k in carry)) or (wanted is not None and inv.name in wanted):
             invariants.append(_Watched(inv, tracker))
         else:

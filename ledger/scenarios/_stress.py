@@ -171,7 +171,7 @@ def make_case(
     if until is not None and until < at:
         raise InputError("--until: before --at")
     index = fork_index(history, at=at)
-    point = prepare(history, index, at=at)
+    point = prepare(history, index, at=at, only=invariants)
     books = point.books(history.policy)
     refs: list[WaveRefs | None] = []
     for shock in shocks:
