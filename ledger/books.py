@@ -730,6 +730,10 @@ class Books:
         for loan, loan_info in registry.loans.items():
             if loan_info.threshold is not None:
                 books.health_index[loan_info.asset].add(loan)
+        for pool, members in books.pool_loans.items():  # a pool's debt assets (see _on_loan_opened)
+            for loan in books.health_loans(f"pool:{pool}"):
+                for member in members:
+                    books.health_index[registry.loans[member].asset].add(loan)
         books.last_seq = state["last_seq"]
         books.last_at = ev.parse_instant(state["last_at"]) if state["last_at"] else None
         books.prices = {a: Decimal(p) for a, p in state["prices"].items()}
@@ -863,9 +867,18 @@ class Books:
         if e.pool is not None:
             self._remember("set", self.pool_loans[e.pool], e.loan, False)
             self.pool_loans[e.pool].add(e.loan)
-        if e.liquidation_threshold is not None:
-            secured = e.loan if e.pool is None else f"pool:{e.pool}"
-            for asset in {e.asset, *self.collateral.get(secured, {})}:
+        if e.pool is not None:
+            # A pooled loan's debt is its pool's: every loan in the pool with a threshold is
+            # rechecked when the asset of any loan in it is repriced (before, a loan was indexed
+            # under its own asset only, and a price move of another pool loan's asset, which
+            # moves the pool's debt, was missed). Test: tests/test_replay.py, pooled loan rechecked.
+            pool_assets = {self.registry.loans[m].asset for m in self.pool_loans[e.pool]}
+            pool_assets.update(self.collateral.get(f"pool:{e.pool}", {}))
+            for loan in self.health_loans(f"pool:{e.pool}"):
+                for asset in pool_assets:
+                    self._index_health(asset, loan)
+        elif e.liquidation_threshold is not None:
+            for asset in {e.asset, *self.collateral.get(e.loan, {})}:
                 self._index_health(asset, e.loan)
 
     def _index_health(self, asset: str, loan: str) -> None:

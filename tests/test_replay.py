@@ -649,9 +649,14 @@ def test_incremental_invariants_agree_with_a_full_rescan(history, policy):
     """Each invariant looks only at what an event touched; a rescan of everything must agree,
     on every step, on what is open (so on every violation opened and closed), including which
     kinds of entity each invariant applies to; and the books' chained prices are the oracle's."""
+    agrees_with_a_full_rescan(history, policy)
+
+
+def agrees_with_a_full_rescan(history, policy=None) -> None:
     open_: dict[str, set[str]] = defaultdict(set)
     r = Replay(history, policy, metrics=False)
     oracle = Oracle(r.policy)
+    seen = set()
     for step in r:
         oracle.see(step.event)
         for v in step.opened:
@@ -666,6 +671,113 @@ def test_incremental_invariants_agree_with_a_full_rescan(history, policy):
             )
         priced = {a: oracle.price(a) for a in r.books.registry.assets if a != r.policy.quote}
         assert r.books.prices == {a: p for a, p in priced.items() if p is not None}, where
+        seen |= {(name, subject) for name, subjects in rescan.items() for subject in subjects}
+    return seen
+
+
+def test_a_pooled_loan_is_rechecked_when_another_pool_loans_asset_moves(tmp_path):
+    """A books bug the oracle confirms (the fix is in Books._on_loan_opened): L1 (USD, threshold 0.5) shares pool P with L2, a loan of 1 ETH. ETH
+    going from 1,000 to 9,000 USD takes the pool's debt from 2,000 to 10,000 against 10,000 USD
+    of collateral: L1's health falls from 2.5 to 0.5. The books indexed L1 under USD (its own
+    asset and the collateral's) only, so the price move was not looked at for it."""
+    tl = timeline(
+        tmp_path,
+        """
+        [[entities]]
+        entity = "proto"
+        name = "A lending protocol"
+        kind = "protocol"
+
+        [[assets]]
+        asset = "ETH"
+        name = "Ether"
+        scale = 8
+        kind = "crypto"
+
+        [[accounts]]
+        account = "proto:pool"
+        purpose = "corporate"
+
+        [[events]]
+        id = "px"
+        type = "price_updated"
+        asset = "ETH"
+        quote = "USD"
+        price = "1000"
+
+        [[events]]
+        id = "fund-usd"
+        type = "transfer"
+        from_account = "world:market"
+        to_account = "proto:pool"
+        asset = "USD"
+        amount = "10000.00"
+
+        [[events]]
+        id = "fund-eth"
+        type = "transfer"
+        from_account = "world:market"
+        to_account = "proto:pool"
+        asset = "ETH"
+        amount = "10"
+
+        [[events]]
+        id = "fund-aff"
+        type = "transfer"
+        from_account = "world:market"
+        to_account = "aff:bank"
+        asset = "USD"
+        amount = "100000.00"
+
+        [[events]]
+        id = "L1"
+        type = "loan_opened"
+        loan = "L1"
+        lender = "proto"
+        borrower = "aff"
+        asset = "USD"
+        principal = "1000.00"
+        disbursed_from = "proto:pool"
+        disbursed_to = "aff:bank"
+        liquidation_threshold = "0.5"
+        pool = "P"
+
+        [[events]]
+        id = "pledge"
+        type = "collateral_pledged"
+        pool = "P"
+        asset = "USD"
+        amount = "10000.00"
+        from_account = "aff:bank"
+
+        [[events]]
+        id = "L2"
+        type = "loan_opened"
+        loan = "L2"
+        lender = "proto"
+        borrower = "aff"
+        asset = "ETH"
+        principal = "1"
+        disbursed_from = "proto:pool"
+        disbursed_to = "aff:bank"
+        pool = "P"
+
+        [[events]]
+        id = "eth-up"
+        type = "price_updated"
+        asset = "ETH"
+        quote = "USD"
+        price = "9000"
+        """,
+    )
+    assert ("loan-health", "L1") in agrees_with_a_full_rescan(tl.events)
+    steps, _ = run(tl)
+    found = [(v.event_id, v.subject, v.observed) for s in steps for v in s.opened if v.invariant == "loan-health"]
+    assert found == [("L1", "L1", "0.0000"), ("eth-up", "L1", "0.5000")]
+    # ...and a snapshot taken before the price move knows it too.
+    books = books_at(tl, seq=len(tl.events) - 1)
+    again = Books.from_state(json.loads(json.dumps(books.to_state())))
+    assert "L1" in again.health_index["ETH"]
 
 
 def test_segregation_of_an_asset_overdrawn_before_the_entity_was_a_venue(tmp_path):
