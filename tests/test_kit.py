@@ -130,3 +130,40 @@ def test_event_of_builds_valid_events_of_every_type(type_name):
 
     collect()
     assert seen and set(seen) == {type_name}
+
+
+def test_the_state_machine_runs_the_general_model_too():
+    """``LedgerMachine`` with ``general = True``: the general cast and its rules (bank deposits
+    and withdrawals, deposit insurance, bonds bought in a trade, chained prices) against the real
+    log, with the documented checks at every step, and a user invariant over the general model's
+    measures (the insured part of the bank's deposits never exceeds what it owes depositors)."""
+    from hypothesis import settings
+
+    from ledger.invariants import Status
+    from ledger.testing import LedgerMachine
+
+    class InsuredWithinOwed:
+        name = "insured-within-owed"
+        meaning = "the insured part of the bank's deposits is never above what it owes depositors"
+
+        def check(self, ctx):
+            books = ctx.books
+            if "bk" in books.kinds:
+                ok = books.insured_deposits("bk") <= books.customer_liabilities("bk")
+                yield Status("bk", ok, observed=str(books.insured_deposits("bk")), threshold=str(books.customer_liabilities("bk")))
+
+    seen: set[str] = set()
+
+    class GeneralMachine(LedgerMachine):
+        general = True
+        extra_invariants = (InsuredWithinOwed(),)
+
+        def teardown(self):
+            seen.update(e.type for e in self.model)
+            super().teardown()
+
+    case = GeneralMachine.TestCase
+    case.settings = settings(max_examples=8, stateful_step_count=20, deadline=None, derandomize=True, database=None)
+    result = unittest.TextTestRunner(verbosity=0).run(unittest.defaultTestLoader.loadTestsFromTestCase(case))
+    assert result.wasSuccessful() and result.testsRun == 1
+    assert {"trade", "deposit_insurance", "deposit", "withdrawal", "price_updated"} <= seen

@@ -26,7 +26,7 @@ from ledger.books import Books
 from ledger.errors import ConflictError, InputError
 from ledger.replay import Replay
 from ledger.store import Checkpoint, Log
-from ledger.testing.strategies import SCALES, START, cast_events
+from ledger.testing.strategies import GENERAL_CAST, GENERAL_SCALES, SCALES, START, cast_events
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -36,10 +36,15 @@ class LedgerMachine(RuleBasedStateMachine):
         extra_invariants: invariant objects (``name``, ``meaning``, ``check``) that must hold
             after every step; add yours in a subclass.
         policy: the policy those invariants run under.
+        general: also declare the general model's cast (``strategies.GENERAL_CAST``, each
+            drawn kind or field at its first choice) and run its rules: deposits and
+            withdrawals at the bank ``bk``, deposit insurance, the bank buying bonds in a
+            trade, prices in the quote and chained (stETH in ETH).
     """
 
     extra_invariants: ClassVar[tuple[Any, ...]] = ()
     policy: ClassVar[Any] = None
+    general: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,6 +58,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.serial = 0
         self.checker = Replay([], self.policy, invariants=list(self.extra_invariants), metrics=False)
         self._append(cast_events())
+        if self.general:
+            self._append([
+                ev.EVENT_TYPES[type_name](
+                    id=f"gcast-{i}", at=START, source=("T",),
+                    **{k: v[0] if isinstance(v, tuple) else v for k, v in fields.items() if (v[0] if isinstance(v, tuple) else v) is not None},
+                )
+                for i, (type_name, fields) in enumerate(GENERAL_CAST)
+            ])
 
     def teardown(self) -> None:
         self.log.close()
@@ -102,6 +115,44 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(asset=st.sampled_from(("BTC", "TOK")), cents=st.integers(1, 10**9))
     def price_update(self, asset: str, cents: int) -> None:
         self._append([self._next(ev.PriceUpdated, asset=asset, quote="USD", price=ev.from_minor(cents, 2))])
+
+    # -- the general model's rules (only with ``general``) ------------------------------------------
+    @precondition(lambda self: self.general)
+    @rule(account=st.sampled_from(("bk:retail", "bk:corp", "bk:big")), minor=st.integers(1, 10**9))
+    def bank_deposit(self, account: str, minor: int) -> None:
+        self._append([self._next(ev.Deposit, account=account, asset="USD", amount=ev.from_minor(minor, 2), landed="bk:cash")])
+        self.owed[(account, "USD")] = self.owed.get((account, "USD"), 0) + minor
+        self.held[("bk:cash", "USD")] = self.held.get(("bk:cash", "USD"), 0) + minor
+
+    @precondition(lambda self: self.general)
+    @rule(account=st.sampled_from(("bk:retail", "bk:corp", "bk:big")), share=st.integers(1, 100))
+    def bank_withdraw(self, account: str, share: int) -> None:
+        minor = min(self.owed.get((account, "USD"), 0), self.held.get(("bk:cash", "USD"), 0)) * share // 100
+        if minor <= 0:
+            return
+        self._append([self._next(ev.Withdrawal, account=account, asset="USD", amount=ev.from_minor(minor, 2), paid_from="bk:cash")])
+        self.owed[(account, "USD")] -= minor
+        self.held[("bk:cash", "USD")] -= minor
+
+    @precondition(lambda self: self.general)
+    @rule(limit=st.sampled_from(("0", "250000", "100")))
+    def insure(self, limit: str) -> None:
+        self._append([self._next(ev.DepositInsurance, insurer="ins", venue="bk", asset="USD", limit=limit)])
+
+    @precondition(lambda self: self.general)
+    @rule(to=st.sampled_from(("bk:htm", "bk:afs")), units=st.integers(1, 10**6), share=st.integers(1, 100))
+    def bank_buys_bonds(self, to: str, units: int, share: int) -> None:
+        paid = self.held.get(("bk:cash", "USD"), 0) * share // 100
+        if paid <= 0:
+            return
+        self._append([self._next(ev.Trade, asset="TB", amount=ev.from_minor(units * 100, GENERAL_SCALES["TB"]), price=Decimal(1), pay_asset="USD", paid=ev.from_minor(paid, 2), seller_from="world:market", seller_to="world:market", buyer_from="bk:cash", buyer_to=to)])
+        self.held[("bk:cash", "USD")] -= paid
+        self.held[(to, "TB")] = self.held.get((to, "TB"), 0) + units * 100
+
+    @precondition(lambda self: self.general)
+    @rule(pair=st.sampled_from((("TB", "USD"), ("ETH", "USD"), ("STETH", "ETH"), ("ETH", "STETH"))), cents=st.integers(1, 10**6))
+    def general_price(self, pair: tuple[str, str], cents: int) -> None:
+        self._append([self._next(ev.PriceUpdated, asset=pair[0], quote=pair[1], price=ev.from_minor(cents, 2))])
 
     @precondition(lambda self: len(self.model) > len(cast_events()))
     @rule(data=st.data())

@@ -626,13 +626,15 @@ class GeneralModel:
                 self._bank_deposit("bk")
             else:
                 self._seed(source)
+                self._seed(source)
             assets = self._assets_of(source)
         if not assets:
             return
         asset = self.draw(st.sampled_from(assets))
         minor, amt = self._amount(asset, self._have(source, asset))
         threshold = self.draw(st.none() | st.integers(1, 100).map(lambda p: Decimal(p) / 100))
-        pool = self.draw(st.sampled_from((None, f"P-{lender}-{borrower}")))
+        # A protocol's loans are mostly pooled (a DeFi position), in whatever it holds.
+        pool = self.draw(st.sampled_from((None, f"P-{lender}-{borrower}", *(("P-proto-" + borrower,) * 2 if lender == "proto" else ()))))
         loan = f"G{len(self.loans) + 1}"
         dest = _HOLDER_ACCOUNT[borrower]
         self.loans[loan] = {"lender": lender, "borrower": borrower, "asset": asset, "out": minor, "impaired": 0, "pool": pool}
