@@ -1164,6 +1164,9 @@ class Books:
             if venue == e.entity and (e.to_entity, asset) not in self.insurance:
                 self._remember("insurance", e.to_entity, asset, _ABSENT)
                 self._set_insurance(e.to_entity, asset, cover)
+                # The cover moves the acquirer's insured part and run-off: its liquidity must be
+                # looked at even when no balance of its moved (accounts none, or all empty).
+                change.entities.add(e.to_entity)
         self._entry_cost.clear()
         change.notices.append(
             f"{e.entity} resolved by {e.authority} ({e.method.replace('_', ' ')}): "

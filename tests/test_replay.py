@@ -1112,3 +1112,78 @@ def test_undo_restores_the_books_exactly_for_every_event(history, policy):
     restored = Books.from_state(json.loads(json.dumps(books.to_state())), policy)
     assert _state(restored) == _state(books)
     assert undone & NEW_TYPES or not {e.type for e in history} & NEW_TYPES
+
+
+def test_a_resolution_that_moves_the_deposit_cover_rechecks_the_acquirer(tmp_path):
+    """A books bug the oracle confirms (the fix is in Books._on_resolution): the acquirer ``acq``
+    owes 1,000,000 to 100 depositors and holds 100,000 (uninsured, 40% expected to run: 0.25,
+    short). A purchase and assumption that moves no account still gives ``acq`` the failed
+    bank's cover (250,000 a depositor): all of it is insured now, 5% expected to run, 100,000
+    against 50,000 (2.0): the violation closes at the resolution. It stayed open: ``acq`` was
+    not among the entities the resolution touched."""
+    tl = timeline(
+        tmp_path,
+        """
+        [[entities]]
+        entity = "bk"
+        name = "Failed bank"
+        kind = "bank"
+
+        [[entities]]
+        entity = "acq"
+        name = "Acquirer"
+        kind = "bank"
+
+        [[entities]]
+        entity = "fdic"
+        name = "Deposit insurer"
+        kind = "insurer"
+
+        [[accounts]]
+        account = "acq:cash"
+        purpose = "corporate"
+
+        [[accounts]]
+        account = "acq:dep"
+        purpose = "customer"
+        holder = "cust"
+        depositors = 100
+
+        [[events]]
+        id = "cover"
+        type = "deposit_insurance"
+        insurer = "fdic"
+        venue = "bk"
+        asset = "USD"
+        limit = "250000"
+
+        [[events]]
+        id = "d"
+        type = "deposit"
+        account = "acq:dep"
+        asset = "USD"
+        amount = "1000000.00"
+        landed = "acq:cash"
+
+        [[events]]
+        id = "out"
+        type = "transfer"
+        from_account = "acq:cash"
+        to_account = "world:market"
+        asset = "USD"
+        amount = "900000.00"
+
+        [[events]]
+        id = "pa"
+        type = "resolution"
+        entity = "bk"
+        authority = "fdic"
+        method = "purchase_and_assumption"
+        to_entity = "acq"
+        """,
+    )
+    assert ("liquidity-coverage", "acq") in agrees_with_a_full_rescan(tl.events)
+    steps, _ = run(tl)
+    found = [(s.event.id, v.subject, v.observed) for s in steps for v in s.opened if v.invariant == "liquidity-coverage"]
+    assert found == [("out", "acq", "0.2500")]
+    assert [(s.event.id, v.subject) for s in steps for v in s.closed if v.invariant == "liquidity-coverage"] == [("pa", "acq")]

@@ -406,6 +406,7 @@ GENERAL_CAST: tuple[tuple[str, dict[str, Any]], ...] = (
     ("account_opened", {"account": "proto:pool", "purpose": "corporate"}),
     ("account_opened", {"account": "ins:fund", "purpose": "corporate"}),
     ("account_opened", {"account": "bridge:cash", "purpose": "corporate"}),
+    ("account_opened", {"account": "bridge:dep", "purpose": "customer", "holder": "fund", "depositors": (None, 20)}),
 )
 GENERAL_SCALES = {**SCALES, "ETH": 8, "STETH": 8, "USDC": 6, "TB": 2, "MBS": 2, "LN": 2, "SEC": 0}
 #: Holdings accounts of the general model's parties (the first is where each one pays from).
@@ -440,7 +441,7 @@ class GeneralModel:
     def __init__(self, draw: st.DrawFn, emit: Any, held: dict[tuple[str, str], int], owed: dict[tuple[str, str], int]) -> None:
         self.draw, self.emit, self.held, self.owed = draw, emit, held, owed
         # customer account -> (venue, holder); grows when a resolution moves a deposit book
-        self.deposits = {"bk:retail": ("bk", "cust"), "bk:corp": ("bk", "fund"), "bk:big": ("bk", "aff"), "bank:dep": ("bank", "cust")}
+        self.deposits = {"bk:retail": ("bk", "cust"), "bk:corp": ("bk", "fund"), "bk:big": ("bk", "aff"), "bank:dep": ("bank", "cust"), "bridge:dep": ("bridge", "fund")}
         self.parties = {k: list(v) for k, v in _PARTY_ACCOUNTS.items()}
         self.cost_accounts = ["bk:htm", "bk:afs"]
         self.loans: dict[str, dict[str, Any]] = {}  # loan -> lender, borrower, asset, out, impaired, pool
@@ -788,8 +789,8 @@ class GeneralModel:
         moved: list[str] = []
         to_entity = None
         if method != "receivership" or self.draw(st.booleans()):
-            to_entity = "bridge"
-            moved = self.draw(st.lists(st.sampled_from(books), min_size=1, max_size=len(books), unique=True))
+            to_entity = "bridge"  # takes over some accounts, or none (the deposit cover moves still)
+            moved = self.draw(st.lists(st.sampled_from(books), min_size=0, max_size=len(books), unique=True))
         for ref in moved:
             new_ref = "bridge:" + ref.partition(":")[2]
             for table in (self.held, self.owed):
