@@ -144,11 +144,13 @@ def run_trials(case: Case, cells: Sequence[tuple[Decimal, ...]], executor: Execu
     """Every cell, in order; through ``executor`` in ``chunks`` tasks if given."""
     if executor is None or len(cells) <= 1:
         return _trials((case, cells))
-    size = max(1, -(-len(cells) // max(1, chunks)))
-    parts = [(case, cells[i : i + size]) for i in range(0, len(cells), size)]
-    out: list[Breach | None] = []
-    for result in executor.map(_trials, parts):
-        out.extend(result)
+    # Cells dealt round-robin, so that every chunk gets cheap and costly cells alike (a trial
+    # that breaks early stops early; one that holds replays the whole window).
+    n = max(1, min(chunks, len(cells)))
+    parts = [(case, list(cells[i::n])) for i in range(n)]
+    out: list[Breach | None] = [None] * len(cells)
+    for i, result in enumerate(executor.map(_trials, parts)):
+        out[i::n] = result
     return out
 
 
