@@ -248,6 +248,12 @@ class Books:
                 secured = account[len(LOAN) + 1 :] if account.startswith(f"{LOAN}:") else f"{entity}:{account}"
                 if secured in self.collateral:
                     targets.add(secured)
+                # ...and a pooled loan's moves its pool's, as in apply() (else the pool's entry in
+                # the collateral index kept the asset of a loan taken back). The registry still
+                # knows the loan here: it is rolled back below.
+                pooled = self.registry.loans.get(secured) if account.startswith(f"{LOAN}:") else None
+                if pooled is not None and pooled.pool is not None:
+                    targets.add(f"pool:{pooled.pool}")
                 key = (entity, account, asset)
                 old = self.balances.get(key, 0)
                 new = old - delta

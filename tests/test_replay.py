@@ -771,6 +771,14 @@ def test_a_pooled_loan_is_rechecked_when_another_pool_loans_asset_moves(tmp_path
         """,
     )
     assert ("loan-health", "L1") in agrees_with_a_full_rescan(tl.events)
+    # Found by the undo property: taking back L2 (pooled, with collateral in the pool) left the
+    # pool's collateral-index entry with ETH, L2's asset (Books.undo now re-indexes the pool).
+    books = books_at(tl, seq=len(tl.events) - 2)
+    before = book_tables(books)
+    books.apply(tl.events[-2], undoable=True)
+    assert "pool:P" in books.complex_targets["ETH"]
+    books.undo()
+    assert book_tables(books) == before
     steps, _ = run(tl)
     found = [(v.event_id, v.subject, v.observed) for s in steps for v in s.opened if v.invariant == "loan-health"]
     assert found == [("L1", "L1", "0.0000"), ("eth-up", "L1", "0.5000")]
