@@ -32,6 +32,7 @@ CASES = (
     "replay_invariants",
     "raw_replay_loop",
     "floor_replay",
+    "eventsourcing_replay",
     "as_of",
 )
 EXTRA_CASES = ("scale", "scale_append", "scale_follow")
@@ -79,10 +80,17 @@ def main() -> None:
         (_scale_follow if args.follow else _scale)(args)
         return
     results = {}
+    try:
+        import eventsourcing  # noqa: F401 - the optional peer (pip install eventsourcing)
+
+        cases = CASES
+    except ImportError:
+        cases = tuple(c for c in CASES if c != "eventsourcing_replay")
+        print("  (eventsourcing is not installed: its peer row is left out)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-        for case in CASES:
+        for case in cases:
             db = os.path.join(tmp, f"{case}.db")
-            if case in ("replay_invariants", "raw_replay_loop", "floor_replay", "as_of"):
+            if case in ("replay_invariants", "raw_replay_loop", "floor_replay", "eventsourcing_replay", "as_of"):
                 db = os.path.join(tmp, "batch_append.db")  # replay the log the batch case wrote
             started = time.perf_counter()
             out = subprocess.run(
@@ -100,11 +108,15 @@ def main() -> None:
         ("durable append, one event a commit", "single_append", "raw_single_commits"),
         ("replay, all invariants", "replay_invariants", "raw_replay_loop"),
         ("  floor: read and decode only", "floor_replay", "raw_replay_loop"),
+        ("  peer: eventsourcing notification log", "eventsourcing_replay", "raw_replay_loop"),
+        ("replay, all invariants, vs the peer", "replay_invariants", "eventsourcing_replay"),
     )
     rows = []
     print()
     print(f"{'measurement':<38} {'ours ev/s':>12} {'raw ev/s':>12} {'ratio':>7} {'ours MB':>9} {'raw MB':>8}")
     for label, ours, raw in pairs:
+        if ours not in results or raw not in results:
+            continue
         a, b = results[ours], results[raw]
         ra, rb = a["events"] / a["seconds"], b["events"] / b["seconds"]
         rows.append({"measurement": label, "ours": ours, "raw": raw, "ours_events_per_s": round(ra), "raw_events_per_s": round(rb), "ratio": round(ra / rb, 3), "ours_peak_mb": a["peak_mb"], "raw_peak_mb": b["peak_mb"]})

@@ -7,7 +7,6 @@ import os
 import resource
 import sqlite3
 import time
-from decimal import Decimal
 from itertools import islice
 from typing import Any
 
@@ -62,6 +61,47 @@ def _append_batches(db: str, n: int, accounts: int) -> tuple[int, float]:
             log.append(chunk)
             seconds += time.perf_counter() - t
         return log.head().seq, seconds
+
+
+def raw_loop(conn: sqlite3.Connection) -> tuple[int, dict[tuple[str, str], int]]:
+    """The raw replay: read each row, json.loads it, add integer minor units into a dict.
+
+    The true floor of a replay: no validation, no invariant, no object per event. Amounts
+    become integer minor units at the asset's scale (read from the asset_listed rows), as the
+    books keep them (adding Decimals instead would make the floor slower and flatter us)."""
+    balances: dict[tuple[str, str], int] = {}
+    scales: dict[str, int] = {}
+    count = 0
+    for (payload,) in conn.execute("SELECT payload FROM events ORDER BY seq"):
+        data = json.loads(payload)
+        count += 1
+        kind = data["type"]
+        if kind == "deposit" or kind == "withdrawal" or kind == "transfer":
+            asset = data["asset"]
+            whole, _, frac = data["amount"].partition(".")
+            units = int(whole + frac.ljust(scales[asset], "0"))
+            if kind == "deposit":
+                key = (data["account"], asset)
+                balances[key] = balances.get(key, 0) + units
+            elif kind == "withdrawal":
+                key = (data["account"], asset)
+                balances[key] = balances.get(key, 0) - units
+            else:
+                src = (data["from_account"], asset)
+                dst = (data["to_account"], asset)
+                balances[src] = balances.get(src, 0) - units
+                balances[dst] = balances.get(dst, 0) + units
+        elif kind == "asset_listed":
+            scales[data["asset"]] = data["scale"]
+    return count, balances
+
+
+def _eventsourcing_replay(db: str, n: int, accounts: int) -> dict[str, Any]:
+    """The eventsourcing library's replay of the same log (benchmarks/peer_eventsourcing.py)."""
+    from benchmarks.peer_eventsourcing import replay
+
+    count, seconds = replay(db, CHUNK)
+    return {"events": count, "seconds": seconds, "peak_mb": _peak_mb()}
 
 
 def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[str, Any]:
@@ -144,29 +184,12 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
         return {"events": count, "seconds": seconds, "peak_mb": _peak_mb()}
     if name == "raw_replay_loop":
         conn = sqlite3.connect(f"file:{os.path.abspath(db)}?mode=ro", uri=True)
-        balances: dict[tuple[str, str], Decimal] = {}
         t = time.perf_counter()
-        count = 0
-        for (payload,) in conn.execute("SELECT payload FROM events ORDER BY seq"):
-            data = json.loads(payload)
-            count += 1
-            amount = data.get("amount")
-            if amount is None:
-                continue
-            units = Decimal(amount)
-            if data["type"] == "deposit":
-                key = (data["account"], data["asset"])
-                balances[key] = balances.get(key, 0) + units
-            elif data["type"] == "withdrawal":
-                key = (data["account"], data["asset"])
-                balances[key] = balances.get(key, 0) - units
-            elif data["type"] == "transfer":
-                src = (data["from_account"], data["asset"])
-                dst = (data["to_account"], data["asset"])
-                balances[src] = balances.get(src, 0) - units
-                balances[dst] = balances.get(dst, 0) + units
+        count, _ = raw_loop(conn)
         seconds = time.perf_counter() - t
         return {"events": count, "seconds": seconds, "peak_mb": _peak_mb()}
+    if name == "eventsourcing_replay":
+        return _eventsourcing_replay(db, n, accounts)
     if name == "as_of":
         import random
 

@@ -1,0 +1,1219 @@
+"""The fast core's state machine: one state layout, one apply per event type, the standard
+invariants as transition-reporting checks. See the package docstring for what it covers.
+
+Reading guide
+-------------
+*State* (all of it is declared in ``Machine.__init__``, ``Entity``, ``Account``, ``Line`` and
+``Loan``; nothing else holds books state):
+
+- ``Entity``: one per registered entity, with its running values in the quote
+  (``assets_v``, ``liabs_v``, ``owed_v``, ``reserves_v``, ``related_v``) as exact integers.
+- ``Account``: one per account, opened or implicit (``claim:``, ``loan:``, ``pledged:``,
+  ``equity``, ``external``): its class, its entity and counterparty, balances per asset.
+- ``Line``: one per (entity, asset): the reference's aggregates ``pos``, ``neg``, ``custody``,
+  ``owed`` (customer liabilities), ``held``, ``pledged`` and ``related``, in minor units.
+- ``Loan``: outstanding principal, collateral per asset, the break price.
+
+*Values.* A value in the quote is an integer at the fixed exponent ``E`` (value =
+``v x 10^-E``): ``minor x unit`` where ``unit[asset] = price x 10^(E - scale)``. Haircut
+"keeps" (1 - haircut) are integers at exponent ``H``; a value after haircuts is at ``E + H``.
+Every sum is exact, so it equals the reference's exact Decimal sums; it is turned into a
+Decimal (``_dec``) only to report a breach or the final metrics, with the reference's own
+formatting, so the text is the same.
+
+*Checks.* After an event, only the subjects it touched are looked at (the same subjects the
+reference checks, so the "contributing" ids agree), each with integer comparisons. A subject
+records whether it is open; a Violation is built only when that changes (ok -> broken), and a
+close only looks up the open violation (broken -> ok).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import events as ev
+from ledger import kinds as _kinds
+from ledger.books import SUM_CONTEXT, VALUE_CONTEXT
+from ledger.policy import Policy
+
+#: Contributing ids kept per subject (ledger.replay.CONTRIBUTORS_KEPT).
+KEPT = 4
+#: Exponent of values: ``E`` >= an asset's scale + its price's decimals (else: Unsupported).
+E = 40
+#: Exponent of haircut keeps and policy ratios (a policy fraction with more decimals: Unsupported).
+H = 24
+
+# Account classes, as small ints (compared with ``is``-cheap int equality on the hot path).
+HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, LOAN, PLEDGED, DUE = range(9)
+
+_TIME_LEN = len("2020-01-01T00:00:00Z")  # the canonical instant without fractions
+_ZEROS = ["0" * n for n in range(40)]
+_WIDE = SUM_CONTEXT  # exact: 400 digits, traps on inexact
+
+
+class Unsupported(Exception):
+    """The history leaves what the core covers: the engine replays with the reference."""
+
+
+def covers(policy: Policy) -> bool:
+    """Whether the core can check this policy's invariants (else: the reference throughout)."""
+    return not policy.enforce and not policy.proof_of_reserves
+
+
+def _dec(value: int, exponent: int) -> Decimal:
+    """The exact Decimal ``value x 10^-exponent``."""
+    return Decimal(value).scaleb(-exponent, _WIDE)
+
+
+def _fixed(value: Decimal, exponent: int) -> int:
+    """``value x 10^exponent`` as an int; Unsupported if that is not whole (too many decimals)."""
+    scaled = value.scaleb(exponent, _WIDE)
+    if scaled != scaled.to_integral_value():
+        raise Unsupported(f"{value} has more than {exponent} decimals")
+    return int(scaled)
+
+
+def _minor(text: Any, scale: int, zero: bool = False) -> int:
+    """Minor units of a stored amount (canonical text: digits, an optional fraction, no sign).
+
+    Anything else (an exponent, a sign, too many decimals, zero) is left to the reference,
+    which gives the precise error or handles it."""
+    if type(text) is not str:
+        raise Unsupported("amount")
+    whole, dot, frac = text.partition(".")
+    if dot:
+        if len(frac) > scale:
+            raise Unsupported("amount finer than the scale")
+        digits = whole + frac + _ZEROS[scale - len(frac)]
+    else:
+        digits = whole + _ZEROS[scale]
+    if not whole or not digits.isdigit() or not digits.isascii() or len(digits) > 38:
+        raise Unsupported("amount")
+    minor = int(digits)
+    if minor <= 0 and not (zero and minor == 0):
+        raise Unsupported("amount")
+    return minor
+
+
+class Entity:
+    """One entity: its kind's reach and running values (see the module docstring)."""
+
+    __slots__ = (
+        "assets_v",
+        "custodial",
+        "due",
+        "equity",
+        "external",
+        "family",
+        "group",
+        "kind",
+        "liabs_v",
+        "lines",
+        "name",
+        "open",
+        "owed_v",
+        "own",
+        "related_v",
+        "reserves_v",
+        "rr_touch",
+        "solvency",
+        "touch",
+        "venue",
+        "wh_touch",
+    )
+
+    def __init__(self, name: str, kind: str, group: str | None) -> None:
+        self.name = name
+        self.kind = kind
+        self.family = _kinds.family(kind)
+        self.group = group
+        self.solvency = _kinds.applies("solvency", kind)
+        self.custodial = _kinds.applies("segregation", kind)  # segregation and reserve-ratio
+        self.venue = False  # has customer accounts (posted to): the reference's ``venues``
+        self.lines: dict[str, Line] = {}  # asset -> Line, in the order first seen
+        self.own: list[Line] = []  # lines in tokens it or an affiliate issued
+        self.assets_v = 0  # sum of pos x unit            (exponent E)
+        self.liabs_v = 0  # sum of neg x unit              (E)
+        self.owed_v = 0  # customer liabilities at market  (E)
+        self.reserves_v = 0  # held x unit x keep          (E + H)
+        self.related_v = 0  # claims on affiliates         (E)
+        self.due: dict[str, Account] = {}  # "due-from:X" / "due-to:X" -> Account
+        self.external: Account | None = None
+        self.equity: Account | None = None
+        # Contributing ids: own-token, related-party and solvency check an entity after the
+        # same events (every event that posts to it or reprices what it holds), so one list
+        # serves the three; reserve-ratio only once it is a venue; withdrawals per venue.
+        self.touch: deque[str] = deque(maxlen=KEPT)
+        self.rr_touch: deque[str] = deque(maxlen=KEPT)
+        self.wh_touch: deque[str] = deque(maxlen=KEPT)
+        self.open: set[str] = set()  # invariants open for this entity as subject
+
+
+class Line:
+    """One (entity, asset): the reference's aggregates, in minor units."""
+
+    __slots__ = (
+        "asset",
+        "custody",
+        "entity",
+        "held",
+        "keep",
+        "neg",
+        "owed",
+        "pledged",
+        "pos",
+        "related",
+        "seg_open",
+        "seg_touch",
+    )
+
+    def __init__(self, entity: Entity, asset: str) -> None:
+        self.entity = entity
+        self.asset = asset
+        self.pos = self.neg = self.custody = self.owed = self.held = self.pledged = self.related = 0
+        self.seg_touch: deque[str] = deque(maxlen=KEPT)
+        self.seg_open = False
+        self.keep = 0  # 1 - haircut for this owner (H), set by Machine._line
+
+
+class Account:
+    """One account. ``checked``: its class is held to no-unauthorised-negative."""
+
+    __slots__ = (
+        "bal",
+        "checked",
+        "claim",
+        "cls",
+        "entity",
+        "holder",
+        "limit",
+        "name",
+        "open",
+        "ref",
+        "related",
+        "touch",
+    )
+
+    def __init__(self, entity: Entity, name: str, cls: int, related: bool = False) -> None:
+        self.entity = entity
+        self.name = name
+        self.ref = f"{entity.name}:{name}"
+        self.cls = cls
+        self.related = related  # the counterparty is an affiliate (claims count as related)
+        self.holder: Entity | None = None  # customer accounts
+        self.claim: Account | None = None  # customer accounts: the holder's claim on it
+        self.bal: dict[str, int] = {}
+        self.touch: dict[str, deque[str]] = {}
+        self.open: set[str] = set()  # assets open for no-unauthorised-negative
+        self.limit: dict[str, int] | None = None  # customer accounts: credit line per asset
+        self.checked = cls in (HOLDINGS, CUSTODY, CUSTOMER)
+
+
+class Loan:
+    """A loan: parties, outstanding principal, collateral pledged per asset, break price."""
+
+    __slots__ = (
+        "asset",
+        "borrower",
+        "borrower_acct",
+        "collateral",
+        "complex",
+        "cover",
+        "id",
+        "lender",
+        "lender_acct",
+        "open",
+        "outstanding",
+        "pledged_acct",
+        "touch",
+    )
+
+    def __init__(self, loan: str, lender: Entity, borrower: Entity, asset: str, outstanding: int) -> None:
+        self.id = loan
+        self.lender = lender
+        self.borrower = borrower
+        self.asset = asset
+        self.outstanding = outstanding
+        self.lender_acct: Account
+        self.borrower_acct: Account
+        self.pledged_acct: Account | None = None
+        self.collateral: dict[str, int] | None = None  # None until the first pledge
+        self.cover: tuple[str, Decimal] | None = None  # (asset, break price) when "simple"
+        self.complex: tuple[str, ...] = ()
+        self.touch: deque[str] = deque(maxlen=KEPT)
+        self.open = False
+
+
+#: The payload keys each covered event type may have (anything else: the reference).
+_BASE = {"type", "v", "id", "at", "source", "note"}
+_KEYS: dict[str, frozenset[str]] = {
+    t: frozenset(_BASE | set(keys.split()))
+    for t, keys in {
+        "entity_registered": "entity name kind group",
+        "asset_listed": "asset name scale kind issuer",
+        "account_opened": "account purpose holder",
+        "deposit": "account asset amount landed owed_by",
+        "credit_line_granted": "account asset limit",
+        "withdrawal": "account asset amount paid_from",
+        "transfer": "from_account to_account asset amount",
+        "price_updated": "asset quote price",
+        "loan_opened": "loan lender borrower asset principal disbursed_from disbursed_to rate maturity",
+        "loan_repaid": "loan amount paid_from paid_to",
+        "collateral_pledged": "asset amount from_account loan",
+        "collateral_released": "asset amount to_account loan",
+        "withdrawals_halted": "venue",
+        "withdrawals_resumed": "venue",
+        "bankruptcy_filed": "entity court case",
+        "disclosure": "entity title",
+    }.items()
+}
+
+
+class Machine:
+    """Books and standard invariants for one replay; feed it payload dicts with :meth:`step`.
+
+    ``violation(name, subject, data, seq, observed, threshold, detail, ids)`` builds the
+    engine's violation record (``ledger.replay`` passes its own); ``enabled`` are the names of
+    the standard invariants to check, in report order.
+    """
+
+    def __init__(self, policy: Policy, enabled: list[str], violation: Callable[..., Any]) -> None:
+        self.policy = policy
+        self.quote = policy.quote
+        self._violation = violation
+        self.rank = {name: i for i, name in enumerate(enabled)}
+        on = set(enabled)
+        self.on_neg = "no-unauthorised-negative" in on
+        self.on_seg = "segregation" in on
+        self.on_rr = "reserve-ratio" in on
+        self.on_cc = "collateral-coverage" in on
+        self.on_own = "own-token-concentration" in on
+        self.on_rel = "related-party-exposure" in on
+        self.on_wh = "withdrawals-honoured" in on
+        self.on_solv = "solvency" in on
+        # Policy ratios as (int at exponent H): x >= y x r  <=>  x x 10^H >= y x r_H.
+        self.min_rr = _fixed(policy.min_reserve_ratio, H)
+        self.min_cc = _fixed(policy.min_collateral_coverage, H)
+        self.max_own = _fixed(policy.max_own_token_share, H)
+        self.max_rel = _fixed(policy.max_related_party_exposure, H)
+        # -- the state ------------------------------------------------------------------------
+        self.entities: dict[str, Entity] = {}
+        self.assets: dict[str, tuple[int, str, str | None]] = {}  # asset -> (scale, kind, issuer)
+        self.accounts: dict[str, Account] = {}  # "entity:name" -> Account (opened ones)
+        self.loans: dict[str, Loan] = {}
+        self.unit: dict[str, int] = {}  # asset -> value of one minor unit (exponent E); 0 unpriced
+        self.prices: dict[str, Decimal] = {}  # asset -> price in the quote, as given
+        self.holders: dict[str, list[Entity]] = {}  # asset -> entities with a line in it
+        self.cover_index: dict[str, list[tuple[Decimal, str]]] = {}  # asset -> sorted (k, loan)
+        self.complex_loans: dict[str, set[str]] = {}  # asset -> loans rechecked on any move
+        self._keeps: dict[tuple[str, str | None], int] = {}  # (asset, owner) -> keep (H)
+        self.halted: set[str] = set()
+        self.last_at: str | None = None
+        self.last_seq = 0
+        self.events = 0
+        # -- the invariants' outcome (what the engine summarises) ------------------------------
+        self.open: dict[tuple[str, str], Any] = {}
+        self.first: dict[str, Any] = {}
+        self.counts: dict[str, int] = dict.fromkeys(enabled, 0)
+        self._apply = {t: (getattr(self, "_apply_" + t), keys) for t, keys in _KEYS.items()}
+        # Per event: what it touched (reset by step).
+        self._opened: list[Any] = []
+        self._born: Entity | None = None  # set by _move when an entity becomes a venue
+
+    # -- the loop -----------------------------------------------------------------------------
+    def step(self, data: dict[str, Any], seq: int) -> None:
+        """Apply one event (its payload dict) and check what it touched."""
+        entry = self._apply.get(data.get("type"))  # type: ignore[arg-type]
+        if entry is None or not data.keys() <= entry[1] or data.get("v") != 1:
+            raise Unsupported(f"event type {data.get('type')}")
+        apply = entry[0]
+        at = data["at"]
+        last = self.last_at
+        if last is not None and at != last:
+            if len(at) == _TIME_LEN == len(last):
+                if at < last:  # the same fixed-width text: compares as the instants do
+                    raise Unsupported("out of time order")
+            elif ev.parse_instant(at) < ev.parse_instant(last):
+                raise Unsupported("out of time order")
+        apply(data, seq)
+        self.last_at = at
+        self.last_seq = seq
+        self.events += 1
+        if self._opened:
+            self._settle(seq)
+
+    def _settle(self, seq: int) -> None:
+        """Record the violations this event opened, in report order (invariant, subject)."""
+        opened, self._opened = self._opened, []
+        rank = self.rank
+        opened.sort(key=lambda v: (rank[v.invariant], v.subject))
+        for v in opened:
+            self.open[(v.invariant, v.subject)] = v
+            self.counts[v.invariant] += 1
+            self.first.setdefault(v.invariant, v)
+
+    # -- helpers: records on first sight ------------------------------------------------------
+    def _entity(self, name: Any) -> Entity:
+        found = self.entities.get(name)
+        if found is None:
+            raise Unsupported(f"unknown entity {name!r}")
+        return found
+
+    def _account(self, ref: Any, *purposes: int) -> Account:
+        found = self.accounts.get(ref)
+        if found is None or found.cls not in purposes:
+            raise Unsupported(f"account {ref!r}")
+        return found
+
+    def _scale(self, asset: Any) -> int:
+        info = self.assets.get(asset)
+        if info is None:
+            raise Unsupported(f"unknown asset {asset!r}")
+        return info[0]
+
+    def _affiliated(self, a: Entity, b: Entity) -> bool:
+        return a is b or (a.group is not None and a.group == b.group)
+
+    def _line(self, entity: Entity, asset: str) -> Line:
+        """``entity``'s line in ``asset``, created (and noted as held) on first sight."""
+        line = entity.lines.get(asset)
+        if line is None:
+            line = entity.lines[asset] = Line(entity, asset)
+            line.keep = self._keep(asset, entity)
+            self.holders.setdefault(asset, []).append(entity)
+            issuer = self.assets[asset][2]
+            if issuer is not None and self._affiliated(entity, self.entities[issuer]):
+                entity.own.append(line)
+        return line
+
+    def _keep(self, asset: str, owner: Entity | None) -> int:
+        """1 - haircut of ``asset`` (for ``owner``: its own or an affiliate's token counts as
+        ``affiliate_token``), at exponent H."""
+        key = (asset, None if owner is None else owner.name)
+        keep = self._keeps.get(key)
+        if keep is None:
+            _, kind, issuer = self.assets[asset]
+            own = owner is not None and issuer is not None and self._affiliated(owner, self.entities[issuer])
+            cut = self.policy.haircut("affiliate_token" if own else kind)
+            keep = self._keeps[key] = _fixed(SUM_CONTEXT.subtract(1, cut), H)
+        return keep
+
+    def _implicit(self, entity: Entity, name: str, cls: int, other: Entity | None = None) -> Account:
+        related = other is not None and other is not entity and self._affiliated(entity, other)
+        return Account(entity, name, cls, related)
+
+    # -- postings -----------------------------------------------------------------------------
+    def _post(self, acct: Account, asset: str, delta: int, touched: dict[Entity, None], checked: list[Any], seg: dict[Line, None]) -> None:
+        """:meth:`_move`, noting what the checks must see (the general applies use it; the
+        hot ones call ``_move`` and name their subjects themselves)."""
+        touched[acct.entity] = None
+        line = self._move(acct, asset, delta)
+        if line is None:
+            return
+        cls = acct.cls
+        if cls == CUSTOMER or cls == CUSTODY:
+            seg[line] = None
+            born = self._born
+            if born is not None:
+                # A new venue: its custody in every asset is now held to segregation.
+                self._born = None
+                for other in born.lines.values():
+                    seg[other] = None
+        if acct.checked:
+            checked.append((acct, asset))
+
+    def _move(self, acct: Account, asset: str, delta: int) -> Line | None:
+        """Move ``acct``'s balance in ``asset`` by ``delta`` and every aggregate with it: the
+        reference's ``_post`` + ``_aggregate``, with ints. Returns the (entity, asset) line (None
+        off the balance sheet); sets ``_born`` when the entity becomes a venue."""
+        bal = acct.bal
+        old = bal.get(asset, 0)
+        new = old + delta
+        if new:
+            bal[asset] = new
+        else:
+            del bal[asset]
+        cls = acct.cls
+        if cls == EQUITY or cls == EXTERNAL:
+            return None  # off the balance sheet: no aggregate, no check
+        entity = acct.entity
+        line = entity.lines.get(asset) or self._line(entity, asset)
+        unit = self.unit[asset]
+        old_pos = old if old > 0 else 0
+        new_pos = new if new > 0 else 0
+        dpos = new_pos - old_pos
+        dneg = dpos - delta  # max(-balance, 0) moved by this much
+        if dpos:
+            line.pos += dpos
+            entity.assets_v += dpos * unit
+            if acct.related:
+                line.related += dpos
+                entity.related_v += dpos * unit
+        if dneg:
+            line.neg += dneg
+            entity.liabs_v += dneg * unit
+        if cls == CUSTOMER:
+            if dneg:
+                line.owed += dneg
+                entity.owed_v += dneg * unit
+            if not entity.venue:
+                entity.venue = True
+                self._born = entity
+        elif cls == HOLDINGS or cls == CUSTODY:
+            before = line.held
+            after = line.held = before + delta
+            if cls == CUSTODY:
+                line.custody += delta
+            moved = (after if after > 0 else 0) - (before if before > 0 else 0)
+            if moved:
+                entity.reserves_v += moved * unit * line.keep
+        elif cls == PLEDGED:
+            line.pledged += delta
+        return line
+
+    def _out(self, acct: Account, asset: str, minor: int, t: dict[Entity, None], c: list[Any], s: dict[Line, None]) -> Entity:
+        """Take ``minor`` out of an opened account (a customer account: the holder's claim too);
+        return the entity whose value left (the reference's ``_move_out``)."""
+        if acct.cls == CUSTOMER:
+            self._post(acct, asset, minor, t, c, s)
+            claim = acct.claim
+            assert claim is not None
+            self._post(claim, asset, -minor, t, c, s)
+            return claim.entity
+        self._post(acct, asset, -minor, t, c, s)
+        return acct.entity
+
+    def _in(self, acct: Account, asset: str, minor: int, t: dict[Entity, None], c: list[Any], s: dict[Line, None]) -> Entity:
+        if acct.cls == CUSTOMER:
+            self._post(acct, asset, -minor, t, c, s)
+            claim = acct.claim
+            assert claim is not None
+            self._post(claim, asset, minor, t, c, s)
+            return claim.entity
+        self._post(acct, asset, minor, t, c, s)
+        return acct.entity
+
+    # -- one apply per event type -------------------------------------------------------------
+    def _apply_entity_registered(self, d: dict[str, Any], seq: int) -> None:
+        name, kind = d["entity"], d["kind"]
+        if name in self.entities or kind not in _kinds.FAMILY:
+            raise Unsupported("entity")
+        if _kinds.family(kind) == "bank":
+            raise Unsupported("a bank: risk weights and capital are the reference's")
+        self.entities[name] = Entity(name, kind, d.get("group"))
+
+    def _apply_asset_listed(self, d: dict[str, Any], seq: int) -> None:
+        asset, scale, issuer = d["asset"], d["scale"], d.get("issuer")
+        if asset in self.assets or type(scale) is not int or not 0 <= scale <= 18:
+            raise Unsupported("asset")
+        if issuer is not None:
+            self._entity(issuer)
+        self.assets[asset] = (scale, d["kind"], issuer)
+        # The quote is worth 1 of itself; anything else is unpriced (worth 0) until priced.
+        self.unit[asset] = 10 ** (E - scale) if asset == self.quote else 0
+
+    def _apply_account_opened(self, d: dict[str, Any], seq: int) -> None:
+        ref, purpose, holder_name = d["account"], d["purpose"], d.get("holder")
+        if type(ref) is not str or ref in self.accounts:
+            raise Unsupported("account")
+        entity_name, _, name = ref.partition(":")
+        entity = self._entity(entity_name)
+        if not name or name in ("equity", "external") or name.partition(":")[0] in (
+            "claim", "due-from", "due-to", "loan", "pledged", "allowance"
+        ):
+            raise Unsupported("a reserved account name")
+        if purpose == "customer":
+            holder = self._entity(holder_name)
+            if holder is entity or entity.family in ("bank", "lender"):
+                raise Unsupported("deposits at a deposit-taker: insurance and run-off")
+            # A customer account's debit balance (the holder owes the venue) is a claim on an
+            # affiliate when the holder is one (the reference's ``related`` flag).
+            acct = Account(entity, name, CUSTOMER, self._affiliated(entity, holder))
+            acct.holder = holder
+            claim = acct.claim = self._implicit(holder, f"claim:{ref}", CLAIM, entity)
+            claim.checked = False
+        elif holder_name is not None:
+            raise Unsupported("holder")
+        elif purpose == "customer-custody":
+            acct = Account(entity, name, CUSTODY)
+        elif purpose == "corporate":
+            acct = Account(entity, name, HOLDINGS)
+        elif purpose == "external":
+            acct = Account(entity, name, EXTERNAL)
+        else:
+            raise Unsupported("purpose")
+        self.accounts[ref] = acct
+
+    def _external(self, entity: Entity) -> Account:
+        if entity.external is None:
+            entity.external = Account(entity, "external", EXTERNAL)
+        return entity.external
+
+    def _equity(self, entity: Entity) -> Account:
+        if entity.equity is None:
+            entity.equity = Account(entity, "equity", EQUITY)
+        return entity.equity
+
+    def _apply_deposit(self, d: dict[str, Any], seq: int) -> None:
+        acct = self._account(d["account"], CUSTOMER)
+        landed = self._account(d["landed"], CUSTODY, HOLDINGS)
+        venue, there = acct.entity, landed.entity
+        owed_by = None
+        if "owed_by" in d:
+            # The venue books the landed entity's debt on that entity's account with it.
+            owed_by = self._account(d["owed_by"], CUSTOMER)
+            if there is venue or owed_by.entity is not venue or owed_by.holder is not there:
+                raise Unsupported("owed_by")
+        asset = d["asset"]
+        minor = _minor(d["amount"], self._scale(asset))
+        if there is venue:
+            # The hot path: money landing at the venue. Its four legs, then its subjects named
+            # here instead of collected: both accounts, the venue's line in the asset, the
+            # venue and the holder.
+            claim = acct.claim
+            assert claim is not None
+            holder = claim.entity
+            move = self._move
+            line = move(acct, asset, -minor)
+            move(claim, asset, minor)
+            # (The holder's "external" leg is not posted: an off-sheet balance nothing reads.)
+            move(landed, asset, minor)
+            self._customer_checks(d, seq, acct, landed, asset, line, venue, holder, holder)
+            return
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        # The reference's postings: the customer account and the holder's claim on it, the
+        # money from outside the model, the money landing (at the venue, or elsewhere: then
+        # owed to the venue on an account, or as due-from / due-to between the two).
+        holder = self._in(acct, asset, minor, t, c, s)
+        self._post(self._external(holder), asset, -minor, t, c, s)
+        self._post(landed, asset, minor, t, c, s)
+        if there is not venue:
+            if owed_by is not None:
+                self._out(owed_by, asset, minor, t, c, s)
+            else:
+                self._post(self._due(venue, "due-from", there), asset, minor, t, c, s)
+                self._post(self._due(there, "due-to", venue), asset, -minor, t, c, s)
+        self._check(d, seq, t, c, s, None, None)
+
+    def _due(self, entity: Entity, prefix: str, other: Entity) -> Account:
+        name = f"{prefix}:{other.name}"
+        acct = entity.due.get(name)
+        if acct is None:
+            acct = entity.due[name] = self._implicit(entity, name, DUE, other)
+            acct.checked = False
+        return acct
+
+    def _apply_credit_line_granted(self, d: dict[str, Any], seq: int) -> None:
+        acct = self._account(d["account"], CUSTOMER)
+        asset = d["asset"]
+        limit = _minor(d["limit"], self._scale(asset), zero=True)
+        if acct.limit is None:
+            acct.limit = {}
+        acct.limit[asset] = limit
+        # The reference looks at the account again (a new line may close or open a breach).
+        self._check(d, seq, {}, [(acct, asset)], {}, None, None)
+
+    def _apply_withdrawal(self, d: dict[str, Any], seq: int) -> None:
+        acct = self._account(d["account"], CUSTOMER)
+        paid = self._account(d["paid_from"], CUSTODY, HOLDINGS)
+        venue = acct.entity
+        if paid.entity is not venue:
+            raise Unsupported("paid_from")
+        asset = d["asset"]
+        minor = _minor(d["amount"], self._scale(asset))
+        if venue.name in self.halted:
+            self._refused(d, seq, venue, f"{venue.name} has halted withdrawals")
+            return
+        available = paid.bal.get(asset, 0)
+        if available < minor:
+            amount = Decimal(d["amount"])
+            self._refused(
+                d,
+                seq,
+                venue,
+                f"{d['paid_from']} holds {self._fmt(available, asset)} {asset}, cannot pay {amount:,f}",
+            )
+            return
+        # The legs (the reference's _move_out of the customer account, the venue paying, the
+        # money leaving the model), then the same subjects as a deposit's.
+        claim = acct.claim
+        assert claim is not None
+        holder = claim.entity
+        move = self._move
+        line = move(acct, asset, minor)
+        move(claim, asset, -minor)
+        move(paid, asset, -minor)  # (and the off-sheet "external" leg, not posted: unread)
+        self._customer_checks(d, seq, acct, paid, asset, line, venue, holder, holder)
+        if self.on_wh:
+            ids = venue.wh_touch
+            ids.append(d["id"])
+            if "withdrawals-honoured" in venue.open:
+                self._close("withdrawals-honoured", venue.name, venue.open)
+
+    def _refused(self, d: dict[str, Any], seq: int, venue: Entity, reason: str) -> None:
+        """A withdrawal not paid: nothing posts; withdrawals-honoured opens for the venue."""
+        if not self.on_wh:
+            return
+        ids = venue.wh_touch
+        ids.append(d["id"])
+        if "withdrawals-honoured" not in venue.open:
+            amount = Decimal(d["amount"])
+            asset = d["asset"]
+            self._breach(
+                "withdrawals-honoured",
+                venue.name,
+                venue.open,
+                d,
+                seq,
+                f"{ev.format_decimal(amount)} {asset} not paid",
+                "paid on request",
+                f"a withdrawal of {amount:,f} {asset} from {d['account']} was not paid: {reason}",
+                ids,
+            )
+
+    def _apply_transfer(self, d: dict[str, Any], seq: int) -> None:
+        src = self.accounts.get(d["from_account"])
+        dst = self.accounts.get(d["to_account"])
+        if src is None or dst is None or (src.cls == CUSTOMER) != (dst.cls == CUSTOMER):
+            raise Unsupported("transfer accounts")
+        if src.cls == CUSTOMER and src.entity is not dst.entity:
+            raise Unsupported("transfer across venues")
+        asset = d["asset"]
+        minor = _minor(d["amount"], self._scale(asset))
+        if src.cls == CUSTOMER:
+            # The hot path: a book transfer between two customers of one venue (the holders'
+            # claims move with the accounts; equity legs when the holders differ).
+            src_claim, dst_claim = src.claim, dst.claim
+            assert src_claim is not None and dst_claim is not None
+            giver, taker = src_claim.entity, dst_claim.entity
+            move = self._move
+            move(src, asset, minor)
+            move(src_claim, asset, -minor)
+            line = move(dst, asset, -minor)
+            move(dst_claim, asset, minor)
+            # (Holders that differ also post equity legs: off the balance sheet, unread here.)
+            self._customer_checks(d, seq, src, dst, asset, line, src.entity, giver, taker)
+            return
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        giver = self._out(src, asset, minor, t, c, s)
+        taker = self._in(dst, asset, minor, t, c, s)
+        if giver is not taker:
+            self._post(self._equity(giver), asset, minor, t, c, s)
+            self._post(self._equity(taker), asset, -minor, t, c, s)
+        self._check(d, seq, t, c, s, None, None)
+
+    def _apply_price_updated(self, d: dict[str, Any], seq: int) -> None:
+        asset, quote = d["asset"], d["quote"]
+        scale = self._scale(asset)
+        self._scale(quote)
+        if asset == self.quote:
+            return  # the quote is worth 1 of itself: nothing moves, nothing is checked
+        if quote != self.quote:
+            raise Unsupported("a price in another quote: chains are the reference's")
+        price = Decimal(d["price"])
+        if not price.is_finite() or price <= 0:
+            raise Unsupported("price")
+        unit = _fixed(price, E - scale)  # price x 10^-scale at exponent E
+        before = self.prices.get(asset)
+        step = unit - self.unit[asset]
+        self.prices[asset] = price
+        self.unit[asset] = unit
+        holders = self.holders.get(asset, ())
+        if step:
+            for entity in holders:
+                line = entity.lines[asset]
+                if line.owed:
+                    entity.owed_v += line.owed * step
+                if line.held > 0:
+                    entity.reserves_v += line.held * step * self._keep(asset, entity)
+                if line.related:
+                    entity.related_v += line.related * step
+                if line.pos:
+                    entity.assets_v += line.pos * step
+                if line.neg:
+                    entity.liabs_v += line.neg * step
+        t: dict[Entity, None] = dict.fromkeys(holders)
+        self._check(d, seq, t, [], {}, asset, before)
+
+    def _apply_loan_opened(self, d: dict[str, Any], seq: int) -> None:
+        loan_id = d["loan"]
+        if loan_id in self.loans:
+            raise Unsupported("loan")
+        lender, borrower = self._entity(d["lender"]), self._entity(d["borrower"])
+        src = self._account(d["disbursed_from"], HOLDINGS, CUSTODY)
+        dst = self._account(d["disbursed_to"], HOLDINGS, CUSTODY)
+        if src.entity is not lender or dst.entity is not borrower:
+            raise Unsupported("loan accounts")
+        asset = d["asset"]
+        minor = _minor(d["principal"], self._scale(asset))
+        loan = Loan(loan_id, lender, borrower, asset, minor)
+        loan.lender_acct = self._implicit(lender, f"loan:{loan_id}", LOAN, borrower)
+        loan.borrower_acct = self._implicit(borrower, f"loan:{loan_id}", LOAN, lender)
+        self.loans[loan_id] = loan
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        self._out(src, asset, minor, t, c, s)
+        self._post(loan.lender_acct, asset, minor, t, c, s)
+        self._in(dst, asset, minor, t, c, s)
+        self._post(loan.borrower_acct, asset, -minor, t, c, s)
+        self._check(d, seq, t, c, s, None, None, loan)
+
+    def _loan(self, d: dict[str, Any]) -> Loan:
+        loan = self.loans.get(d["loan"])
+        if loan is None:
+            raise Unsupported("loan")
+        return loan
+
+    def _apply_loan_repaid(self, d: dict[str, Any], seq: int) -> None:
+        loan = self._loan(d)
+        src = self._account(d["paid_from"], HOLDINGS, CUSTODY)
+        dst = self._account(d["paid_to"], HOLDINGS, CUSTODY)
+        if src.entity is not loan.borrower or dst.entity is not loan.lender:
+            raise Unsupported("repayment accounts")
+        asset = loan.asset
+        minor = _minor(d["amount"], self._scale(asset))
+        if minor > loan.outstanding:
+            raise Unsupported("repays more than outstanding")
+        loan.outstanding -= minor
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        self._out(src, asset, minor, t, c, s)
+        self._post(loan.borrower_acct, asset, minor, t, c, s)
+        self._post(loan.lender_acct, asset, -minor, t, c, s)
+        self._in(dst, asset, minor, t, c, s)
+        self._check(d, seq, t, c, s, None, None, loan)
+
+    def _apply_collateral_pledged(self, d: dict[str, Any], seq: int) -> None:
+        if "loan" not in d:
+            raise Unsupported("collateral against an account or a pool")
+        loan = self._loan(d)
+        src = self._account(d["from_account"], HOLDINGS, CUSTODY)
+        if src.entity is not loan.borrower:
+            raise Unsupported("pledgor")
+        asset = d["asset"]
+        minor = _minor(d["amount"], self._scale(asset))
+        if loan.pledged_acct is None:
+            loan.pledged_acct = self._implicit(loan.borrower, f"pledged:{loan.id}", PLEDGED)
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        self._out(src, asset, minor, t, c, s)
+        self._post(loan.pledged_acct, asset, minor, t, c, s)
+        held = loan.collateral
+        if held is None:
+            held = loan.collateral = {}
+        held[asset] = held.get(asset, 0) + minor
+        self._check(d, seq, t, c, s, None, None, loan)
+
+    def _apply_collateral_released(self, d: dict[str, Any], seq: int) -> None:
+        if "loan" not in d:
+            raise Unsupported("collateral against an account or a pool")
+        loan = self._loan(d)
+        dst = self._account(d["to_account"], HOLDINGS, CUSTODY)
+        if dst.entity is not loan.borrower:
+            raise Unsupported("to_account")
+        asset = d["asset"]
+        minor = _minor(d["amount"], self._scale(asset))
+        held = loan.collateral
+        if held is None or held.get(asset, 0) < minor or loan.pledged_acct is None:
+            raise Unsupported("releases more than pledged")
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        self._post(loan.pledged_acct, asset, -minor, t, c, s)
+        held[asset] -= minor  # a zero entry stays: the loan is still "secured" (the reference)
+        self._in(dst, asset, minor, t, c, s)
+        self._check(d, seq, t, c, s, None, None, loan)
+
+    def _apply_withdrawals_halted(self, d: dict[str, Any], seq: int) -> None:
+        self.halted.add(self._entity(d["venue"]).name)
+
+    def _apply_withdrawals_resumed(self, d: dict[str, Any], seq: int) -> None:
+        self.halted.discard(self._entity(d["venue"]).name)
+
+    def _apply_bankruptcy_filed(self, d: dict[str, Any], seq: int) -> None:
+        self._entity(d["entity"])  # a fact for the record: no posting, no check
+
+    def _apply_disclosure(self, d: dict[str, Any], seq: int) -> None:
+        self._entity(d["entity"])
+
+    # -- the break-price index (the reference's, for which loans a price update rechecks) ------
+    def _reindex(self, loan: Loan) -> None:
+        if loan.cover is not None:
+            asset, k = loan.cover
+            entries = self.cover_index[asset]
+            entries.pop(bisect.bisect_left(entries, (k, loan.id)))
+            loan.cover = None
+        for asset in loan.complex:
+            self.complex_loans[asset].discard(loan.id)
+        loan.complex = ()
+        if loan.collateral is None:
+            return
+        held = [(a, m) for a, m in loan.collateral.items() if m]
+        debt_assets = {loan.asset} if loan.outstanding else set()
+        if len(held) == 1 and debt_assets <= {self.quote} and held[0][0] != self.quote:
+            asset, minor = held[0]
+            debt = self._debt(loan)
+            cut = self.policy.haircut(self.assets[asset][1])
+            keep = VALUE_CONTEXT.multiply(ev.from_minor(minor, self.assets[asset][0]), SUM_CONTEXT.subtract(1, cut))
+            if debt <= 0:
+                k = Decimal(0)
+            elif keep <= 0:
+                k = Decimal("Infinity")
+            else:
+                k = VALUE_CONTEXT.divide(VALUE_CONTEXT.multiply(debt, self.policy.min_collateral_coverage), keep)
+            loan.cover = (asset, k)
+            bisect.insort(self.cover_index.setdefault(asset, []), (k, loan.id))
+        else:
+            assets = {a for a, _ in held} | debt_assets
+            loan.complex = tuple(sorted(assets))
+            for asset in assets:
+                self.complex_loans.setdefault(asset, set()).add(loan.id)
+
+    def _debt(self, loan: Loan) -> Decimal:
+        return _dec(loan.outstanding * self.unit[loan.asset], E)
+
+    def _repriced_loans(self, asset: str, before: Decimal | None) -> set[str]:
+        after = self.prices.get(asset, Decimal(0))
+        low, high = sorted((before if before is not None else Decimal(0), after))
+        entries = self.cover_index.get(asset, [])
+        lo = bisect.bisect_left(entries, (low, ""))
+        hi = bisect.bisect_right(entries, (high, "\U0010ffff"))
+        return {loan for _, loan in entries[lo:hi]} | self.complex_loans.get(asset, set())
+
+    # -- the checks ---------------------------------------------------------------------------
+    def _check(
+        self,
+        d: dict[str, Any],
+        seq: int,
+        touched: dict[Entity, None],
+        checked: list[Any],
+        seg: dict[Line, None],
+        repriced: str | None,
+        before: Decimal | None,
+        loan: Loan | None = None,
+    ) -> None:
+        """The standard invariants over what one event touched (the reference's subjects).
+
+        Conservation cannot break here (every apply above posts balanced legs per entity and
+        asset); liquidity-coverage cannot (no deposit-taker takes deposits in what the core
+        covers: outflows are 0); capital-ratio and loan-health have no subject (no banks, no
+        liquidation thresholds). So none of the four is looked at.
+        """
+        eid = d["id"]
+        if self.on_neg:
+            for acct, asset in checked:
+                self._neg_check(acct, asset, eid, d, seq)
+        if self.on_seg:
+            for line in seg:
+                self._seg_check(line, eid, d, seq)
+        for entity in touched:
+            self._entity_check(entity, eid, d, seq)
+        # collateral-coverage: the loan this event moved, and those a price update may move.
+        if loan is not None and loan.collateral is not None:
+            self._reindex(loan)
+        if self.on_cc:
+            loans: set[str] | tuple[str, ...] = ()
+            if loan is not None and loan.collateral is not None:
+                loans = (loan.id,)
+            if repriced is not None:
+                loans = self._repriced_loans(repriced, before)
+            for loan_id in loans:
+                target = self.loans[loan_id]
+                ids = target.touch
+                ids.append(eid)
+                debt = target.outstanding * self.unit[target.asset]
+                broken = False
+                if debt > 0:
+                    value = self._collateral(target)
+                    broken = value < debt * self.min_cc  # both sides at exponent E + H
+                if broken != target.open:
+                    self._cover(target, broken, d, seq, ids)
+
+    def _customer_checks(
+        self, d: dict[str, Any], seq: int, first: Account, second: Account, asset: str,
+        line: Line | None, venue: Entity, a: Entity, b: Entity,
+    ) -> None:
+        """The checks of a deposit, withdrawal or customer transfer: two accounts in one asset,
+        the venue's line in it (every line if the venue was just born), the venue and one or
+        two holders (the reference's subjects for these postings, each once)."""
+        eid = d["id"]
+        if self.on_neg:
+            self._neg_check(first, asset, eid, d, seq)
+            if second.checked:
+                self._neg_check(second, asset, eid, d, seq)
+        born = self._born
+        if born is not None:
+            self._born = None
+        if self.on_seg:
+            if born is not None:
+                for other in list(born.lines.values()):
+                    self._seg_check(other, eid, d, seq)
+            elif line is not None:
+                self._seg_check(line, eid, d, seq)
+        entity_check = self._entity_check
+        entity_check(venue, eid, d, seq)
+        if a is not venue:
+            entity_check(a, eid, d, seq)
+        if b is not a and b is not venue:
+            entity_check(b, eid, d, seq)
+
+    def _neg_check(self, acct: Account, asset: str, eid: str, d: dict[str, Any], seq: int) -> None:
+        """no-unauthorised-negative: holdings >= 0; a customer account >= -credit line for its
+        holder (its raw balance, the venue's view, <= the line)."""
+        touch = acct.touch
+        ids = touch.get(asset)
+        if ids is None:
+            ids = touch[asset] = deque((eid,), maxlen=KEPT)
+        elif ids[-1] != eid:  # an account posted twice in one event counts once
+            ids.append(eid)
+        balance = acct.bal.get(asset, 0)
+        if acct.cls == CUSTOMER:
+            limits = acct.limit
+            broken = balance > (limits.get(asset, 0) if limits else 0)
+        else:
+            broken = balance < 0
+        if broken != (asset in acct.open):
+            self._neg(acct, asset, balance, broken, d, seq, ids)
+
+    def _seg_check(self, line: Line, eid: str, d: dict[str, Any], seq: int) -> None:
+        """segregation: per venue and asset, custody >= what customers are owed (minor units)."""
+        entity = line.entity
+        if entity.venue and entity.custodial:
+            ids = line.seg_touch
+            ids.append(eid)
+            broken = line.custody < line.owed
+            if broken != line.seg_open:
+                self._seg(line, broken, d, seq, ids)
+
+    def _entity_check(self, entity: Entity, eid: str, d: dict[str, Any], seq: int) -> None:
+        """reserve-ratio, own-token-concentration, related-party-exposure and solvency for one
+        entity the event posted to or repriced: integer comparisons of its running values."""
+        ids = entity.touch
+        ids.append(eid)
+        opened = entity.open
+        if entity.venue and entity.custodial and self.on_rr:
+            rr = entity.rr_touch
+            rr.append(eid)
+            owed = entity.owed_v
+            broken = owed > 0 and entity.reserves_v < owed * self.min_rr
+            if broken != ("reserve-ratio" in opened):
+                self._entity_breach("reserve-ratio", entity, broken, d, seq, rr)
+        if entity.own and self.on_own:
+            # No own-token line: the share is 0 and cannot have been open (lines stay).
+            own = 0
+            unit = self.unit
+            for line in entity.own:
+                own += (line.held + line.pledged) * unit[line.asset]
+            total = entity.assets_v if own > 0 else 0
+            broken = own > 0 and total > 0 and own * 10**H > total * self.max_own
+            if broken != ("own-token-concentration" in opened):
+                self._entity_breach("own-token-concentration", entity, broken, d, seq, ids)
+        exposure = entity.related_v
+        if (exposure > 0 or opened) and self.on_rel:
+            broken = False
+            if exposure > 0:
+                base = entity.owed_v if entity.venue else entity.assets_v
+                broken = base > 0 and exposure * 10**H > base * self.max_rel
+            if broken != ("related-party-exposure" in opened):
+                self._entity_breach("related-party-exposure", entity, broken, d, seq, ids)
+        if entity.solvency and self.on_solv:
+            broken = entity.assets_v < entity.liabs_v
+            if broken != ("solvency" in opened):
+                self._entity_breach("solvency", entity, broken, d, seq, ids)
+
+    def _collateral(self, loan: Loan) -> int:
+        """Haircut value of a loan's collateral (exponent E + H)."""
+        total = 0
+        for asset, minor in (loan.collateral or {}).items():
+            if minor:
+                total += minor * self.unit[asset] * self._keep(asset, None)
+        return total
+
+    # -- transitions: the only places that build text -----------------------------------------
+    def _breach(
+        self, name: str, subject: str, flags: set[str] | None, d: dict[str, Any], seq: int,
+        observed: str, threshold: str, detail: str, ids: Sequence[str],
+    ) -> None:
+        if flags is not None:
+            flags.add(name)
+        self._opened.append(self._violation(name, subject, d, seq, observed, threshold, detail, ids))
+
+    def _close(self, name: str, subject: str, flags: set[str] | None) -> None:
+        if flags is not None:
+            flags.discard(name)
+        del self.open[(name, subject)]
+
+    def _fmt(self, minor: int, asset: str) -> str:
+        return f"{ev.from_minor(minor, self.assets[asset][0]):,f}"
+
+    def _value(self, v: int, exponent: int = E) -> str:
+        value = _dec(v, exponent)
+        return f"{self.round(value):,f} {self.quote}"
+
+    def round(self, value: Decimal) -> Decimal:
+        """The reference's ``round_value``: to the quote's scale, half-even."""
+        info = self.assets.get(self.quote)
+        scale = info[0] if info is not None else 2
+        return value.quantize(Decimal(1).scaleb(-scale), context=VALUE_CONTEXT)
+
+    def _neg(self, acct: Account, asset: str, balance: int, broken: bool, d: dict[str, Any], seq: int, ids: Sequence[str]) -> None:
+        name = "no-unauthorised-negative"
+        subject = f"{acct.ref}/{asset}"
+        if not broken:
+            acct.open.discard(asset)
+            del self.open[(name, subject)]
+            return
+        acct.open.add(asset)
+        if acct.cls == CUSTOMER:
+            held = self._fmt(-balance, asset)
+            limit = acct.limit.get(asset, 0) if acct.limit else 0
+            line = self._fmt(limit, asset)
+            assert acct.holder is not None
+            self._opened.append(self._violation(
+                name, subject, d, seq, f"{held} {asset}", f"-{line} {asset}" if limit else f"0 {asset}",
+                f"{acct.holder.name}'s account at {acct.entity.name} is at {held} {asset}"
+                + (f", beyond its credit line of {line}" if limit else " with no credit line recorded"),
+                ids,
+            ))
+        else:
+            held = self._fmt(balance, asset)
+            self._opened.append(self._violation(
+                name, subject, d, seq, f"{held} {asset}", "0",
+                f"{acct.ref} holds less than nothing: {held} {asset}", ids,
+            ))
+
+    def _seg(self, line: Line, broken: bool, d: dict[str, Any], seq: int, ids: Sequence[str]) -> None:
+        name, venue, asset = "segregation", line.entity.name, line.asset
+        subject = f"{venue}/{asset}"
+        line.seg_open = broken
+        if not broken:
+            del self.open[(name, subject)]
+            return
+        owed, held = self._fmt(line.owed, asset), self._fmt(line.custody, asset)
+        self._opened.append(self._violation(
+            name, subject, d, seq, f"{held} {asset} in custody", f"{owed} {asset} owed",
+            f"{venue} owes customers {owed} {asset} but holds {held} in segregated custody "
+            f"(short {self._fmt(line.owed - line.custody, asset)})",
+            ids,
+        ))
+
+    def _entity_breach(self, name: str, entity: Entity, broken: bool, d: dict[str, Any], seq: int, ids: Sequence[str]) -> None:
+        if not broken:
+            self._close(name, entity.name, entity.open)
+            return
+        from ledger.invariants import fmt_ratio
+
+        e = entity.name
+        if name == "reserve-ratio":
+            owed, reserves = _dec(entity.owed_v, E), _dec(entity.reserves_v, E + H)
+            ratio = VALUE_CONTEXT.divide(reserves, owed)
+            observed, threshold = fmt_ratio(ratio), fmt_ratio(self.policy.min_reserve_ratio)
+            detail = (
+                f"{e}'s liquid reserves ({self._value(entity.reserves_v, E + H)} after haircuts) "
+                f"cover {fmt_ratio(ratio)} of the {self._value(entity.owed_v)} it owes customers"
+            )
+        elif name == "own-token-concentration":
+            own_v = sum((line.held + line.pledged) * self.unit[line.asset] for line in entity.own)
+            share = VALUE_CONTEXT.divide(_dec(own_v, E), _dec(entity.assets_v, E))
+            observed, threshold = fmt_ratio(share), fmt_ratio(self.policy.max_own_token_share)
+            detail = (
+                f"{fmt_ratio(share)} of {e}'s {self._value(entity.assets_v)} of assets are "
+                f"tokens issued by itself or an affiliate ({self._value(own_v)})"
+            )
+        elif name == "related-party-exposure":
+            base = entity.owed_v if entity.venue else entity.assets_v
+            share = VALUE_CONTEXT.divide(_dec(entity.related_v, E), _dec(base, E))
+            against = "customer liabilities" if entity.venue else "total assets"
+            observed, threshold = fmt_ratio(share), fmt_ratio(self.policy.max_related_party_exposure)
+            detail = (
+                f"{e} is owed {self._value(entity.related_v)} by affiliates, "
+                f"{fmt_ratio(share)} of its {against} ({self._value(base)})"
+            )
+        else:  # solvency
+            equity = entity.assets_v - entity.liabs_v
+            observed, threshold = self._value(equity), f"0 {self.quote}"
+            unpriced = []
+            for asset in sorted(entity.lines):
+                if asset == self.quote or asset in self.prices:
+                    continue
+                line = entity.lines[asset]
+                if line.pos:
+                    unpriced.append(f"{asset} held")
+                if line.neg:
+                    unpriced.append(f"{asset} owed")
+            detail = (
+                f"{e}: liabilities of {self._value(entity.liabs_v)} exceed its assets at "
+                f"market value ({self._value(entity.assets_v)}): equity {self._value(equity)}"
+                + (f" (unpriced, not counted: {', '.join(unpriced)})" if unpriced else "")
+            )
+        self._breach(name, e, entity.open, d, seq, observed, threshold, detail, ids)
+
+    def _cover(self, loan: Loan, broken: bool, d: dict[str, Any], seq: int, ids: Sequence[str]) -> None:
+        name = "collateral-coverage"
+        loan.open = broken
+        if not broken:
+            del self.open[(name, loan.id)]
+            return
+        from ledger.invariants import fmt_ratio
+
+        value_v, debt_v = self._collateral(loan), loan.outstanding * self.unit[loan.asset]
+        ratio = VALUE_CONTEXT.divide(_dec(value_v, E + H), _dec(debt_v, E))
+        self._opened.append(self._violation(
+            name, loan.id, d, seq, fmt_ratio(ratio), fmt_ratio(self.policy.min_collateral_coverage),
+            f"collateral against {loan.id} is worth {self._value(value_v, E + H)} after "
+            f"haircuts for a debt of {self._value(debt_v)} (coverage {fmt_ratio(ratio)})",
+            ids,
+        ))
+
+    # -- the summary's figures ----------------------------------------------------------------
+    def final_metrics(self) -> dict[str, str]:
+        """The reference's ``Replay._key_metrics(None)`` from this state."""
+        from ledger.invariants import fmt_ratio
+
+        metrics: dict[str, str] = {}
+        venues = [e for e in self.entities.values() if e.venue]
+        if not venues:
+            return metrics
+        venue = min(venues, key=lambda e: (-e.owed_v, e.name))
+        owed = _dec(venue.owed_v, E)
+        custody_v = sum(line.custody * self.unit[a] for a, line in venue.lines.items() if line.custody)
+        held = _dec(custody_v, E)
+        metrics["venue"] = venue.name
+        metrics["customer_liabilities"] = ev.format_decimal(self.round(owed))
+        metrics["custody"] = ev.format_decimal(self.round(held))
+        # ``-`` and ``/`` in the default context, as the reference computes them (the same
+        # rounding of the same exact values).
+        metrics["shortfall"] = ev.format_decimal(self.round(max(owed - held, Decimal(0))))
+        if owed > 0:
+            metrics["reserve_ratio"] = fmt_ratio(_dec(venue.reserves_v, E + H) / owed)
+        for key, field in (("unpriced_owed", "owed"), ("unpriced_custody", "custody")):
+            unpriced = [
+                f"{ev.from_minor(minor, self.assets[asset][0]).normalize():,f} {asset}"
+                for asset in sorted(venue.lines)
+                if (minor := getattr(venue.lines[asset], field)) > 0
+                and asset != self.quote
+                and asset not in self.prices
+            ]
+            if unpriced:
+                metrics[key] = ", ".join(unpriced)
+        family = venue.family
+        metrics["family"] = family
+        if family in ("bank", "lender", "protocol"):
+            # No deposit-taker takes deposits in what the core covers: nothing insured, no
+            # outflows (no liquidity coverage); no holding at cost (book equity = market).
+            equity = self.round(_dec(venue.assets_v - venue.liabs_v, E))
+            metrics["insured"] = ev.format_decimal(self.round(Decimal(0)))
+            metrics["equity"] = ev.format_decimal(equity)
+            metrics["equity_book"] = ev.format_decimal(equity)
+        return metrics

@@ -1,0 +1,216 @@
+"""The fast core (ledger/core) against the reference (ledger/books.py + ledger/invariants.py).
+
+The reference stays the oracle: on generated histories with every event type and every
+standard invariant, the core must open and close the same violations at the same steps (every
+field: invariant, subject, seq, event, observed, threshold, detail, contributing ids, source),
+and a whole replay must give the same summary and digest. Where a history leaves what the core
+covers, the core stops (Unsupported) and the replay hands over to the reference: the test
+compares the core on the prefix it covers, and the whole replay's result either way.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import events as ev
+import replays
+from ledger import core
+from ledger.invariants import standard_invariants
+from ledger.policy import Policy
+from ledger.replay import Replay, _fast_violation
+from ledger.store import Log
+from ledger.synthetic import workload
+from ledger.testing import strategies as hs
+
+BUNDLED = ("ftx-2022", "small-example", "first-republic-2023", "voyager-2022")
+
+
+def _reference(source: Any, policy: Policy | None = None) -> Replay:
+    run = Replay(source, policy)
+    run._fast = False  # the reference path throughout
+    return run
+
+
+def _key(v: Any) -> tuple[str, str]:
+    return (v.invariant, v.subject)
+
+
+def compare_stepwise(history: list[ev.Event], policy: Policy | None = None) -> int:
+    """Feed ``history`` to the reference and to the core, one event at a time; assert that
+    each step opens and closes the same violations. Returns how many events the core covered
+    (it stops at the first it does not cover)."""
+    policy = policy or Policy()
+    ref = _reference(history, policy)
+    names = [inv.name for inv in standard_invariants(policy)]
+    try:
+        machine = core.Machine(policy, names, _fast_violation)
+    except core.Unsupported:
+        return 0
+    for seq, event in enumerate(history, start=1):
+        step = ref.step(seq, event)
+        before = dict(machine.open)
+        try:
+            machine.step(ev.to_dict(event), seq)
+        except core.Unsupported:
+            return seq - 1
+        opened = sorted((v for k, v in machine.open.items() if k not in before), key=_key)
+        closed = sorted((v for k, v in before.items() if k not in machine.open), key=_key)
+        assert [v.to_dict() for v in opened] == [v.to_dict() for v in sorted(step.opened, key=_key)], (seq, event)
+        assert [v.to_dict() for v in closed] == [v.to_dict() for v in sorted(step.closed, key=_key)], (seq, event)
+    return len(history)
+
+
+def assert_same_run(source: Any, policy: Policy | None = None) -> Replay:
+    """The replay's summary (fast core, or the reference after a hand-over) equals the
+    reference's, field for field; returns the replay."""
+    fast = Replay(source, policy)
+    got = fast.run().to_dict()
+    want = _reference(source, policy).run().to_dict()
+    assert got == want
+    return fast
+
+
+# -- generated histories ----------------------------------------------------------------------
+@given(hs.histories(max_events=60))
+def test_the_core_agrees_with_the_reference_at_every_step(history):
+    covered = compare_stepwise(history)
+    assert covered == len(history)  # the standard histories are all within the core
+    assert_same_run(history)
+
+
+@given(hs.histories(max_events=40), hs.policies())
+def test_the_core_agrees_under_any_policy(history, policy):
+    compare_stepwise(history, policy)
+    assert_same_run(history, policy)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None)
+@given(hs.histories(max_events=60, general=True), st.booleans())
+def test_general_histories_agree_on_the_covered_prefix_and_as_a_whole(history, default_policy):
+    # Every event type and kind appears across examples: the core compares on the prefix it
+    # covers, and the whole replay (handed over to the reference) must equal the reference.
+    compare_stepwise(history)
+    assert_same_run(history)
+
+
+@given(hs.histories(max_events=40), st.sampled_from(
+    ["segregation", "reserve-ratio", "solvency", "own-token-concentration", "collateral-coverage"]
+))
+def test_disabled_invariants_are_left_out_alike(history, disabled):
+    policy = Policy(disabled=frozenset({disabled}))
+    compare_stepwise(history, policy)
+    assert_same_run(history, policy)
+
+
+# -- breaches of each covered invariant, built by hand -------------------------------------------
+def _cast() -> list[ev.Event]:
+    return hs.cast_events()
+
+
+def _e(cls: type[ev.Event], n: int, **fields: Any) -> ev.Event:
+    return cls(id=f"x{n}", at=hs.START, source=("X",), **fields)
+
+
+def test_each_covered_invariant_opens_and_closes_like_the_reference():
+    usd = "USD"
+    history = _cast() + [
+        _e(ev.Deposit, 1, account="ex:cust", asset=usd, amount=Decimal("100"), landed="ex:custody"),
+        # segregation and reserve-ratio: custody leaves for the treasury
+        _e(ev.Transfer, 2, from_account="ex:custody", to_account="ex:treasury", asset=usd, amount=Decimal("60")),
+        # no-unauthorised-negative: the customer moves more than it has
+        _e(ev.Transfer, 3, from_account="ex:cust", to_account="ex:aff", asset=usd, amount=Decimal("150")),
+        _e(ev.CreditLineGranted, 4, account="ex:cust", asset=usd, limit=Decimal("60")),
+        # withdrawals-honoured: custody cannot pay
+        _e(ev.Withdrawal, 5, account="ex:aff", asset=usd, amount=Decimal("140"), paid_from="ex:custody"),
+        _e(ev.Transfer, 6, from_account="ex:treasury", to_account="ex:custody", asset=usd, amount=Decimal("60")),
+        _e(ev.Withdrawal, 7, account="ex:aff", asset=usd, amount=Decimal("10"), paid_from="ex:custody"),
+        # own-token-concentration and collateral-coverage: the affiliate's TOK pledged for a loan
+        _e(ev.Transfer, 8, from_account="world:market", to_account="aff:bank", asset="TOK", amount=Decimal("1000")),
+        _e(ev.Transfer, 9, from_account="world:market", to_account="bank:vault", asset=usd, amount=Decimal("1000")),
+        _e(ev.PriceUpdated, 10, asset="TOK", quote=usd, price=Decimal("2")),
+        _e(ev.LoanOpened, 11, loan="L", lender="bank", borrower="aff", asset=usd, principal=Decimal("500"), disbursed_from="bank:vault", disbursed_to="aff:bank"),
+        _e(ev.CollateralPledged, 12, loan="L", asset="TOK", amount=Decimal("800"), from_account="aff:bank"),
+        _e(ev.PriceUpdated, 13, asset="TOK", quote=usd, price=Decimal("0.5")),
+        _e(ev.PriceUpdated, 14, asset="TOK", quote=usd, price=Decimal("3")),
+        _e(ev.LoanRepaid, 15, loan="L", amount=Decimal("500"), paid_from="aff:bank", paid_to="bank:vault"),
+        _e(ev.CollateralReleased, 16, loan="L", asset="TOK", amount=Decimal("800"), to_account="aff:bank"),
+        # solvency: the affiliate gives its money away
+        _e(ev.Transfer, 17, from_account="aff:bank", to_account="world:market", asset="TOK", amount=Decimal("1000")),
+        _e(ev.WithdrawalsHalted, 18, venue="ex"),
+        _e(ev.Withdrawal, 19, account="ex:aff", asset=usd, amount=Decimal("1"), paid_from="ex:custody"),
+        _e(ev.WithdrawalsResumed, 20, venue="ex"),
+        _e(ev.Deposit, 21, account="ex:cust", asset=usd, amount=Decimal("5"), landed="aff:bank", owed_by="ex:aff"),
+        _e(ev.Deposit, 22, account="ex:cust", asset="BTC", amount=Decimal("0.5"), landed="aff:bank"),
+    ]
+    assert compare_stepwise(history) == len(history)
+    summary = assert_same_run(history).summary
+    broke = set(summary.broke())
+    assert {"segregation", "reserve-ratio", "no-unauthorised-negative", "withdrawals-honoured", "collateral-coverage", "own-token-concentration"} <= broke
+
+
+# -- the synthetic workload, hand-overs, sources -----------------------------------------------
+def test_the_workload_runs_on_the_core_and_matches(tmp_path):
+    history = list(workload(3_000, accounts=30))
+    run = assert_same_run(history)
+    assert run._books_stale  # the core computed it: no reference books were built
+    path = tmp_path / "w.db"
+    with Log.open(path, create=True) as log:
+        log.append(history)
+    with Log.open(path, readonly=True) as log:
+        run = assert_same_run(log)
+        assert run._books_stale
+        # The books are still there for whoever reads them (rebuilt from the source).
+        ref = _reference(log)
+        ref.run()
+        assert run.books.balances == ref.books.balances
+
+
+def test_books_are_rebuilt_when_read_after_a_fast_run():
+    history = list(workload(500, accounts=10))
+    run = Replay(history)
+    run.run()
+    ref = _reference(history)
+    ref.run()
+    assert run.books.balances == ref.books.balances
+    assert run.focus_venue() == ref.focus_venue()
+
+
+def test_an_uncovered_event_hands_over_to_the_reference():
+    history = list(workload(800, accounts=10))
+    history.append(
+        ev.BalanceAsserted(
+            id="check", at=history[-1].at, source=("W",), entity="ex", measure="customer_liabilities",
+            quote="USD", expected=Decimal("1"), tolerance=Decimal("0"),
+        )
+    )
+    run = assert_same_run(history)
+    assert not run._books_stale  # handed over: the reference's books are the replay's
+    assert run.summary.assertions
+
+
+def test_an_impossible_event_is_the_reference_s_error():
+    history = list(workload(200, accounts=5))
+    history.append(ev.Withdrawal(id="bad", at=history[-1].at, source=("W",), account="ex:nobody", asset="USD", amount=Decimal("1"), paid_from="ex:custody"))
+    from ledger.errors import InputError
+
+    with pytest.raises(InputError) as fast:
+        Replay(history).run()
+    with pytest.raises(InputError) as ref:
+        _reference(history).run()
+    assert str(fast.value) == str(ref.value)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_timelines_give_identical_steps_breaches_and_digests(name):
+    timeline = replays.load_timeline(name)
+    run = assert_same_run(timeline)
+    ref = _reference(timeline)
+    steps = [s.to_dict() for s in ref]
+    assert [s.to_dict() for s in Replay(timeline)] == steps
+    assert run.summary.digest == ref.summary.digest
+    assert run.summary.first_breaches == ref.summary.first_breaches
