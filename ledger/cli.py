@@ -1175,6 +1175,10 @@ from ledger.proofs.cli import proof  # noqa: E402 - after cli: the group joins i
 
 cli.add_command(proof)
 
+from ledger.scenarios.cli import stress_command, whatif_command  # noqa: E402 - after cli, like proof
+
+cli.add_command(whatif_command)
+cli.add_command(stress_command)
 
 
 def reference_markdown() -> str:
