@@ -355,8 +355,8 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool, fmt: str, qui
     say = held.append
     try:
         with open_log(db, readonly=True) as log, reporter(quiet) as progress:
-            walking = progress.task(f"verifying {log.head().seq:,} events (hash chain, payloads, registry)")
-            result = log.verify(cps)
+            walking = progress.task("verifying the log", log.head().seq)
+            result = log.verify(cps, progress=lambda seq: progress.update(walking, seq))
             progress.done(walking)
             document: dict[str, Any] = {
                 "format": report.REPORT_FORMAT,
@@ -924,7 +924,9 @@ def replay(
             if policy_file is None:
                 policy = _policy(None, log)
         if log is not None and (verify_first or cps):
-            checked = log.verify(cps)
+            with reporter(quiet) as progress:
+                walking = progress.task("verifying the log", log.head().seq)
+                checked = log.verify(cps, progress=lambda seq: progress.update(walking, seq))
             if fmt == "text":
                 click.echo(
                     f"{db}: verified, {checked.events_checked} events, head {checked.head.hash_hex}"

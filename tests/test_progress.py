@@ -113,3 +113,16 @@ def test_a_large_log_shows_the_steps_that_change_something_and_says_so(monkeypat
     assert len(every.split("\nSummary")[0].splitlines()) == 2 + 24
     monkeypatch.setattr(cli_module, "LARGE_LOG", 10_000)
     assert "showing only" not in runner.invoke(cli, ["replay", "small-example", "--no-record"]).stdout
+
+
+def test_verify_reports_the_seq_it_reached(tmp_path):
+    from ledger.store import Log
+    from ledger.store._shared import PROGRESS_EVERY
+    from ledger.synthetic import workload
+
+    with Log.open(tmp_path / "w.db", create=True) as log:
+        log.append(list(workload(PROGRESS_EVERY + 100, accounts=50)))
+        seen: list[int] = []
+        result = log.verify(progress=seen.append)
+    assert result.events_checked == PROGRESS_EVERY + 100
+    assert seen == [PROGRESS_EVERY]

@@ -350,6 +350,10 @@ def problem(index: int, event: Event, exc: Exception, where: Sequence[str] | Non
     )
 
 
+#: How many rows between two calls of a verify's ``progress`` (the seq reached).
+PROGRESS_EVERY = 4096
+
+
 class ChainWalk:
     """The strict walk of ``verify``, one stored row at a time, whatever the backend.
 

@@ -217,7 +217,9 @@ class EventLog(Protocol):
 
     # tamper evidence
     def checkpoint(self) -> Checkpoint: ...
-    def verify(self, checkpoints: Iterable[Checkpoint] = ()) -> VerifyResult: ...
+    def verify(
+        self, checkpoints: Iterable[Checkpoint] = (), *, progress: Callable[[int], None] | None = None
+    ) -> VerifyResult: ...
 
 
 def follow_log(

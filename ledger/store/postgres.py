@@ -43,6 +43,7 @@ from ledger.errors import (
 from ledger.registry import Registry
 from ledger.store import _shared
 from ledger.store._shared import (
+    PROGRESS_EVERY,
     ChainWalk,
     apply_to_registry,
     chain_rows,
@@ -666,7 +667,9 @@ class PostgresLog:
         head = self.head()
         return Checkpoint(self.ledger_id, head.seq, head.hash_hex, ev.format_instant(utc_now()))
 
-    def verify(self, checkpoints: Iterable[Checkpoint] = ()) -> VerifyResult:
+    def verify(
+        self, checkpoints: Iterable[Checkpoint] = (), *, progress: Callable[[int], None] | None = None
+    ) -> VerifyResult:
         """Walk the whole chain in one snapshot; raise :class:`VerificationError` naming the first
         bad seq. The checks are the SQLite log's (``ChainWalk``), then the triggers and their
         functions, then the registry table against the registry the events give."""
@@ -684,6 +687,8 @@ class PostgresLog:
                     )
                     for seq, *raw, prev_hash, hash_ in cur:
                         walk.row(seq, raw, prev_hash, hash_)
+                        if progress is not None and not seq % PROGRESS_EVERY:
+                            progress(seq)
                 head = walk.finish()
                 problems = schema_problems(conn, self.schema)
                 stored = self._stored_registry()

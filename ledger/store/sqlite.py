@@ -37,6 +37,7 @@ from ledger.errors import (
 from ledger.registry import Registry
 from ledger.store import _shared
 from ledger.store._shared import (
+    PROGRESS_EVERY,
     ChainWalk,
     apply_to_registry,
     chain_rows,
@@ -600,8 +601,11 @@ class Log:
             self.ledger_id, head.seq, head.hash_hex, ev.format_instant(_utc_now())
         )
 
-    def verify(self, checkpoints: Iterable[Checkpoint] = ()) -> VerifyResult:
+    def verify(
+        self, checkpoints: Iterable[Checkpoint] = (), *, progress: Callable[[int], None] | None = None
+    ) -> VerifyResult:
         """Walk the whole chain; raise :class:`VerificationError` naming the first bad seq.
+        ``progress``, if given, is called with the seq reached every few thousand rows.
 
         Checks: seq is gapless from 1, each ``prev_hash`` is the previous row's hash, each
         ``hash`` recomputes, the indexed columns agree with the payload, the payload is
@@ -619,6 +623,8 @@ class Log:
             )
             for seq, *raw, prev_hash, hash_ in cursor:
                 walk.row(seq, raw, prev_hash, hash_)
+                if progress is not None and not seq % PROGRESS_EVERY:
+                    progress(seq)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
         head = walk.finish()
