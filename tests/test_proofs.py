@@ -1,7 +1,9 @@
 """ledger.proofs: the Merkle-sum tree, inclusion proofs and their standalone verification.
 
 Known answers are computed here by hand with hashlib and hmac, step by step, from the layout in
-docs/proofs.md (never by calling the code under test), and pinned as hex. Properties: every
+docs/proofs.md (never by calling the code under test), and pinned as hex; the pinned values were
+derived a second time with openssl, xxd and sha256sum alone (the shell script in docs/proofs.md,
+"Known answers"). The tree has four children a node (format v2). Properties: every
 proof verifies; the root's sums are the books' customer liabilities to the unit; any single
 change of a leaf amount, a sibling hash or a sibling sum fails; a proof from one seq fails
 against another seq's root; the incremental tree equals a fresh build at every step.
@@ -68,31 +70,49 @@ HEADER = Header("test", "ex", 7, b"\x11" * 32, ASSETS)
 
 def test_four_leaf_tree_known_answer():
     la, lb, lc, ld = (hand_leaf(a, *v) for a, v in FOUR)
-    ab = sha(b"\x01", la, amt(5, 100), lb, amt(0, 250))
-    cd = sha(b"\x01", lc, amt(7, 0), ld, amt(1, 1))
-    top = sha(b"\x01", ab, amt(5, 350), cd, amt(8, 1))
+    # Four leaves: one node above them, H(0x01 || h_a || v_a || h_b || v_b || h_c || v_c || h_d || v_d).
+    top = sha(b"\x01", la, amt(5, 100), lb, amt(0, 250), lc, amt(7, 0), ld, amt(1, 1))
     root = sha(b"\x02", hand_header(4), top, amt(13, 351))
     # Pinned: a change of the layout must show here, not only on both sides at once.
     assert la.hex() == "f075839b4be9a11189d4004a09c663433a3650e3dd09f8862e12d4a3715d28ec"
-    assert top.hex() == "dd1ea79f727cd76b1712bdc2ccdd1b45fe226566c5f9f1d8a64aa41c149a03f7"
-    assert root.hex() == "8f4bb6af7c87de07d0e2afc45c5b8f084aef87d98923a41f187d3d06baa27343"
+    assert top.hex() == "0b205c9f173cbdcca922920b3e30f2143d304adb7fa4ced74b6a5c64590b5068"
+    assert root.hex() == "31db536dc43e2ddba21ec6b1ed4dfd8c375e8ccf32f93091a213d3434e2023d9"
 
     tree = MerkleSumTree(FOUR, secret=SECRET, assets=["BTC", "USD"])
     assert tree.top() == (top, (13, 351))
     assert tree.root(HEADER) == root
     path = tree.path("ex:c")
-    assert [(p.hash, p.sums) for p in path] == [(ld, (1, 1)), (ab, (5, 350))]
+    assert [[(p.hash, p.sums) for p in step] for step in path] == [
+        [(la, (5, 100)), (lb, (0, 250)), (ld, (1, 1))]
+    ]
+    assert tree.path_steps("ex:c") == [la + amt(5, 100) + lb + amt(0, 250) + ld + amt(1, 1)]
 
 
-def test_three_leaf_tree_pairs_the_last_node_with_the_empty_node():
+def test_three_leaf_tree_fills_the_group_with_the_empty_node():
     la, lb, lc = (hand_leaf(a, *v) for a, v in FOUR[:3])
-    ab = sha(b"\x01", la, amt(5, 100), lb, amt(0, 250))
-    c_ = sha(b"\x01", lc, amt(7, 0), bytes(32), amt(0, 0))
-    top = sha(b"\x01", ab, amt(5, 350), c_, amt(7, 0))
+    top = sha(b"\x01", la, amt(5, 100), lb, amt(0, 250), lc, amt(7, 0), bytes(32), amt(0, 0))
+    assert top.hex() == "8468a9a20751b0b98858f55522a1358f21bea81baaebd467fbb89ce9666cf1a3"
     tree = MerkleSumTree(FOUR[:3], secret=SECRET, assets=["BTC", "USD"])
     assert tree.top() == (top, (12, 350))
-    assert tree.root(HEADER) == sha(b"\x02", hand_header(3), top, amt(12, 350))
-    assert tree.path("ex:c")[0].hash == bytes(32)
+    root = sha(b"\x02", hand_header(3), top, amt(12, 350))
+    assert root.hex() == "a34d285e807d154727f87cb7964950679801dfe2933a80f612ca8dd50ae57943"
+    assert tree.root(HEADER) == root
+    assert tree.path("ex:c")[0][2].hash == bytes(32)
+
+
+def test_five_leaves_make_two_levels():
+    five = [*FOUR, ("ex:e", (2, 3))]
+    leaves = [hand_leaf(a, *v) for a, v in five]
+    left = sha(
+        b"\x01",
+        *(h + amt(*v) for h, (_, v) in zip(leaves[:4], five[:4], strict=True)),
+    )
+    right = sha(b"\x01", leaves[4], amt(2, 3), bytes(32 * 3 + 32 * 3))
+    top = sha(b"\x01", left, amt(13, 351), right, amt(2, 3), bytes(64 * 2))
+    tree = MerkleSumTree(five, secret=SECRET, assets=["BTC", "USD"])
+    assert tree.top() == (top, (15, 354))
+    # ex:e's path: its three empty siblings, then the node of the first four and two empty nodes.
+    assert tree.path_steps("ex:e") == [bytes(3 * 64), left + amt(13, 351) + bytes(2 * 64)]
 
 
 def proof_of(tree: MerkleSumTree, header: Header, account: str) -> dict:
@@ -104,7 +124,7 @@ def proof_of(tree: MerkleSumTree, header: Header, account: str) -> dict:
         return {c: format_amount(v, s) for (c, s), v in zip(header.assets, values, strict=True)}
 
     return {
-        "format": "ftx-ledger proof of liabilities v1",
+        "format": "ftx-ledger proof of liabilities v2",
         "kind": "inclusion",
         "ledger_id": header.ledger_id,
         "venue": header.venue,
@@ -118,7 +138,9 @@ def proof_of(tree: MerkleSumTree, header: Header, account: str) -> dict:
         "index": index,
         "salt": salt.hex(),
         "balances": sums(amounts),
-        "path": [(p.hash + amt(*p.sums)).hex() for p in tree.path(account)],
+        "path": [
+            b"".join(p.hash + amt(*p.sums) for p in step).hex() for step in tree.path(account)
+        ],
     }
 
 
@@ -144,8 +166,9 @@ def test_negative_leaves_are_refused_by_name():
         tree.update("ex:a", (0, -1))
 
 
-def test_totals_beyond_sixteen_bytes_are_refused():
-    with pytest.raises(ProofError, match="more than the proof's 16-byte amounts hold"):
+def test_totals_beyond_the_widest_amount_are_refused():
+    assert MAX_SUM == 2**120 - 1
+    with pytest.raises(ProofError, match=r"more than a proof's amounts may be \(2\^120 - 1"):
         MerkleSumTree(
             [("ex:a", (MAX_SUM, 0)), ("ex:b", (1, 0))], secret=SECRET, assets=["BTC", "USD"]
         )
@@ -164,7 +187,7 @@ def test_amount_text_round_trips_and_refuses_extra_decimals():
 
 leaf_sets = st.integers(1, 3).flatmap(
     lambda width: st.lists(
-        st.tuples(st.integers(0, 10**36), st.integers(0, 10**36), st.integers(0, 10**36)).map(
+        st.tuples(st.integers(0, 10**34), st.integers(0, 10**34), st.integers(0, 10**34)).map(
             lambda t: t[:width]
         ),
         min_size=1,
@@ -199,18 +222,21 @@ def _mutations(proof: dict) -> list[tuple[str, dict]]:
         parse_amount(changed["balances"][asset], scale, "") + 1, scale
     )
     out.append(("leaf amount", changed))
+    size = 32 + 16 * len(proof["assets"])  # a sibling's record; a step holds three
     for level in range(len(proof["path"])):
-        record = bytes.fromhex(proof["path"][level])
-        flipped = copy.deepcopy(proof)
-        h = bytearray(record)
-        h[level % 32] ^= 0x01
-        flipped["path"][level] = h.hex()
-        out.append((f"sibling hash {level}", flipped))
-        summed = copy.deepcopy(proof)
-        old = int.from_bytes(record[32:48], "big", signed=True)
-        new = old + 1 if old == 0 else old - 1
-        summed["path"][level] = (record[:32] + amt(new) + record[48:]).hex()
-        out.append((f"sibling sum {level}", summed))
+        step = bytes.fromhex(proof["path"][level])
+        for n in range(3):
+            at = n * size
+            flipped = copy.deepcopy(proof)
+            h = bytearray(step)
+            h[at + level % 32] ^= 0x01
+            flipped["path"][level] = h.hex()
+            out.append((f"sibling {n} hash {level}", flipped))
+            summed = copy.deepcopy(proof)
+            old = int.from_bytes(step[at + 32 : at + 48], "big", signed=True)
+            new = old + 1 if old == 0 else old - 1
+            summed["path"][level] = (step[: at + 32] + amt(new) + step[at + 48 :]).hex()
+            out.append((f"sibling {n} sum {level}", summed))
     return out
 
 
@@ -233,12 +259,45 @@ def test_any_single_change_breaks_verification(amounts, data):
 def test_a_negative_sibling_sum_is_named():
     tree, header = build([(5,), (3,), (2,)])
     proof = proof_of(tree, header, "ex:c0")
-    proof["path"][0] = (bytes.fromhex(proof["path"][0])[:32] + amt(-3)).hex()
+    step = bytes.fromhex(proof["path"][0])  # ex:c1, ex:c2 and the empty node, 48 bytes each
+    proof["path"][0] = (step[:80] + amt(-3) + step[96:]).hex()
     with pytest.raises(
-        ProofInvalid, match=r"path\[0\]: the sibling's sums are negative \(-0.00000003 BTC\)"
+        ProofInvalid, match=r"path\[0\]: sibling 1's sums are negative \(-0.00000003 BTC\)"
     ) as info:
         verify_inclusion(proof, tree.root(header).hex())
     assert info.value.kind == "negative-sum"
+
+
+def test_a_sibling_sum_past_the_widest_amount_is_refused():
+    tree, header = build([(5,), (3,)])
+    proof = proof_of(tree, header, "ex:c0")
+    step = bytes.fromhex(proof["path"][0])
+    proof["path"][0] = (step[:32] + amt(2**120) + step[48:]).hex()
+    with pytest.raises(ProofInvalid, match=r"sibling 0's sums pass 2\^120 - 1") as info:
+        verify_inclusion(proof, tree.root(header).hex())
+    assert info.value.kind == "path-shape"
+
+
+def test_a_filled_up_slot_must_hold_the_empty_node():
+    tree, header = build([(5,), (3,)])
+    proof = proof_of(tree, header, "ex:c0")
+    step = bytearray.fromhex(proof["path"][0])
+    step[-1] = 1  # the last slot of a 2-leaf tree's only group is the empty node
+    proof["path"][0] = step.hex()
+    with pytest.raises(ProofInvalid, match=r"its last 2 sibling\(s\) must be empty") as info:
+        verify_inclusion(proof, tree.root(header).hex())
+    assert info.value.kind == "path-shape"
+
+
+def test_an_older_format_is_refused_by_name():
+    tree, header = build([(5,), (3,)])
+    proof = proof_of(tree, header, "ex:c0")
+    proof["format"] = "ftx-ledger proof of liabilities v1"
+    with pytest.raises(ProofInvalid, match=r"'ftx-ledger proof of liabilities v1' is a version"):
+        verify_inclusion(proof, tree.root(header).hex())
+    proof["format"] = "something else"
+    with pytest.raises(ProofInvalid, match="not a proof of liabilities"):
+        verify_inclusion(proof, tree.root(header).hex())
 
 
 @given(leaf_sets, st.data())
@@ -266,7 +325,7 @@ def test_updates_and_appends_equal_a_fresh_build(amounts, data):
     current = list(amounts)
     for _ in range(data.draw(st.integers(0, 8))):
         i = data.draw(st.integers(0, len(current) - 1))
-        current[i] = tuple(data.draw(st.integers(0, 10**36)) for _ in current[i])
+        current[i] = tuple(data.draw(st.integers(0, 10**34)) for _ in current[i])
         tree.update(f"ex:c{i}", current[i])
     fresh, _ = build(current)
     assert tree.levels == fresh.levels

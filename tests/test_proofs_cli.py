@@ -168,10 +168,14 @@ def test_verify_ok_and_each_failure_with_its_reason(ftx, tmp_path):
     changed["balances"]["USD"] = "8000000001.00"
     assert "an amount, salt, hash or sum in it was changed" in fails(changed, june["root"])
     negative = json.loads(json.dumps(june_proof))
-    # The sibling's record with its last sum (USDC) set to -1.00: 16 bytes, two's complement.
-    record = bytes.fromhex(negative["path"][0])
-    negative["path"][0] = (record[:-16] + (-100).to_bytes(16, "big", signed=True)).hex()
-    assert "the sibling's sums are negative (-1.00 USDC)" in fails(negative, june["root"])
+    # The step holds the records of ftx:customers' three siblings (ftx:alameda, ftx:fiat-at and
+    # the empty node); the second's last sum (USDC) set to -1.00: 16 bytes, two's complement.
+    step = bytes.fromhex(negative["path"][0])
+    end = 2 * len(step) // 3
+    negative["path"][0] = (
+        step[: end - 16] + (-100).to_bytes(16, "big", signed=True) + step[end:]
+    ).hex()
+    assert "sibling 1's sums are negative (-1.00 USDC)" in fails(negative, june["root"])
     assert "not to " + later["root"] in fails(june_proof, later["root"])
     other_seq = fails(june_proof, str(tmp_path / "later.json"))
     assert (

@@ -1,24 +1,30 @@
 """The Merkle-sum tree: byte layout, build, inclusion paths, O(log N) updates and appends.
 
-The layout (``docs/proofs.md`` states it for a customer who reimplements the check):
+The layout (``docs/proofs.md`` states it for a customer who reimplements the check; format v2):
 
 - an amount is an integer of minor units, 16 bytes, big-endian, two's complement; every valid
-  amount or sum lies in ``0 .. 2^127 - 1``, so its first bit is 0;
+  amount or sum lies in ``0 .. 2^120 - 1`` (``MAX_SUM``), so its first byte is 0 (a verifier
+  checks every sum of a path with one byte slice an asset, and no sum of a path's amounts
+  can carry from one field into the next);
 - a node's *record* is its 32-byte hash followed by its sums, one amount per asset in the
   order of the statement's asset list;
 - leaf hash = SHA-256(0x00 || salt (32) || u16 length of the account id || account id
   (UTF-8) || amounts); salt = HMAC-SHA256(venue secret, account id);
-- node hash = SHA-256(0x01 || record(left) || record(right)), that is
-  H(h_L || v_L || h_R || v_R) of Hu, Zhang and Guo (2018), with a leading tag so that a leaf
-  and a node can never be taken for each other; the node's sums are the children's sums added;
-- a node without a right sibling (the last of a level of odd size) is paired with the *empty
-  node*: 32 zero bytes and zero sums;
+- the tree has four children a node (radix 4): node hash = SHA-256(0x01 || record(c0) ||
+  record(c1) || record(c2) || record(c3)), that is H(h_0 || v_0 || ... || h_3 || v_3), each
+  child's hash and each child's sums separately as Hu, Zhang and Guo (2018) require, with a
+  leading tag so that a leaf and a node can never be taken for each other; the node's sums are
+  its children's added;
+- the last node of a level whose size is not a multiple of 4 is grouped with up to three
+  *empty nodes*: 32 zero bytes and zero sums;
 - root = SHA-256(0x02 || header || record(top)), where the header names the ledger, venue,
   seq, head hash, leaf count and assets (see :meth:`Header.encode`): a root commits to the
   point it was taken at, not only to the balances.
 
-Leaves are kept in one ``bytearray`` of records per level, so a tree of N leaves and m assets
-holds about 2N x (32 + 16m) bytes of records, plus the account ids and their index.
+Each level is one ``bytearray`` of records, so a group of four siblings is one slice (its
+parent's preimage after the tag) and a path step is that slice without the node's own record.
+A tree of N leaves and m assets holds about (4/3)N x (32 + 16m) bytes of records, plus the
+account ids and their index.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -33,8 +40,12 @@ from ledger.errors import NegativeBalanceError, ProofError
 
 HASH_BYTES = 32
 AMOUNT_BYTES = 16
-#: The largest amount or sum a proof can carry: a signed 128-bit integer's largest value.
-MAX_SUM = 2**127 - 1
+#: Children a node: four, so a path of a 1,000,000-leaf tree has 10 steps of 3 siblings.
+ARITY = 4
+_CHUNK = 1 << 16  # leaves hashed at a time while building
+#: The largest amount or sum a proof can carry, 2^120 - 1 minor units (about 1.3 x 10^36): the
+#: first of its 16 bytes is 0. The tree refuses leaves whose total passes it.
+MAX_SUM = 2**120 - 1
 LEAF_TAG, NODE_TAG, ROOT_TAG = b"\x00", b"\x01", b"\x02"
 EMPTY_HASH = bytes(HASH_BYTES)
 _FIELD_BITS = 8 * AMOUNT_BYTES
@@ -69,8 +80,8 @@ def encode_amounts(amounts: Sequence[int]) -> bytes:
         return b"".join(a.to_bytes(AMOUNT_BYTES, "big", signed=True) for a in amounts)
     except OverflowError:
         raise ProofError(
-            f"an amount of {max(amounts, key=abs)} minor units does not fit the proof's 16-byte "
-            f"amounts (at most {MAX_SUM})",
+            f"an amount of {max(amounts, key=abs)} minor units does not fit a proof's 16-byte "
+            f"amounts (at most 2^120 - 1 = {MAX_SUM})",
             kind="too-large",
         ) from None
 
@@ -95,7 +106,7 @@ def level_sizes(leaf_count: int) -> list[int]:
     """Nodes per level, leaves first, up to the top (one node); ``[0]`` for an empty tree."""
     sizes = [leaf_count]
     while sizes[-1] > 1:
-        sizes.append((sizes[-1] + 1) // 2)
+        sizes.append((sizes[-1] + ARITY - 1) // ARITY)
     return sizes
 
 
@@ -168,44 +179,58 @@ class MerkleSumTree:
             raise ProofError("the venue secret must be non-empty bytes", kind="secret")
         self.assets = tuple(assets)
         width = self.width = len(self.assets)
-        self.record_size = HASH_BYTES + AMOUNT_BYTES * width
+        self.sums_size = AMOUNT_BYTES * width
+        self.record_size = HASH_BYTES + self.sums_size
         self._empty = bytes(self.record_size)
         self._salt = _salter(secret)
-        self.accounts: list[str] = []
-        self.index: dict[str, int] = {}
-        self.totals = [0] * width
-        packed: list[int] = []
+        #: Incremented by every :meth:`update`: what a cache of the root is keyed on.
+        self.version = 0
+        #: :func:`ledger.proofs.inclusion_proof`'s parts common to every proof of this version.
+        self._cache: Any = None
+        pairs = leaves if isinstance(leaves, list) else list(leaves)
+        accounts: list[str] = [a for a, _ in pairs]
+        amounts_list = [v for _, v in pairs]
+        self.accounts = accounts
+        self.index: dict[str, int] = dict(zip(accounts, range(len(accounts))))
+        if any(len(v) != width for v in amounts_list):
+            bad = next(i for i, v in enumerate(amounts_list) if len(v) != width)
+            raise ProofError(
+                f"leaf {accounts[bad]!r}: {len(amounts_list[bad])} amounts for {width} assets",
+                kind="shape",
+            )
+        if len(self.index) != len(accounts):
+            seen: set[str] = set()
+            twice = next(a for a in accounts if a in seen or seen.add(a))  # type: ignore[func-returns-value]
+            raise ProofError(f"leaf {twice!r} appears twice", kind="shape")
+        columns = list(zip(*amounts_list)) if amounts_list else [()] * width
+        if any(column and min(column) < 0 for column in columns):
+            raise NegativeBalanceError(
+                [
+                    (account, self.assets[k], str(a))
+                    for account, amounts in zip(accounts, amounts_list)
+                    for k, a in enumerate(amounts)
+                    if a < 0
+                ]
+            )
+        self.totals = [sum(column) for column in columns]
+        self._check_totals(self.totals)
+        # Each leaf's sums as one integer, the fields side by side (128 bits each, the first
+        # asset's highest): the integer of the sums' bytes.
+        packed = list(columns[0]) if width else [0] * len(accounts)
+        for column in columns[1:]:
+            packed = [(p << _FIELD_BITS) | a for p, a in zip(packed, column)]
+        del columns, amounts_list
+        nbytes = self.sums_size
+        salt, sha, tag = self._salt, _sha256, LEAF_TAG
         level = bytearray()
-        negative: list[tuple[str, int, int]] = []
-        shifts = [_FIELD_BITS * (width - 1 - k) for k in range(width)]
-        nbytes = AMOUNT_BYTES * width
-        salt = self._salt
-        totals = self.totals
-        for account, amounts in leaves:
-            if len(amounts) != width:
-                raise ProofError(
-                    f"leaf {account!r}: {len(amounts)} amounts for {width} assets", kind="shape"
-                )
-            if account in self.index:
-                raise ProofError(f"leaf {account!r} appears twice", kind="shape")
-            p = 0
-            for k, a in enumerate(amounts):
-                if a < 0:
-                    negative.append((account, k, a))
-                totals[k] += a
-                p |= a << shifts[k]
-            self.index[account] = len(self.accounts)
-            self.accounts.append(account)
-            name = account.encode("utf-8")
-            sums = p.to_bytes(nbytes, "big") if not negative else bytes(nbytes)
-            level += _sha256(
-                LEAF_TAG + salt(name) + len(name).to_bytes(2, "big") + name + sums
-            ).digest()
-            level += sums
-            packed.append(p)
-        if negative:
-            raise NegativeBalanceError([(a, self.assets[k], str(v)) for a, k, v in negative])
-        self._check_totals(totals)
+        for start in range(0, len(accounts), _CHUNK):  # in chunks: the peak stays small
+            sums = [p.to_bytes(nbytes, "big") for p in packed[start : start + _CHUNK]]
+            names = [a.encode("utf-8") for a in accounts[start : start + _CHUNK]]
+            hashes = [
+                sha(tag + salt(name) + len(name).to_bytes(2, "big") + name + v).digest()
+                for name, v in zip(names, sums)
+            ]
+            level += b"".join(map(bytes.__add__, hashes, sums))
         self.levels: list[bytearray] = [level]
         self._build(packed)
 
@@ -215,43 +240,38 @@ class MerkleSumTree:
         for k, total in enumerate(totals):
             if total > MAX_SUM:
                 raise ProofError(
-                    f"the leaves' total of {self.assets[k]} is {total} minor units, more than the "
-                    f"proof's 16-byte amounts hold ({MAX_SUM})",
+                    f"the leaves' total of {self.assets[k]} is {total} minor units, more than a "
+                    f"proof's amounts may be (2^120 - 1 = {MAX_SUM})",
                     kind="too-large",
                 )
 
     def _build(self, packed: list[int]) -> None:
         """Build every level above the leaves. ``packed`` holds each node's sums as one integer
-        (the fields side by side, 128 bits each): a parent's is the children's added."""
-        size, nbytes = self.record_size, AMOUNT_BYTES * self.width
+        (the fields side by side, 128 bits each): a parent's is its children's added."""
+        size, nbytes = self.record_size, self.sums_size
+        group = ARITY * size
         current = self.levels[0]
         sha, tag = _sha256, NODE_TAG
         while len(packed) > 1:
-            view = memoryview(current)
-            odd = len(packed) % 2
-            pairs = len(packed) // 2
+            missing = -len(packed) % ARITY  # the last group is filled up with empty nodes
+            view = memoryview(bytes(current) + self._empty * missing if missing else current)
+            packed = packed + [0] * missing
             parents = [
-                a + b
-                for a, b in zip(packed[0 : 2 * pairs : 2], packed[1 : 2 * pairs : 2], strict=True)
+                a + b + c + d
+                for a, b, c, d in zip(packed[0::4], packed[1::4], packed[2::4], packed[3::4])
             ]
-            out = bytearray()
-            for i in range(pairs):
-                out += sha(tag + view[2 * i * size : (2 * i + 2) * size]).digest()
-                out += parents[i].to_bytes(nbytes, "big")
-            if odd:
-                parents.append(packed[-1])
-                out += sha(tag + view[2 * pairs * size :] + self._empty).digest()
-                out += packed[-1].to_bytes(nbytes, "big")
+            hashes = [sha(tag + view[a : a + group]).digest() for a in range(0, len(view), group)]
             view.release()
-            self.levels.append(out)
-            current, packed = out, parents
+            current = _records(hashes, [p.to_bytes(nbytes, "big") for p in parents])
+            self.levels.append(current)
+            packed = parents
 
     # -- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.accounts)
 
     def record(self, level: int, i: int) -> bytes:
-        """A node's record (hash and sums); the empty node past the end of a level."""
+        """A node's record (hash, then sums); the empty node past the end of a level."""
         nodes = self.levels[level]
         start = i * self.record_size
         if start >= len(nodes):
@@ -279,30 +299,39 @@ class MerkleSumTree:
             decode_amounts(self.record(0, i)[HASH_BYTES:]),
         )
 
-    def path(self, account: str) -> list[PathStep]:
-        """The siblings from the account's leaf up to the top's children."""
+    def path(self, account: str) -> list[list[PathStep]]:
+        """The siblings (three a level, in order, the node itself left out) from the account's
+        leaf up to the top's children."""
         i = self.leaf(account)[0]
         steps = []
         for level in range(len(self.levels) - 1):
-            sibling = self.record(level, i ^ 1)
-            steps.append(PathStep(sibling[:HASH_BYTES], decode_amounts(sibling[HASH_BYTES:])))
-            i >>= 1
+            first = i - i % ARITY
+            steps.append(
+                [
+                    PathStep(r[:HASH_BYTES], decode_amounts(r[HASH_BYTES:]))
+                    for r in (self.record(level, k) for k in range(first, first + ARITY) if k != i)
+                ]
+            )
+            i //= ARITY
         return steps
 
-    def path_records(self, account: str) -> list[bytes]:
-        """The siblings' records (hash, then sums) from the leaf up: what a proof carries."""
+    def path_steps(self, account: str) -> list[bytes]:
+        """What a proof's path carries, from the leaf level up: at each level the records of
+        the node's three siblings in order (empty nodes where the level ends), that is its
+        parent's preimage after the tag without the node's own record. Two slices a level."""
         i = self.index.get(account)
         if i is None:
             raise ProofError(f"{account!r} is not a leaf of this tree", kind="not-a-leaf")
-        records = []
+        steps = []
         size = self.record_size
+        full = (ARITY - 1) * size
         for nodes in self.levels[:-1]:
-            start = (i ^ 1) * size
-            records.append(
-                bytes(nodes[start : start + size]) if start < len(nodes) else self._empty
-            )
-            i >>= 1
-        return records
+            first = (i - i % ARITY) * size
+            at = i * size
+            step = bytes(nodes[first:at] + nodes[at + size : first + ARITY * size])
+            steps.append(step if len(step) == full else step + bytes(full - len(step)))
+            i //= ARITY
+        return steps
 
     # -- changing -------------------------------------------------------------------------------
     def update(self, account: str, amounts: Sequence[int]) -> None:
@@ -320,52 +349,51 @@ class MerkleSumTree:
         totals = [t - o + a for t, o, a in zip(self.totals, old, amounts, strict=True)]
         self._check_totals(totals)
         self.totals = totals
+        self.version += 1
         name = account.encode("utf-8")
         sums = encode_amounts(amounts)
-        record = (
-            _sha256(
-                LEAF_TAG + self._salt(name) + len(name).to_bytes(2, "big") + name + sums
-            ).digest()
-            + sums
-        )
+        digest = _sha256(
+            LEAF_TAG + self._salt(name) + len(name).to_bytes(2, "big") + name + sums
+        ).digest()
         size = self.record_size
+        delta = int.from_bytes(sums, "big") - int.from_bytes(encode_amounts(old), "big")
         if i is None:
             i = len(self.accounts)
             self.index[account] = i
             self.accounts.append(account)
-            self.levels[0] += record
-            delta = int.from_bytes(sums, "big")
-        else:
-            delta = int.from_bytes(sums, "big") - int.from_bytes(
-                self.levels[0][i * size + HASH_BYTES : (i + 1) * size], "big"
-            )
-            self.levels[0][i * size : (i + 1) * size] = record
+        self.levels[0][i * size : (i + 1) * size] = digest + sums
         self._rehash(i, delta)
 
     def _rehash(self, i: int, delta: int) -> None:
         """Rehash the path above leaf ``i``, whose packed sums moved by ``delta``: every
-        ancestor's packed sums move by the same integer (no field ever passes 2^127 - 1, so
+        ancestor's packed sums move by the same integer (no field ever passes 2^120 - 1, so
         the fields never carry into one another)."""
-        size, nbytes = self.record_size, AMOUNT_BYTES * self.width
+        size, nbytes = self.record_size, self.sums_size
         sha, tag, levels = _sha256, NODE_TAG, self.levels
+        group = ARITY * size
         level = 0
         while len(levels[level]) > size:  # more than one node: there is a level above
             if level + 1 == len(levels):
                 levels.append(bytearray())
             nodes = levels[level]
-            start = (i & ~1) * size
-            pair = nodes[start : start + 2 * size]
-            if len(pair) < 2 * size:
-                pair += self._empty
-            i >>= 1
+            start = (i - i % ARITY) * size
+            children = bytes(nodes[start : start + group])
+            if len(children) < group:
+                children += self._empty * ((group - len(children)) // size)
+            i //= ARITY
             above = levels[level + 1]
             at = i * size
             if at == len(above):  # a new node: its sums are its children's
-                sums = int.from_bytes(pair[HASH_BYTES:size], "big") + int.from_bytes(
-                    pair[size + HASH_BYTES :], "big"
+                sums = sum(
+                    int.from_bytes(children[k + HASH_BYTES : k + size], "big")
+                    for k in range(0, group, size)
                 )
-                above += sha(tag + pair).digest() + sums.to_bytes(nbytes, "big")
             else:
                 sums = int.from_bytes(above[at + HASH_BYTES : at + size], "big") + delta
-                above[at : at + size] = sha(tag + pair).digest() + sums.to_bytes(nbytes, "big")
+            above[at : at + size] = sha(tag + children).digest() + sums.to_bytes(nbytes, "big")
             level += 1
+
+
+def _records(hashes: list[bytes], sums: list[bytes]) -> bytearray:
+    """A level's bytes: each node's hash, then its sums."""
+    return bytearray(b"".join(map(bytes.__add__, hashes, sums)))

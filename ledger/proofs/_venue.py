@@ -21,7 +21,7 @@ import events as ev
 from ledger.books import Books, Change
 from ledger.errors import ProofError
 from ledger.policy import Policy
-from ledger.proofs._tree import Header, MerkleSumTree
+from ledger.proofs._tree import Header, MerkleSumTree, root_hash
 from ledger.proofs._verify import FORMAT, format_amount
 from ledger.store import GENESIS_HASH, Log
 from ledger.store.contract import EventLog
@@ -213,22 +213,64 @@ class Liabilities:
                 f"{account!r} is not a customer account of {self.header.venue} at seq {self.header.seq}{hint}",
                 kind="not-a-leaf",
             )
-        index, salt, amounts = self.tree.leaf(account)
-        data = self._common("inclusion")
-        del data["top_hash"]
-        assets = self.header.assets
-        data.update(
-            account=account,
+        return inclusion_proof(
+            self.tree,
+            self.header,
+            account,
+            at=self.at,
             holder=self.books.registry.accounts[account].holder,
-            index=index,
-            salt=salt.hex(),
-            balances={
-                code: format_amount(v, s) for (code, s), v in zip(assets, amounts, strict=True)
-            },
-            path=[record.hex() for record in self.tree.path_records(account)],
             refused=[r.to_dict() for r in self.refused if r.account == account],
         )
-        return data
+
+
+def inclusion_proof(
+    tree: MerkleSumTree,
+    header: Header,
+    account: str,
+    *,
+    at: str | None = None,
+    holder: str | None = None,
+    refused: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """One customer's inclusion proof as JSON (what ``proof verify`` reads): the header, root
+    and totals (computed once per tree version and header, then reused for every customer),
+    the leaf's index, salt and balances, and the path (:meth:`MerkleSumTree.path_steps`)."""
+    cached = tree._cache
+    if cached is None or cached[0] != tree.version or cached[1] != header:
+        top_hash, top_sums = tree.top()
+        common = {
+            "format": FORMAT,
+            "kind": "inclusion",
+            "ledger_id": header.ledger_id,
+            "venue": header.venue,
+            "seq": header.seq,
+            "head_hash": header.head_hash.hex(),
+            "at": None,
+            "assets": None,
+            "leaf_count": len(tree),
+            "root": root_hash(header, len(tree), top_hash, top_sums).hex(),
+            "totals": None,
+        }
+        totals = {
+            code: format_amount(v, s) for (code, s), v in zip(header.assets, top_sums, strict=True)
+        }
+        tree._cache = cached = (tree.version, header, common, totals)
+    common, totals = cached[2], cached[3]
+    index, salt, amounts = tree.leaf(account)
+    data = dict(common)
+    data["at"] = at
+    data["assets"] = [{"asset": code, "scale": scale} for code, scale in header.assets]
+    data["totals"] = dict(totals)
+    data["account"] = account
+    data["holder"] = holder
+    data["index"] = index
+    data["salt"] = salt.hex()
+    data["balances"] = {
+        code: format_amount(v, s) for (code, s), v in zip(header.assets, amounts, strict=True)
+    }
+    data["path"] = [chunk.hex() for chunk in tree.path_steps(account)]
+    data["refused"] = list(refused)
+    return data
 
 
 def head_hash_at(log: EventLog, seq: int) -> bytes:

@@ -5,12 +5,22 @@ Written apart from the builder on purpose (only ``hashlib`` and the layout in
 parsed JSON of an inclusion proof and the root the venue published (64 hex digits, or the
 parsed liabilities statement) and returns what was proven, or raises :class:`ProofInvalid`
 naming what is wrong.
+
+Format v2 (see ``docs/proofs.md``): four children a node, a path step is the records of the
+node's three siblings. Every sum of the path is checked in 0 .. 2^120 - 1 at once, with one byte
+slice an asset (the first byte of each 16-byte sum, one every record, must be 0); within that
+bound the sums of a path are added as one integer a node without a carry between assets, so a
+level costs three reads of a sum, one addition, one concatenation and one SHA-256. Where a
+check fails, the path is read sibling by sibling to name the first one at fault.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import struct
+from binascii import unhexlify
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,15 +28,19 @@ import attrs
 
 from ledger.errors import ProofInvalid
 
-FORMAT = "ftx-ledger proof of liabilities v1"
+FORMAT = "ftx-ledger proof of liabilities v2"
+_FAMILY = "ftx-ledger proof of liabilities "
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _AMOUNT = re.compile(r"(-?)(0|[1-9][0-9]*)(?:\.([0-9]+))?")
 _EMPTY_HASH = bytes(32)
+_MAX_SUM = 2**120 - 1  # the first byte of every 16-byte amount is 0
+_sha256 = hashlib.sha256
 
 
-@attrs.frozen
+@attrs.define
 class Verified:
-    """What a verified inclusion proof shows.
+    """What a verified inclusion proof shows (a plain record: attrs' frozen classes cost a
+    call an attribute to build, a fifth of a verification).
 
     Attributes:
         account: the customer account whose leaf it is.
@@ -61,6 +75,16 @@ def _field(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wha
     return value
 
 
+def _hex_quick(value: Any) -> bytes | None:
+    """64 hex digits as 32 bytes, or None (then :func:`_hex` names what is wrong)."""
+    if type(value) is str and len(value) == 64:
+        try:
+            return unhexlify(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _hex(data: Mapping[str, Any], key: str, what: str) -> bytes:
     value = _field(data, key, str, what)
     if not _HEX64.fullmatch(value):
@@ -68,15 +92,35 @@ def _hex(data: Mapping[str, Any], key: str, what: str) -> bytes:
     return bytes.fromhex(value)
 
 
+_TENS = [10**k for k in range(19)]
+
+
+def _parse(text: Any, scale: int, where: str, code: str) -> int:
+    """:func:`parse_amount` of ``where.code`` (the label is only made for an error)."""
+    if type(text) is str:  # the usual case first, with str methods: digits, a dot, digits
+        whole, dot, fraction = text.partition(".")
+        if whole.isdigit() and whole.isascii() and (whole[0] != "0" or len(whole) == 1):
+            if not dot:
+                return int(whole) * _TENS[scale]
+            if 0 < len(fraction) <= scale and fraction.isdigit() and fraction.isascii():
+                return int(whole + fraction) * _TENS[scale - len(fraction)]
+    if type(text) is str and (m := _AMOUNT.fullmatch(text)):
+        sign, whole, fraction = m.groups()
+        if fraction is None:
+            minor = int(whole) * 10**scale
+        elif len(fraction) > scale:
+            label = f"{where}.{code}" if code else where
+            raise _bad(f"{label}: {text} has {len(fraction)} decimals; the asset has {scale}")
+        else:
+            minor = int(whole + fraction.ljust(scale, "0"))
+        return -minor if sign else minor
+    label = f"{where}.{code}" if code else where
+    raise _bad(f"{label}: expected a decimal string such as '12.50', got {text!r}")
+
+
 def parse_amount(text: Any, scale: int, where: str) -> int:
     """Minor units of a decimal string with at most ``scale`` decimals (exact, never rounded)."""
-    if not isinstance(text, str) or not (m := _AMOUNT.fullmatch(text)):
-        raise _bad(f"{where}: expected a decimal string such as '12.50', got {text!r}")
-    sign, whole, fraction = m.group(1), m.group(2), m.group(3) or ""
-    if len(fraction) > scale:
-        raise _bad(f"{where}: {text} has {len(fraction)} decimals; the asset has {scale}")
-    minor = int(whole + fraction.ljust(scale, "0"))
-    return -minor if sign else minor
+    return _parse(text, scale, where, "")
 
 
 def format_amount(minor: int, scale: int) -> str:
@@ -87,14 +131,14 @@ def format_amount(minor: int, scale: int) -> str:
 
 
 def _amounts(data: Any, assets: tuple[tuple[str, int], ...], where: str) -> list[int]:
-    if not isinstance(data, dict) or set(data) != {code for code, _ in assets}:
-        raise _bad(
-            f"{where}: expected one amount per asset ({', '.join(c for c, _ in assets)}), got {data!r}"
-        )
-    return [parse_amount(data[code], scale, f"{where}.{code}") for code, scale in assets]
-
-
-_MAX_SUM = 2**127 - 1
+    if isinstance(data, dict) and len(data) == len(assets):
+        try:
+            return [_parse(data[code], scale, where, code) for code, scale in assets]
+        except KeyError:
+            pass
+    raise _bad(
+        f"{where}: expected one amount per asset ({', '.join(c for c, _ in assets)}), got {data!r}"
+    )
 
 
 def _pack(values: list[int]) -> int:
@@ -104,7 +148,10 @@ def _pack(values: list[int]) -> int:
         if not 0 <= v <= _MAX_SUM:
             if v < 0:
                 return -1  # negative: the caller has already refused it
-            raise _bad(f"an amount of {v} minor units does not fit 16 bytes (at most 2^127 - 1)")
+            raise _bad(
+                f"an amount of {v} minor units is more than a proof's amounts may be "
+                f"(2^120 - 1 = {_MAX_SUM})"
+            )
         packed = (packed << 128) | v
     return packed
 
@@ -123,13 +170,23 @@ def _text(value: str) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
+def _check_format(data: Mapping[str, Any]) -> None:
+    found = data.get("format")
+    if found == FORMAT:
+        return
+    if isinstance(found, str) and found.startswith(_FAMILY):
+        raise _bad(
+            f"format: {found!r} is a version this verifier does not read; it reads {FORMAT!r} "
+            "only (v2 changed the layout of a node and of a path step, see docs/proofs.md): "
+            "take the proof again with this version",
+        )
+    raise _bad(f"format: expected {FORMAT!r}, got {found!r}: not a proof of liabilities")
+
+
 def _header(
     data: Mapping[str, Any], what: str
 ) -> tuple[str, str, int, bytes, tuple[tuple[str, int], ...], int]:
-    if data.get("format") != FORMAT:
-        raise _bad(
-            f"format: expected {FORMAT!r}, got {data.get('format')!r}: not a proof of liabilities"
-        )
+    _check_format(data)
     ledger_id = _field(data, "ledger_id", str, what)
     venue = _field(data, "venue", str, what)
     seq = _field(data, "seq", int, what)
@@ -153,11 +210,23 @@ def _root(
     header: tuple[str, str, int, bytes, tuple[tuple[str, int], ...], int], top: bytes
 ) -> bytes:
     ledger_id, venue, seq, head_hash, assets, leaf_count = header
-    parts = [b"\x02", _text(ledger_id), _text(venue), seq.to_bytes(8, "big"), head_hash]
-    parts += [leaf_count.to_bytes(8, "big"), len(assets).to_bytes(2, "big")]
+    lid, ven = ledger_id.encode("utf-8"), venue.encode("utf-8")
+    parts = [
+        b"\x02",
+        len(lid).to_bytes(2, "big"),
+        lid,
+        len(ven).to_bytes(2, "big"),
+        ven,
+        seq.to_bytes(8, "big"),
+        head_hash,
+        leaf_count.to_bytes(8, "big"),
+        len(assets).to_bytes(2, "big"),
+    ]
     for code, scale in assets:
-        parts += [_text(code), scale.to_bytes(1, "big")]
-    return hashlib.sha256(b"".join(parts) + top).digest()
+        data = code.encode("utf-8")
+        parts += (len(data).to_bytes(2, "big"), data, bytes((scale,)))
+    parts.append(top)
+    return _sha256(b"".join(parts)).digest()
 
 
 def _negative(values: list[int], assets: tuple[tuple[str, int], ...]) -> str:
@@ -166,6 +235,10 @@ def _negative(values: list[int], assets: tuple[tuple[str, int], ...]) -> str:
         for v, (code, scale) in zip(values, assets, strict=True)
         if v < 0
     )
+
+
+def _shown(values: list[int], assets: tuple[tuple[str, int], ...]) -> str:
+    return ", ".join(f"{format_amount(v, s)} {c}" for v, (c, s) in zip(values, assets, strict=True))
 
 
 def verify_statement(statement: Mapping[str, Any]) -> bytes:
@@ -179,6 +252,8 @@ def verify_statement(statement: Mapping[str, Any]) -> bytes:
             f"totals: negative ({_negative(totals, assets)}): liabilities cannot be negative",
             "negative-sum",
         )
+    if any(t > _MAX_SUM for t in totals):
+        raise _bad(f"totals: more than a proof's amounts may be (2^120 - 1 = {_MAX_SUM})")
     top = _hex(statement, "top_hash", "liabilities statement") + _enc(totals, "totals")
     root = _root(header, top)
     if root != _hex(statement, "root", "liabilities statement"):
@@ -190,6 +265,132 @@ def verify_statement(statement: Mapping[str, Any]) -> bytes:
     return root
 
 
+@attrs.frozen
+class _Shape:
+    """Paths of ``levels`` steps over ``m`` assets: a record of ``size`` = 32 + w bytes (w = 16m
+    of sums), a step of three records (the siblings); ``split`` cuts a path into its steps;
+    ``firsts`` are the offsets of each asset's first sum byte in the path's first record (one
+    every ``size`` bytes from there), which must all be 0; ``zeros`` as many zero bytes as a
+    path has records; ``tops`` the first byte of each 16-byte field of w bytes as an integer."""
+
+    w: int
+    size: int
+    levels: int
+    firsts: tuple[int, ...]
+    zeros: bytes
+    tops: int
+    split: struct.Struct
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(m: int, levels: int) -> _Shape:
+    w = 16 * m
+    size = 32 + w
+    return _Shape(
+        w=w,
+        size=size,
+        levels=levels,
+        firsts=tuple(32 + 16 * k for k in range(m)),
+        zeros=bytes(3 * levels),
+        tops=int.from_bytes((b"\xff" + bytes(15)) * m, "big"),
+        split=struct.Struct(f"{3 * size}s" * levels),
+    )
+
+
+def levels_of(leaf_count: int) -> int:
+    """Steps of a path in a tree of ``leaf_count`` leaves, four children a node: a level of
+    k nodes has ceil(k / 4) above it, up to one node."""
+    return ((leaf_count - 1).bit_length() + 1) // 2 if leaf_count > 1 else 0
+
+
+def _read_path(path: list[Any], shape: _Shape, assets: tuple[tuple[str, int], ...]) -> bytes:
+    """The path's bytes, or ProofInvalid naming the first step that is not a step."""
+    digits = 6 * shape.size
+    try:
+        text = "".join(path)
+        if len(text) == digits * shape.levels and len(set(map(len, path))) == 1:
+            return unhexlify(text)
+    except (TypeError, ValueError):
+        pass
+    for level, step in enumerate(path):
+        if type(step) is not str or len(step) != digits:
+            raise _bad(
+                f"path[{level}]: expected the records of three siblings, {digits} hex digits (each "
+                f"a 32-byte hash and 16 bytes a sum for {len(assets)} assets), got "
+                f"{str(step)[:80]!r}",
+                "path-shape",
+            )
+        try:
+            unhexlify(step)
+        except ValueError:
+            raise _bad(f"path[{level}]: not hex: {step[:80]!r}") from None
+    raise _bad("path: not a path")  # pragma: no cover (every way to fail is named above)
+
+
+def _decode(data: bytes) -> list[int]:
+    return [int.from_bytes(data[i : i + 16], "big", signed=True) for i in range(0, len(data), 16)]
+
+
+def _diagnose(
+    blob: bytes, shape: _Shape, balances: list[int], assets: tuple[tuple[str, int], ...]
+) -> ProofInvalid:
+    """The first level at fault, read sibling by sibling (once the quick check has failed)."""
+    w, size = shape.w, shape.size
+    sums = balances
+    for level in range(shape.levels):
+        for n in range(3):
+            at = (3 * level + n) * size + 32
+            sibling = _decode(blob[at : at + w])
+            if any(v < 0 for v in sibling):
+                return _bad(
+                    f"path[{level}]: sibling {n}'s sums are negative "
+                    f"({_negative(sibling, assets)}); every sum in a Merkle-sum tree must be >= 0, "
+                    "or the venue could hide what it owes behind a negative node (Hu, Zhang and "
+                    "Guo 2018)",
+                    "negative-sum",
+                )
+            sums = [a + b for a, b in zip(sums, sibling, strict=True)]
+            if any(v > _MAX_SUM for v in sibling):
+                return _bad(
+                    f"path[{level}]: sibling {n}'s sums pass 2^120 - 1 minor units (the first "
+                    "byte of every amount must be 0): not a valid proof",
+                    "path-shape",
+                )
+    if any(v > _MAX_SUM for v in sums):
+        return _bad("the path's sums add up to more than 2^120 - 1 minor units: not a valid proof")
+    return _bad("the path's sums do not add up")  # pragma: no cover (named above)
+
+
+def _header_quick(
+    data: Any,
+) -> tuple[str, str, int, bytes, tuple[tuple[str, int], ...], int] | None:
+    """:func:`_header` for a well-formed header (None otherwise: ``_header`` names the fault)."""
+    try:
+        if data["format"] != FORMAT:
+            return None
+        ledger_id, venue, seq = data["ledger_id"], data["venue"], data["seq"]
+        head, leaf_count, raw = data["head_hash"], data["leaf_count"], data["assets"]
+        if not (
+            type(ledger_id) is str
+            and type(venue) is str
+            and type(seq) is int
+            and type(leaf_count) is int
+            and seq >= 0
+            and leaf_count >= 0
+            and type(head) is str
+            and len(head) == 64
+            and type(raw) is list
+        ):
+            return None
+        assets = tuple([(item["asset"], item["scale"]) for item in raw])
+        for code, scale in assets:
+            if type(code) is not str or type(scale) is not int or not 0 <= scale <= 18:
+                return None
+        return ledger_id, venue, seq, unhexlify(head), assets, leaf_count
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def verify_inclusion(
     proof: Mapping[str, Any], root: str | Mapping[str, Any], *, seq: int | None = None
 ) -> Verified:
@@ -199,106 +400,109 @@ def verify_inclusion(
     first, and its ledger, venue, seq and head are compared with the proof's). ``seq``, if
     given, is the seq the root was published for. Raises :class:`ProofInvalid`.
     """
-    if not isinstance(proof, Mapping):
+    if type(proof) is not dict and not isinstance(proof, Mapping):
         raise _bad("a proof is a JSON object")
     if proof.get("kind") != "inclusion":
         raise _bad(f"kind: expected 'inclusion', got {proof.get('kind')!r}")
-    header = _header(proof, "inclusion proof")
+    header = _header_quick(proof) or _header(proof, "inclusion proof")
     ledger_id, venue, proof_seq, head_hash, assets, leaf_count = header
-    account = _field(proof, "account", str, "inclusion proof")
-    index = _field(proof, "index", int, "inclusion proof")
+    account, index, salt = proof.get("account"), proof.get("index"), proof.get("salt")
+    if type(account) is not str:
+        account = _field(proof, "account", str, "inclusion proof")
+    if type(index) is not int:
+        index = _field(proof, "index", int, "inclusion proof")
     if not 0 <= index < leaf_count:
         raise _bad(f"index: {index} is outside a tree of {leaf_count} leaves", "path-shape")
-    salt = _hex(proof, "salt", "inclusion proof")
+    salt = _hex_quick(salt) or _hex(proof, "salt", "inclusion proof")
     balances = _amounts(proof.get("balances"), assets, "balances")
-    if any(b < 0 for b in balances):
+    if min(balances, default=0) < 0:
         raise _bad(
             f"balances: {account} has a negative leaf ({_negative(balances, assets)}): a negative "
             "leaf lowers the total owed (the dummy-user attack) and is never valid",
             "negative-balance",
         )
-    path = _field(proof, "path", list, "inclusion proof")
-    sizes = [leaf_count]
-    while sizes[-1] > 1:
-        sizes.append((sizes[-1] + 1) // 2)
-    if len(path) != len(sizes) - 1:
+    total = _pack(balances)
+    path = proof.get("path")
+    if type(path) is not list:
+        path = _field(proof, "path", list, "inclusion proof")
+    levels = levels_of(leaf_count)
+    if len(path) != levels:
         raise _bad(
-            f"path: {len(path)} siblings, but a tree of {leaf_count} leaves needs {len(sizes) - 1}",
+            f"path: {len(path)} steps, but a tree of {leaf_count} leaves needs {levels}",
             "path-shape",
         )
+    w = 16 * len(assets)
     name = account.encode("utf-8")
-    nbytes = 16 * len(assets)
-    node = hashlib.sha256(
-        b"\x00" + salt + len(name).to_bytes(2, "big") + name + _enc(balances, "balances")
-    ).digest()
-    # Each step is a sibling's record in hex: its hash, then its sums (16 bytes an asset). The
-    # sums are added as one integer of the record's bytes: every sum's first bit must be 0
-    # (non-negative) and stay 0 (below 2^127), so no asset's sum ever carries into the next.
-    size = 32 + nbytes
-    signs = sum(1 << (128 * k + 127) for k in range(len(assets)))
-    empty = bytes(size)
-    packed = _pack(balances)
-    position = index
-    for level, step in enumerate(path):
-        if type(step) is not str or len(step) != 2 * size:
-            raise _bad(
-                f"path[{level}]: expected a sibling's record, {2 * size} hex digits (hash, then "
-                f"16 bytes a sum for {len(assets)} assets), got {str(step)[:80]!r}",
-                "path-shape",
+    mine = total.to_bytes(w, "big")
+    node = _sha256(b"\x00" + salt + len(name).to_bytes(2, "big") + name + mine).digest()
+    if levels:
+        shape = _shape(len(assets), levels)
+        blob = _read_path(path, shape, assets)
+        size = shape.size
+        last = leaf_count - 1
+        # Where the node's group of four is the last of its level, the slots past the level's
+        # last node must hold empty nodes (zero hash, zero sums): the last records of the step.
+        for level in range(max(0, ((index ^ last).bit_length() + 1) // 2 - 1), levels):
+            missing = 3 - ((last >> (2 * level)) & 3)
+            if missing and (index >> (2 * level + 2)) == (last >> (2 * level + 2)):
+                end = 3 * size * (level + 1)
+                if blob[end - missing * size : end] != bytes(missing * size):
+                    raise _bad(
+                        f"path[{level}]: the node's group is the last of its level in a tree of "
+                        f"{leaf_count} leaves, so its last {missing} sibling(s) must be empty "
+                        "nodes (zero hash, zero sums)",
+                        "path-shape",
+                    )
+        # Every sibling's every sum is in 0 .. 2^120 - 1: its first byte is 0 (>= 0: the check
+        # of Hu, Zhang and Guo; and small enough that the at most 3 x 32 + 1 amounts a path adds
+        # stay below 2^127, so the packed additions below never carry from one field into the
+        # next, and only the top's sums are left to check).
+        zeros = shape.zeros
+        for first in shape.firsts:
+            if blob[first::size] != zeros:
+                raise _diagnose(blob, shape, balances, assets)
+        # Level by level: the siblings' sums are added to the node's (the leaf's balances, then
+        # each parent's); the parent is H(0x01 || the four records in order), the node's own
+        # record at its slot (the index's digit in base 4 at that level).
+        sha, tag, from_bytes = _sha256, b"\x01", int.from_bytes
+        o1, e1, o2, e2, o3 = 32, size, size + 32, 2 * size, 2 * size + 32
+        position = index
+        for step in shape.split.unpack(blob):
+            total += (
+                from_bytes(step[o1:e1], "big")
+                + from_bytes(step[o2:e2], "big")
+                + from_bytes(step[o3:], "big")
             )
-        try:
-            record = bytes.fromhex(step)
-        except ValueError:
-            raise _bad(f"path[{level}]: not hex: {step[:80]!r}") from None
-        sibling_packed = int.from_bytes(record[32:], "big")
-        if sibling_packed & signs:
-            sibling_sums = [
-                int.from_bytes(record[i : i + 16], "big", signed=True) for i in range(32, size, 16)
-            ]
-            raise _bad(
-                f"path[{level}]: the sibling's sums are negative ({_negative(sibling_sums, assets)}); "
-                "every sum in a Merkle-sum tree must be >= 0, or the venue could hide what it owes "
-                "behind a negative node (Hu, Zhang and Guo 2018)",
-                "negative-sum",
-            )
-        is_left = position % 2 == 0
-        if is_left and position + 1 >= sizes[level] and record != empty:
-            raise _bad(
-                f"path[{level}]: the node is the last of its level in a tree of {leaf_count} leaves, "
-                "so its sibling must be the empty node (zero hash, zero sums)",
-                "path-shape",
-            )
-        mine = node + packed.to_bytes(nbytes, "big")
-        node = hashlib.sha256(b"\x01" + (mine + record if is_left else record + mine)).digest()
-        packed += sibling_packed
-        if packed & signs:
-            raise _bad("the path's sums pass 2^127 - 1 minor units: not a valid proof", "malformed")
-        position //= 2
-    mask = (1 << 128) - 1
-    sums = [(packed >> (128 * (len(assets) - 1 - k))) & mask for k in range(len(assets))]
-    computed = _root(header, node + _enc(sums, "totals"))
-    where = f"ledger {ledger_id}, venue {venue}, seq {proof_seq}"
-    if "root" in proof and computed != _hex(proof, "root", "inclusion proof"):
+            cut = (position & 3) * size
+            node = sha(tag + step[:cut] + node + mine + step[cut:]).digest()
+            mine = total.to_bytes(w, "big")
+            position >>= 2
+        if total & shape.tops:  # a top's sum past 2^120 - 1
+            raise _diagnose(blob, shape, balances, assets)
+    computed = _root(header, node + mine)
+    if "root" in proof and computed != (
+        _hex_quick(proof["root"]) or _hex(proof, "root", "inclusion proof")
+    ):
         raise _bad(
             f"the leaf and path hash to root {computed.hex()}, not to the root the proof states "
             f"({proof['root']}): an amount, salt, hash or sum in it was changed",
             "changed",
         )
+    sums = _decode(mine)
     if "totals" in proof:
         stated = _amounts(proof["totals"], assets, "totals")
         if stated != sums:
             raise _bad(
-                "totals: the proof states "
-                + ", ".join(
-                    f"{format_amount(v, s)} {c}" for v, (c, s) in zip(stated, assets, strict=True)
-                )
-                + " but its path adds up to "
-                + ", ".join(
-                    f"{format_amount(v, s)} {c}" for v, (c, s) in zip(sums, assets, strict=True)
-                ),
+                f"totals: the proof states {_shown(stated, assets)} but its path adds up to "
+                f"{_shown(sums, assets)}",
                 "totals",
             )
-    if isinstance(root, Mapping):
+    if type(root) is str and len(root) == 64:
+        try:
+            expected = unhexlify(root)
+        except ValueError:
+            raise _bad(f"root: expected 64 hex digits, got {root!r}") from None
+    elif isinstance(root, Mapping):
         expected = verify_statement(root)
         other = _header(root, "liabilities statement")
         if (other[0], other[1]) != (ledger_id, venue):
@@ -315,9 +519,7 @@ def verify_inclusion(
                 "other-point",
             )
     else:
-        if not isinstance(root, str) or not _HEX64.fullmatch(root.lower()):
-            raise _bad(f"root: expected 64 hex digits, got {root!r}")
-        expected = bytes.fromhex(root.lower())
+        raise _bad(f"root: expected 64 hex digits, got {root!r}")
     if seq is not None and seq != proof_seq:
         raise _bad(
             f"the proof is from seq {proof_seq}; the root was published for seq {seq}: a proof only "
@@ -326,8 +528,9 @@ def verify_inclusion(
         )
     if computed != expected:
         raise _bad(
-            f"the proof hashes to root {computed.hex()} ({where}), not to {expected.hex()}: the root "
-            "is of another point, venue or ledger, or the proof was changed",
+            f"the proof hashes to root {computed.hex()} (ledger {ledger_id}, venue {venue}, seq "
+            f"{proof_seq}), not to {expected.hex()}: the root is of another point, venue or "
+            "ledger, or the proof was changed",
             "wrong-root",
         )
     return Verified(

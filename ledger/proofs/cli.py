@@ -223,7 +223,7 @@ def inclusion(
     say = _write_json(data, output)
     say(
         f"{ref} at seq {found.header.seq}: leaf {data['index']} of {len(found.tree)}, "
-        f"{len(data['path'])} sibling(s), root {found.root.hex()}"
+        f"{len(data['path'])} level(s) of three siblings, root {found.root.hex()}"
     )
     balances = dict(
         zip((code for code, _ in found.header.assets), found.tree.leaf(ref)[2], strict=True)
