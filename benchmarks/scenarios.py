@@ -62,7 +62,8 @@ def bisection(repeat: int) -> dict[str, Any]:
 
 
 def grid_row(n: int, size: int, jobs: int, repeat: int, fork_at: int, accounts: int = 10_000) -> dict[str, Any]:
-    """A size x size grid: TOK's price fall x a USD withdrawal wave at the venue, against
+    """A size x size grid: TOK's price fall (0 to 60%) x a USD withdrawal wave at the venue (0 to
+    150M; its custody holds 93M at the fork), against
     collateral-coverage and withdrawals-honoured, forked at event ``fork_at``."""
     events = list(synthetic.workload(n, accounts=accounts))
     history = History(f"W({n})", events, "USD", Policy())
@@ -74,7 +75,7 @@ def grid_row(n: int, size: int, jobs: int, repeat: int, fork_at: int, accounts: 
         started = time.perf_counter()
         before = _cpu()
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            result = grid(history, at=at, shocks=(parse_shock("price:TOK=0:0.6"), parse_shock("withdrawals:ex/USD=0:4000000")),
+            result = grid(history, at=at, shocks=(parse_shock("price:TOK=0:0.6"), parse_shock("withdrawals:ex/USD=0:150000000")),
                           invariants=["collateral-coverage", "withdrawals-honoured"], size=(size, size), executor=pool,
                           chunks=4 * jobs)
         times.append(time.perf_counter() - started)
