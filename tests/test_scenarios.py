@@ -413,3 +413,24 @@ def test_a_stored_log_as_the_base(tmp_path):
               "--invariant", "collateral-coverage", "--subject", "ftx:alameda", "--format", "json")
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["breach"]["price"].startswith("21.6617")
+
+
+def test_the_report_draws_a_stress_frontier(tmp_path):
+    pytest.importorskip("vl_convert")
+    grid_json = tmp_path / "grid.json"
+    out = run("stress", "ftx-2022", "--at", "2022-11-06", "--until", "2022-11-06T01:00:00Z",
+              "--shock", "price:FTT=0:0.1", "--shock", "withdrawals:ftx/USDC=0:4000000000",
+              "--invariant", "collateral-coverage", "--invariant", "withdrawals-honoured",
+              "--subject", "ftx:alameda", "--subject", "ftx", "--grid", "3x5", "--jobs", "1", "--format", "json")
+    assert out.exit_code == 0, out.output
+    grid_json.write_text(out.output, encoding="utf-8")
+    page = tmp_path / "report.html"
+    made = run("report", "ftx-2022", "--no-record", "--frontier", str(grid_json), "-o", str(page))
+    assert made.exit_code == 0, made.output
+    text = page.read_text(encoding="utf-8")
+    assert '<section id="frontiers">' in text and 'id="chart-frontier0"' in text
+    assert '"frontier0":' in text  # its Vega-Lite spec, drawn by the page's script like the others
+    bad = tmp_path / "not-a-grid.json"
+    bad.write_text('{"steps": []}', encoding="utf-8")
+    refused = CliRunner().invoke(cli, ["report", "ftx-2022", "--no-record", "--frontier", str(bad), "-o", str(page)])
+    assert refused.exit_code == 2 and "not the JSON of 'bankrun stress --grid --format json'" in refused.output

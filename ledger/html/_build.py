@@ -61,11 +61,14 @@ def build_report(
     sources: dict[str, str] | None = None,
     sources_note: str = "",
     progress: Callable[[str], None] | None = None,
+    frontiers: list[dict[str, Any]] | None = None,
 ) -> str:
     """Replay ``source`` (a :class:`replays.Timeline` or a :class:`Log`) and return the page.
 
     ``log`` (the log replayed, if any) gives the ledger id and head shown; ``verified`` says
     whether the caller verified it (None: not checked). ``sources`` resolves citation keys.
+    ``frontiers``: stress grids (``GridResult.to_dict()``, ``bankrun stress --grid --format
+    json``) drawn in a section of their own.
     Raises :class:`ledger.errors.InputError` as a replay does, and ImportError without the
     ``report`` extra (vl-convert-python).
     """
@@ -117,5 +120,6 @@ def build_report(
         "loans_final": run.books.loans_view(),
         "vegalite_version": _assets.vegalite_version(),
         "libraries": _assets.library_versions(),
+        "frontiers": list(frontiers or []),
     }
     return _page.render(data, summary, meta)

@@ -71,6 +71,10 @@ def specs(data: dict[str, Any], meta: dict[str, Any]) -> dict[str, dict[str, Any
     }
     if data["loans"]:
         out["loans"] = _charts.loans_spec(data, min_coverage=policy["min_collateral_coverage"])
+    from ledger.html.frontier import frontier_spec
+
+    for number, grid in enumerate(meta.get("frontiers", [])):
+        out[f"frontier{number}"] = frontier_spec(grid)
     major = meta.get("vegalite_version", "6").split(".")[0]
     for spec in out.values():
         spec["$schema"] = f"https://vega.github.io/schema/vega-lite/v{major}.json"
@@ -110,6 +114,7 @@ def render(data: dict[str, Any], summary: Any, meta: dict[str, Any]) -> str:
         _sheet_section(data, first_sheet_entity),
         _assertions_section(summary, meta),
         _breaches_section(data),
+        _frontiers_section(meta),
         _sources_section(data, meta),
         _summary_section(summary, meta),
         f"<footer>{_e(RULE)} Kept {data['kept_steps']:,} of {summary.events:,} steps for the charts. "
@@ -120,6 +125,32 @@ def render(data: dict[str, Any], summary: Any, meta: dict[str, Any]) -> str:
         f"<script>{_assets.SCRIPT}</script>",
         "</body></html>",
     ]
+    return "\n".join(parts)
+
+
+def _frontiers_section(meta: dict[str, Any]) -> str:
+    """Stress grids (``bankrun stress --grid``): each frontier's chart and table."""
+    grids = meta.get("frontiers", [])
+    if not grids:
+        return ""
+    parts = ['<section id="frontiers"><h2>Stress frontiers</h2>',
+             '<p class="lead">Each cell is one replay from the fork with both shocks (red: broke); the line is the '
+             "frontier: per size of the first shock, the smallest size of the second that breaks "
+             "(<code>bankrun stress --grid</code>, docs/scenarios.md).</p>"]
+    for number, grid in enumerate(grids):
+        window = f"from {_e(grid['at'])}" + (f" to {_e(grid['until'])}" if grid.get("until") else "")
+        parts.append(f"<h3>{_e(grid['x'])} x {_e(grid['y'])}, {window}</h3>")
+        parts.append(f'<div class="panel"><div id="chart-frontier{number}" class="chart"></div></div>')
+        rows = "".join(
+            f'<tr><td class="num">{_e(f["x"])}</td><td class="num">{_e(f["y"] if f["y"] is not None else "holds throughout")}</td>'
+            f"<td>{'' if f['monotone'] else 'not monotone'}</td></tr>"
+            for f in grid["frontier"]
+        )
+        parts.append(
+            f'<table class="frontier"><thead><tr><th class="num">{_e(grid["x"])}</th>'
+            f'<th class="num">smallest {_e(grid["y"])} that breaks</th><th></th></tr></thead><tbody>{rows}</tbody></table>'
+        )
+    parts.append("</section>")
     return "\n".join(parts)
 
 

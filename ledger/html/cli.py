@@ -52,6 +52,13 @@ def _say(text: str) -> None:
     show_default=True,
     help="Verify the log (hash chain, every payload) first; exit 3 if it does not verify.",
 )
+@click.option(
+    "--frontier",
+    "frontiers",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Also draw a stress grid's frontier: the JSON of `bankrun stress --grid --format json` (repeatable).",
+)
 def report(
     timeline: str | None,
     db: str,
@@ -60,6 +67,7 @@ def report(
     policy_file: str | None,
     sources_from: str | None,
     verify_first: bool,
+    frontiers: tuple[str, ...] = (),
 ) -> None:
     """Write a replay report: one HTML page with charts, the breaches and their sources.
 
@@ -72,7 +80,7 @@ def report(
     from ledger import cli as ledger_cli  # imported here: ledger.cli registers this command
 
     ledger_cli.handle_errors(_report)(
-        timeline, db, output, no_record, policy_file, sources_from, verify_first
+        timeline, db, output, no_record, policy_file, sources_from, verify_first, frontiers
     )
 
 
@@ -84,6 +92,7 @@ def _report(
     policy_file: str | None,
     sources_from: str | None,
     verify_first: bool,
+    frontiers: tuple[str, ...] = (),
 ) -> None:
     from ledger import cli as ledger_cli
     from ledger.html import build_report, matching_timeline
@@ -101,6 +110,7 @@ def _report(
     if no_record and timeline is None:
         raise InputError("--no-record replays a TIMELINE in memory; name one")
     policy = Policy.from_toml(policy_file) if policy_file else None
+    grids = [_frontier(path) for path in frontiers]
     log: EventLog | None = None
     source: Any
     try:
@@ -170,6 +180,7 @@ def _report(
             sources=sources,
             sources_note=note,
             progress=_say,
+            frontiers=grids,
         )
     finally:
         if log is not None:
@@ -185,3 +196,20 @@ def _report(
             os.unlink(tmp)
     _say(f"wrote {output} ({len(data) / 1_000_000:.1f} MB)")
     sys.stdout.flush()
+
+
+def _frontier(path: str) -> dict[str, Any]:
+    """A stress grid's JSON (``bankrun stress --grid --format json``), checked for its keys."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            grid = json.load(handle)
+    except OSError as exc:
+        raise InputError(f"--frontier {path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise InputError(f"--frontier {path}: not JSON ({exc})") from None
+    needed = ("x", "y", "xs", "ys", "units", "cells", "frontier", "invariants", "at")
+    if not isinstance(grid, dict) or any(key not in grid for key in needed):
+        raise InputError(f"--frontier {path}: not the JSON of 'bankrun stress --grid --format json'")
+    return grid
