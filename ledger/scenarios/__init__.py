@@ -9,17 +9,35 @@ where the response is monotone, a scan where it is not); :func:`grid` maps two s
 
 from ledger.scenarios._engine import Breach, History, load_history
 from ledger.scenarios._format import PriceChange, Scenario, Wave, load_scenario
+from ledger.scenarios._stress import (
+    GridResult,
+    Shock,
+    StressResult,
+    dask_executor,
+    grid,
+    local_executor,
+    parse_shock,
+    stress,
+)
 from ledger.scenarios._whatif import Outcome, WhatIf, whatif
 
 __all__ = [
     "Breach",
+    "GridResult",
     "History",
     "Outcome",
     "PriceChange",
     "Scenario",
+    "Shock",
+    "StressResult",
     "Wave",
     "WhatIf",
+    "dask_executor",
+    "grid",
     "load_history",
     "load_scenario",
+    "local_executor",
+    "parse_shock",
+    "stress",
     "whatif",
 ]
