@@ -544,10 +544,22 @@ class Books:
             self.book_value[key] = after
         else:
             self.book_value.pop(key, None)
-        members = self.cost_keys[key[0]]
-        if key not in members:
-            self._remember("set", members, key, False)
-            members.add(key)
+        self._cost_key(key, key in self.book_value)
+
+    def _cost_key(self, key: Key, present: bool) -> None:
+        """Keep ``cost_keys`` exactly the holdings that have a book value (an entity with none
+        has no entry), so that books continued from a snapshot hold the same index."""
+        entity = key[0]
+        old = self.cost_keys.get(entity)
+        if (old is not None and key in old) == present:
+            return
+        self._remember("dict", self.cost_keys, entity, _ABSENT if old is None else old)
+        members = set(old or ())  # a new set: the undo journal keeps the old one as it was
+        (members.add if present else members.discard)(key)
+        if members:
+            self.cost_keys[entity] = members
+        else:
+            self.cost_keys.pop(entity, None)
 
     def _keep(self, asset: str, owner: str) -> Decimal:
         """The share of ``asset``'s value that counts as a liquid reserve of ``owner``."""
@@ -1098,9 +1110,7 @@ class Books:
         after = SUM_CONTEXT.multiply(units, e.book_price)
         self._remember("dict", self.book_value, key, self.book_value.get(key, _ABSENT))
         self.book_value[key] = after
-        if key not in self.cost_keys[entity]:
-            self._remember("set", self.cost_keys[entity], key, False)
-            self.cost_keys[entity].add(key)
+        self._cost_key(key, True)
         change.entities.add(entity)
         change.accounts.add(key)
         moved = SUM_CONTEXT.subtract(before, after)
