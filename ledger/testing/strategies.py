@@ -844,7 +844,12 @@ class GeneralModel:
         self.emit(ev.TokensMinted, asset="TOK", amount=amt, to_account="ex:treasury")
 
     def _halt(self) -> None:
-        venue = self.draw(st.sampled_from(("bk", "bank", "bridge", "ex")))
+        # A halted venue resumes as often as another halts (drawn directly, not left to the
+        # chance of drawing the same venue twice), so resumptions are generated at every seed.
+        if self.halted and self.draw(st.booleans()):
+            venue = self.draw(st.sampled_from(sorted(self.halted)))
+        else:
+            venue = self.draw(st.sampled_from(("bk", "bank", "bridge", "ex")))
         if venue in self.halted:
             self.halted.discard(venue)
             self.emit(ev.WithdrawalsResumed, venue=venue)
