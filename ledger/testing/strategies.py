@@ -846,7 +846,8 @@ class GeneralModel:
     def _halt(self) -> None:
         # A halted venue resumes as often as another halts (drawn directly, not left to the
         # chance of drawing the same venue twice), so resumptions are generated at every seed.
-        if self.halted and self.draw(st.booleans()):
+        resume: bool = self.draw(st.booleans()) if self.halted else False
+        if resume:
             venue = self.draw(st.sampled_from(sorted(self.halted)))
         else:
             venue = self.draw(st.sampled_from(("bk", "bank", "bridge", "ex")))
