@@ -859,9 +859,8 @@ class GeneralModel:
     def _halt(self) -> None:
         # A halted venue resumes as often as another halts (drawn directly, not left to the
         # chance of drawing the same venue twice), so resumptions are generated at every seed.
-        resume: bool = self.draw(st.booleans()) if self.halted else False
-        if resume:
-            venue = self.draw(st.sampled_from(sorted(self.halted)))
+        if self.halted:  # the next halt draw resumes it: no chance involved
+            venue = sorted(self.halted)[0]
         else:
             venue = self.draw(st.sampled_from(("bk", "bank", "bridge", "ex")))
         if venue in self.halted:
