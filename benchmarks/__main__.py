@@ -23,12 +23,19 @@ import sys
 import tempfile
 import time
 
-CASES = (
+#: Run ``--rounds`` times, interleaved (ours, raw, ours, raw...), so that load on the machine
+#: falls on both sides of each ratio; the table shows the median ratio of the rounds.
+APPEND_CASES = (
     "batch_append",
     "raw_executemany",
+    "raw_executemany_prebuilt",
     "floor_append",
     "single_append",
     "raw_single_commits",
+    "raw_single_commits_prebuilt",
+)
+CASES = (
+    *APPEND_CASES,
     "replay_invariants",
     "raw_replay_loop",
     "floor_replay",
@@ -45,6 +52,9 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness (CI)")
     parser.add_argument("--output", default="benchmarks/results/latest.json")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of the append cases (median ratio shown)"
+    )
     parser.add_argument(
         "--scale", type=int, metavar="N",
         help="instead of the table: append N events and replay them with every invariant, timed end to end",
@@ -87,9 +97,12 @@ def main() -> None:
     except ImportError:
         cases = tuple(c for c in CASES if c != "eventsourcing_replay")
         print("  (eventsourcing is not installed: its peer row is left out)", file=sys.stderr)
+    rounds: dict[str, list[dict]] = {}
+    schedule = [(r, c) for r in range(max(args.rounds, 1)) for c in cases if c in APPEND_CASES]
+    schedule += [(0, c) for c in cases if c not in APPEND_CASES]
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-        for case in cases:
-            db = os.path.join(tmp, f"{case}.db")
+        for round_, case in schedule:
+            db = os.path.join(tmp, f"{case}.db" if round_ == 0 else f"{case}-{round_}.db")
             if case in ("replay_invariants", "raw_replay_loop", "floor_replay", "eventsourcing_replay", "as_of"):
                 db = os.path.join(tmp, "batch_append.db")  # replay the log the batch case wrote
             started = time.perf_counter()
@@ -100,12 +113,17 @@ def main() -> None:
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             result["wall_s"] = round(time.perf_counter() - started, 3)
-            results[case] = result
-            print(f"  {case:<20} {result['events']:>9} events  {result['seconds']:>8.3f} s", file=sys.stderr)
+            rounds.setdefault(case, []).append(result)
+            results.setdefault(case, result)  # the first round's figures; every round below
+            if round_:
+                os.remove(db)  # only the first round's logs are read again
+            print(f"  {case:<27} {result['events']:>9} events  {result['seconds']:>8.3f} s", file=sys.stderr)
     pairs = (
         ("batch append (validated, chained)", "batch_append", "raw_executemany"),
         ("  floor: encode, chain, insert only", "floor_append", "raw_executemany"),
+        ("  against rows encoded before the clock", "batch_append", "raw_executemany_prebuilt"),
         ("durable append, one event a commit", "single_append", "raw_single_commits"),
+        ("  against rows encoded before the clock", "single_append", "raw_single_commits_prebuilt"),
         ("replay, all invariants", "replay_invariants", "raw_replay_loop"),
         ("  floor: read and decode only", "floor_replay", "raw_replay_loop"),
         ("  peer: eventsourcing notification log", "eventsourcing_replay", "raw_replay_loop"),
@@ -113,14 +131,30 @@ def main() -> None:
     )
     rows = []
     print()
-    print(f"{'measurement':<38} {'ours ev/s':>12} {'raw ev/s':>12} {'ratio':>7} {'ours MB':>9} {'raw MB':>8}")
+    print(f"{'measurement':<40} {'ours ev/s':>10} {'raw ev/s':>10} {'ratio':>6} {'rounds':>11} {'ours MB':>8} {'raw MB':>7}")
     for label, ours, raw in pairs:
         if ours not in results or raw not in results:
             continue
+        # Round i of ours against round i of raw (run next to each other); the median ratio.
+        pairs_run = list(zip(rounds[ours], rounds[raw])) if ours in APPEND_CASES else [(results[ours], results[raw])]
+        ratios = sorted((a["events"] / a["seconds"]) / (b["events"] / b["seconds"]) for a, b in pairs_run)
+        ratio = _median(ratios)
+        ra = _median([a["events"] / a["seconds"] for a, _ in pairs_run])
+        rb = _median([b["events"] / b["seconds"] for _, b in pairs_run])
         a, b = results[ours], results[raw]
-        ra, rb = a["events"] / a["seconds"], b["events"] / b["seconds"]
-        rows.append({"measurement": label, "ours": ours, "raw": raw, "ours_events_per_s": round(ra), "raw_events_per_s": round(rb), "ratio": round(ra / rb, 3), "ours_peak_mb": a["peak_mb"], "raw_peak_mb": b["peak_mb"]})
-        print(f"{label:<38} {ra:>12,.0f} {rb:>12,.0f} {ra / rb:>7.2f} {a['peak_mb']:>9.1f} {b['peak_mb']:>8.1f}")
+        span = f"{ratios[0]:.2f}-{ratios[-1]:.2f}" if len(ratios) > 1 else ""
+        rows.append({"measurement": label, "ours": ours, "raw": raw, "ours_events_per_s": round(ra), "raw_events_per_s": round(rb), "ratio": round(ratio, 3), "round_ratios": [round(r, 3) for r in ratios], "ours_peak_mb": a["peak_mb"], "raw_peak_mb": b["peak_mb"]})
+        print(f"{label:<40} {ra:>10,.0f} {rb:>10,.0f} {ratio:>6.2f} {span:>11} {a['peak_mb']:>8.1f} {b['peak_mb']:>7.1f}")
+    if "size" in results.get("batch_append", {}) and "size" in results.get("raw_executemany", {}):
+        ours_size, raw_size = results["batch_append"]["size"], results["raw_executemany"]["size"]
+        per_a = ours_size["db_bytes"] / ours_size["events"]
+        per_b = raw_size["db_bytes"] / raw_size["events"]
+        rows.append({"measurement": "log size on disk, bytes per event", "ours_bytes_per_event": round(per_a, 1), "raw_bytes_per_event": round(per_b, 1), "size_ratio": round(per_a / per_b, 3)})
+        print(
+            f"\nlog size on disk: {per_a:,.0f} bytes/event ({ours_size['db_bytes'] / 2**20:,.1f} MB) against "
+            f"{per_b:,.0f} for the raw table of the same rows ({raw_size['db_bytes'] / 2**20:,.1f} MB): "
+            f"{per_a / per_b:.2f}x"
+        )
     q = results["as_of"]
     print(
         f"\nas_of at {q['queries']} random seqs of {q['events']:,} events (snapshots every "
@@ -131,12 +165,20 @@ def main() -> None:
         "n": args.n,
         "single": args.single,
         "accounts": args.accounts,
+        "rounds": args.rounds,
         "machine": _machine(),
         "results": results,
+        "append_rounds": {case: runs for case, runs in rounds.items() if case in APPEND_CASES},
         "table": rows,
     }
     print()
     _write_json(args.output, report)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _machine() -> dict[str, object]:
