@@ -262,16 +262,19 @@ class Investigation:
         """The newest valid snapshot at or before ``at_most`` (invalid ones are skipped, noted)."""
         if not self._has_snapshots():
             return None
+        # The candidates newest first, without their states; a state is read only when its
+        # snapshot is tried, so the older ones' blobs (megabytes each on a large log) are not.
         rows = self._store.execute(
-            "SELECT seq, event_hash, state FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (at_most,)
+            "SELECT seq, event_hash FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (at_most,)
         ).fetchall()
-        for seq, event_hash, blob in rows:
+        for seq, event_hash in rows:
             if self._event_hash(seq) != bytes(event_hash):
                 self.warnings.append(
                     f"snapshot at seq {seq} does not match the hash chain; ignored (rebuild with 'bankrun snapshot --rebuild')"
                 )
                 continue
             try:
+                (blob,) = self._store.execute("SELECT state FROM snapshots WHERE seq = ?", (seq,)).fetchone()
                 state = json.loads(zlib.decompress(blob))
                 books = Books.from_state(state, self.policy)
             except (ValueError, KeyError, TypeError, zlib.error) as exc:
