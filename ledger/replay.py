@@ -190,7 +190,9 @@ class Replay:
         metrics: bool = True,
     ) -> None:
         self.policy = policy or Policy()
-        self.invariants = list(invariants if invariants is not None else standard_invariants(self.policy))
+        self.invariants = list(
+            invariants if invariants is not None else standard_invariants(self.policy)
+        )
         self.invariants += list(extra_invariants)
         names = [inv.name for inv in self.invariants]
         if len(set(names)) != len(names):
@@ -212,6 +214,7 @@ class Replay:
             and _core.covers(self.policy)
             and _rereadable(source)
         )
+        self._ran_fast = False  # run() computed the summary on the fast core (tests read it)
         self._source = source
         self._until = until
         self._open: dict[tuple[str, str], Violation] = {}
@@ -268,6 +271,7 @@ class Replay:
             if summary is not None:
                 self._summary = summary
                 self._books_stale = True
+                self._ran_fast = True
                 return summary
         for seq, event, where, payload in self._source_events():
             self._advance(seq, event, where, payload)
@@ -286,17 +290,25 @@ class Replay:
                 # The hot loop, flat: the cursor, one decode, the apply, the digest (no
                 # generator between them). One SELECT: one consistent read of the log.
                 loads = orjson.loads
-                for seq, payload in source.connection.execute("SELECT seq, payload FROM events ORDER BY seq"):
+                for seq, payload in source.connection.execute(
+                    "SELECT seq, payload FROM events ORDER BY seq"
+                ):
                     data = loads(payload)
                     # What the reference's reader checks of the fields the core does not read
                     # (a re-chained, tampered payload must stop the replay, named, either way).
-                    if type(data.get("source")) is not list or type(data.get("note", "")) is not str:
+                    if (
+                        type(data.get("source")) is not list
+                        or type(data.get("note", "")) is not str
+                    ):
                         raise ValueError(f"seq {seq}: not a canonical record")
                     step(data, seq)
                     update(payload.encode("utf-8") + b"\n")
             else:
                 for seq, data, line in _fast_source(source):
-                    if type(data.get("source")) is not list or type(data.get("note", "")) is not str:
+                    if (
+                        type(data.get("source")) is not list
+                        or type(data.get("note", "")) is not str
+                    ):
                         raise ValueError(f"seq {seq}: not a canonical record")
                     step(data, seq)
                     update(line)
@@ -314,7 +326,7 @@ class Replay:
             first_breaches={n: machine.first[n] for n in names if n in machine.first},
             still_open=sorted(machine.open.values(), key=lambda v: (v.seq, v.invariant, v.subject)),
             breach_counts={n: machine.counts[n] for n in names},
-            assertions=[],
+            assertions=machine.assertions,
             skipped=[],
             digest=digest.hexdigest(),
             final_metrics=machine.final_metrics(),
@@ -362,7 +374,11 @@ class Replay:
             change = self.books.apply(event, seq=seq, undoable=bool(enforce))
         except EventValueError as exc:
             raise InputError(
-                [Problem(f"{exc}", event_id=event.id, where=f"{where or f'seq {seq}'} ({event.id})")]
+                [
+                    Problem(
+                        f"{exc}", event_id=event.id, where=f"{where or f'seq {seq}'} ({event.id})"
+                    )
+                ]
             ) from None
         ctx = Context(self.books, self.policy, event, change, seq)
         opened: list[Violation] = []
@@ -372,7 +388,12 @@ class Replay:
         assertion = None
         if isinstance(event, ev.BalanceAsserted):
             assertion = assertion_result(self.books, event)
-            assertion = {"seq": seq, "event_id": event.id, "at": ev.format_instant(event.at), **assertion}
+            assertion = {
+                "seq": seq,
+                "event_id": event.id,
+                "at": ev.format_instant(event.at),
+                **assertion,
+            }
         open_now, event_id = self._open, event.id
         for inv in self._checks[event.type]:
             name = inv.name
@@ -416,7 +437,9 @@ class Replay:
             del self._open[(v.invariant, v.subject)]
         if assertion is not None:
             self._assertions.append(assertion)
-        self._digest.update((payload.encode("utf-8") if payload else ev.canonical_bytes(event)) + b"\n")
+        self._digest.update(
+            (payload.encode("utf-8") if payload else ev.canonical_bytes(event)) + b"\n"
+        )
         self._events += 1
         return change, opened, closed, assertion, None
 
@@ -476,22 +499,30 @@ class Replay:
             metrics["venue"] = venue
             metrics["customer_liabilities"] = ev.format_decimal(books.round_value(owed))
             metrics["custody"] = ev.format_decimal(books.round_value(held))
-            metrics["shortfall"] = ev.format_decimal(books.round_value(max(owed - held, Decimal(0))))
+            metrics["shortfall"] = ev.format_decimal(
+                books.round_value(max(owed - held, Decimal(0)))
+            )
             if owed > 0:
                 metrics["reserve_ratio"] = fmt_ratio(books.liquid_reserves(venue) / owed)
             if change is None:
                 for key, table in (("unpriced_owed", "cust_liab"), ("unpriced_custody", "custody")):
                     unpriced = books.unpriced_owed(venue, table=table)
                     if unpriced:
-                        metrics[key] = ", ".join(f"{amount:,f} {asset}" for asset, amount in unpriced.items())
+                        metrics[key] = ", ".join(
+                            f"{amount:,f} {asset}" for asset, amount in unpriced.items()
+                        )
                 # The summary speaks in the venue's own terms (ledger/kinds.py): a bank or a
                 # lender by its depositors, equity, liquidity and capital, not by custody.
                 family = _kinds.family(books.kind_of(venue))
                 metrics["family"] = family
                 if family in ("bank", "lender", "protocol"):
-                    metrics["insured"] = ev.format_decimal(books.round_value(books.insured_deposits(venue)))
+                    metrics["insured"] = ev.format_decimal(
+                        books.round_value(books.insured_deposits(venue))
+                    )
                     metrics["equity"] = ev.format_decimal(books.round_value(books.equity(venue)))
-                    metrics["equity_book"] = ev.format_decimal(books.round_value(books.equity_book(venue)))
+                    metrics["equity_book"] = ev.format_decimal(
+                        books.round_value(books.equity_book(venue))
+                    )
                     for name, ratio in (
                         ("liquidity_coverage", books.liquidity_coverage(venue)),
                         ("capital_ratio", books.capital_ratio(venue) if family == "bank" else None),
@@ -509,7 +540,9 @@ class Replay:
             # leaves the asset unpriced: say so rather than fail (it was a KeyError here).
             price = books.prices.get(change.price_asset)
             metrics["price"] = f"{change.price_asset}=" + (
-                ev.format_decimal(price) if price is not None else f"unpriced ({books.unpriced(change.price_asset)})"
+                ev.format_decimal(price)
+                if price is not None
+                else f"unpriced ({books.unpriced(change.price_asset)})"
             )
         return metrics
 
@@ -539,9 +572,9 @@ class Replay:
 
 def _rereadable(source: Source) -> bool:
     """Whether ``source`` can be read again from the start (the fast core may hand over)."""
-    return isinstance(source, (str, Path, replays.Timeline, EventLog, list, tuple)) and not isinstance(
-        source, Following
-    )
+    return isinstance(
+        source, (str, Path, replays.Timeline, EventLog, list, tuple)
+    ) and not isinstance(source, Following)
 
 
 def _fast_source(source: Source) -> Iterator[tuple[int, dict[str, Any], bytes]]:
@@ -572,9 +605,27 @@ def _fast_source(source: Source) -> Iterator[tuple[int, dict[str, Any], bytes]]:
 
 
 def _fast_violation(
-    name: str, subject: str, data: dict[str, Any], seq: int, observed: str, threshold: str, detail: str, ids: Sequence[str]
+    name: str,
+    subject: str,
+    data: dict[str, Any],
+    seq: int,
+    observed: str,
+    threshold: str,
+    detail: str,
+    ids: Sequence[str],
 ) -> Violation:
-    return Violation(name, subject, seq, data["id"], data["at"], observed, threshold, detail, tuple(ids), tuple(data["source"]))
+    return Violation(
+        name,
+        subject,
+        seq,
+        data["id"],
+        data["at"],
+        observed,
+        threshold,
+        detail,
+        tuple(ids),
+        tuple(data["source"]),
+    )
 
 
 def replay(
@@ -590,10 +641,18 @@ def replay(
     Returns a :class:`Replay`: iterate it for steps, or call ``.run()`` for the summary.
     Raises :class:`InputError` if an event is impossible given the history before it.
     """
-    return Replay(source, policy, invariants=invariants, extra_invariants=extra_invariants, until=until)
+    return Replay(
+        source, policy, invariants=invariants, extra_invariants=extra_invariants, until=until
+    )
 
 
-def books_at(source: Source, *, policy: Policy | None = None, seq: int | None = None, at: datetime | None = None) -> Books:
+def books_at(
+    source: Source,
+    *,
+    policy: Policy | None = None,
+    seq: int | None = None,
+    at: datetime | None = None,
+) -> Books:
     """The books after the last event with seq <= ``seq`` and effective time <= ``at``.
 
     Applies events without checking invariants (faster than a replay).
@@ -605,7 +664,9 @@ def books_at(source: Source, *, policy: Policy | None = None, seq: int | None = 
         try:
             books.apply(event, seq=s)
         except EventValueError as exc:
-            raise InputError([Problem(str(exc), event_id=event.id, where=where or f"seq {s}")]) from None
+            raise InputError(
+                [Problem(str(exc), event_id=event.id, where=where or f"seq {s}")]
+            ) from None
     return books
 
 
