@@ -1002,6 +1002,17 @@ def _render(
     standard output is that terminal too, the output waits for the bar to end (a bar and rows
     written at once tear each other); a live monitor (--follow) has no bar and never waits."""
     progress = reporter(quiet or follow)
+    if fmt == "text" and steps == "none" and not progress.active:
+        # No step is printed: Replay.run gives the summary (on the fast core where it covers
+        # the history) and gathers the notices and subjects the summary shows; the same text.
+        heard = report.Heard()
+        run.run(heard=heard)
+        click.echo(f"Replay of {title} (quote {run.policy.quote})")
+        for line in report.summary_text(
+            run.summary, title=title, quote=run.policy.quote, terminal=tables.is_terminal(), heard=heard
+        ):
+            click.echo(line)
+        return
     waiting = progress.active and tables.is_terminal()
     held: list[str] = []
     with progress:

@@ -259,26 +259,34 @@ class Replay:
         self._books = value
         self._books_stale = False
 
-    def run(self) -> Summary:
+    def run(self, heard: Any = None) -> Summary:
         """Replay to the end and return the summary (no :class:`Step` is built).
 
         With the standard invariants only (no user invariants, no enforce mode, no ``until``)
         and a source that can be read twice, the fast core computes it (``ledger/core``); if
         the history leaves what the core covers, the reference replays it from the start.
+
+        ``heard`` (a :class:`ledger.report.Heard`) gathers what a text summary shows of the
+        steps: the subjects each invariant broke for and the notices, the same either way (the
+        reference then builds every step to feed it).
         """
         if self._fast and self._events == 0 and self._summary is None:
-            summary = self._run_fast()
+            summary = self._run_fast(heard)
             if summary is not None:
                 self._summary = summary
                 self._books_stale = True
                 self._ran_fast = True
                 return summary
+        if heard is not None:
+            for step in self:
+                heard.add(step)
+            return self.summary
         for seq, event, where, payload in self._source_events():
             self._advance(seq, event, where, payload)
         self._summary = self._summarise()
         return self._summary
 
-    def _run_fast(self) -> Summary | None:
+    def _run_fast(self, heard: Any = None) -> Summary | None:
         """The summary by the fast core, or None where the history leaves what it covers."""
         names = [inv.name for inv in self.invariants]
         try:
@@ -319,6 +327,11 @@ class Replay:
             # is not canonical): the reference replays from the start and names the seq and
             # the field (ledger.errors), as it always did. The core's figures are never used.
             return None
+        if heard is not None:
+            for name, subjects in machine.subjects.items():
+                heard.subjects.setdefault(name, set()).update(subjects)
+            heard.notice_count += machine.notice_count
+            heard.notices += machine.notices[: max(heard.KEPT - len(heard.notices), 0)]
         return Summary(
             events=machine.events,
             last_seq=machine.last_seq,

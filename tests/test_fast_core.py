@@ -24,6 +24,7 @@ from ledger import core
 from ledger.invariants import standard_invariants
 from ledger.policy import Policy
 from ledger.replay import Replay, _fast_violation
+from ledger.report import Heard
 from ledger.store import Log
 from ledger.synthetic import workload
 from ledger.testing import strategies as hs
@@ -80,12 +81,34 @@ def assert_same_run(source: Any, policy: Policy | None = None) -> Replay:
     return fast
 
 
+def assert_same_heard(source: Any, policy: Policy | None = None) -> Replay:
+    """What a text summary gathers of the steps (the notices, the subjects each invariant
+    broke for), from ``run(heard=...)``, equals the reference's from its steps."""
+    heard = Heard()
+    fast = Replay(source, policy)
+    fast.run(heard=heard)
+    want = Heard()
+    for step in _reference(source, policy):
+        want.add(step)
+    assert (heard.subjects, heard.notices, heard.notice_count) == (
+        want.subjects,
+        want.notices,
+        want.notice_count,
+    )
+    return fast
+
+
+def test_the_core_keeps_as_many_notices_as_a_text_summary_shows():
+    assert core.machine.NOTICES_KEPT == Heard.KEPT
+
+
 # -- generated histories ----------------------------------------------------------------------
 @given(hs.histories(max_events=60))
 def test_the_core_agrees_with_the_reference_at_every_step(history):
     covered = compare_stepwise(history)
     assert covered == len(history)  # the standard histories are all within the core
     assert_same_run(history)
+    assert assert_same_heard(history)._ran_fast
 
 
 @given(hs.histories(max_events=40), hs.policies())
@@ -257,6 +280,7 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         run._ran_fast
     )  # the summary (the assertions with it) is the core's, equal to the reference's
     assert len(run.summary.assertions) == len(_ASSERTED)
+    assert assert_same_heard(history, policy)._ran_fast
 
 
 @given(
@@ -524,6 +548,7 @@ def test_bundled_timelines_give_identical_steps_breaches_and_digests(name):
     assert (covered == len(timeline.events)) == (name in FAST)
     run = assert_same_run(timeline)
     assert run._ran_fast == (name in FAST)
+    assert assert_same_heard(timeline)._ran_fast == (name in FAST)
     ref = _reference(timeline)
     steps = [s.to_dict() for s in ref]
     assert [s.to_dict() for s in Replay(timeline)] == steps

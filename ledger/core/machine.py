@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 #: Contributing ids kept per subject (ledger.replay.CONTRIBUTORS_KEPT).
 KEPT = 4
+#: Notices kept for a text summary (ledger.report.Heard.KEPT); all are counted.
+NOTICES_KEPT = 50
 #: Exponent of values: ``E`` >= an asset's scale + its price's decimals (else: Unsupported).
 E = 40
 #: Exponent of haircut keeps and policy ratios (a policy fraction with more decimals: Unsupported).
@@ -337,6 +339,11 @@ class Machine:
         self.counts: dict[str, int] = dict.fromkeys(enabled, 0)
         self.assertions: list[dict[str, Any]] = []  # every balance_asserted comparison, in order
         self._assert_touch: dict[str, deque[str]] = {}  # assertion subject -> contributing ids
+        # -- what a text summary gathers from the steps (ledger.report.Heard) ------------------
+        self.subjects: dict[str, set[str]] = {}  # invariant -> subjects it opened for
+        self.notices: list[tuple[int, str, str, str]] = []  # (seq, at, id, text): the first kept
+        self.notice_count = 0
+        self._credit: dict[tuple[Account, str], None] = {}  # credit-line accounts posted (_move)
         self._apply = {t: (getattr(self, "_apply_" + t), keys) for t, keys in _KEYS.items()}
         # Per event: what it touched (reset by step).
         self._opened: list[Any] = []
@@ -362,8 +369,32 @@ class Machine:
         self.last_at = at
         self.last_seq = seq
         self.events += 1
+        if self._credit:
+            self._credit_notices(data, seq)
         if self._opened:
             self._settle(seq)
+
+    def _notice(self, d: dict[str, Any], seq: int, text: str) -> None:
+        """A step's notice (what the books noted that is not a breach), as the engine words it."""
+        self.notice_count += 1
+        if len(self.notices) < NOTICES_KEPT:
+            self.notices.append((seq, d["at"], d["id"], text))
+
+    def _credit_notices(self, d: dict[str, Any], seq: int) -> None:
+        """The engine's credit-line notices: each posted customer account drawing on its line
+        (a negative holder balance in an asset with a line), sorted, after the event's others."""
+        posted, self._credit = self._credit, {}
+        found = []
+        for acct, asset in posted:
+            limit = acct.limit.get(asset, 0) if acct.limit else 0
+            raw = acct.bal.get(asset, 0)
+            if limit and raw > 0:  # the holder's balance is -raw
+                found.append(
+                    f"{acct.ref} is drawing on its credit line: {self._fmt(-raw, asset)} {asset} "
+                    f"of -{self._fmt(limit, asset)} allowed"
+                )
+        for text in sorted(found):
+            self._notice(d, seq, text)
 
     def _settle(self, seq: int) -> None:
         """Record the violations this event opened, in report order (invariant, subject)."""
@@ -374,6 +405,7 @@ class Machine:
             self.open[(v.invariant, v.subject)] = v
             self.counts[v.invariant] += 1
             self.first.setdefault(v.invariant, v)
+            self.subjects.setdefault(v.invariant, set()).add(v.subject)
 
     # -- helpers: records on first sight ------------------------------------------------------
     def _entity(self, name: Any) -> Entity:
@@ -500,6 +532,8 @@ class Machine:
                 entity.owed_v += dneg * unit
             if acct.secured is not None:  # its debt moved: collateral-coverage looks again
                 self._targets[acct.secured] = None
+            if acct.limit is not None:  # a credit line: the step may note a draw on it
+                self._credit[(acct, asset)] = None
             if not entity.venue:
                 entity.venue = True
                 self._born = entity
@@ -662,11 +696,14 @@ class Machine:
             self._post(self._external(holder), asset, -minor, t, c, s)
         self._post(landed, asset, minor, t, c, s)
         if there is not venue:
+            landed_at = f"{ev.format_decimal(Decimal(d['amount']))} {asset} of customer money landed at {d['landed']}"
             if owed_by is not None:
                 self._out(owed_by, asset, minor, t, c, s)
+                self._notice(d, seq, f"{landed_at}, not with {venue.name}; owed on {d['owed_by']}")
             else:
                 self._post(self._due(venue, "due-from", there), asset, minor, t, c, s)
                 self._post(self._due(there, "due-to", venue), asset, -minor, t, c, s)
+                self._notice(d, seq, landed_at)
         self._check(d, seq, t, c, s, None, None)
 
     def _due(self, entity: Entity, prefix: str, other: Entity) -> Account:
@@ -741,7 +778,8 @@ class Machine:
                 self._close("withdrawals-honoured", venue.name, venue.open)
 
     def _refused(self, d: dict[str, Any], seq: int, venue: Entity, reason: str) -> None:
-        """A withdrawal not paid: nothing posts; withdrawals-honoured opens for the venue."""
+        """A withdrawal not paid: nothing posts; noted; withdrawals-honoured opens for the venue."""
+        self._notice(d, seq, f"withdrawal not paid: {reason}")
         if not self.on_wh:
             return
         ids = venue.wh_touch
