@@ -383,3 +383,22 @@ def test_salts_hide_balances_behind_the_secret():
     assert tree.top()[0] != other.top()[0]
     with pytest.raises(ProofError, match="non-empty bytes"):
         MerkleSumTree([], secret=b"", assets=["BTC"])
+
+
+def test_long_and_non_ascii_ids_three_assets_and_a_long_secret_hash_as_documented():
+    # The build's fast paths (a table of u16 lengths below 256 bytes, the packed sums of three
+    # assets, the HMAC pads of a key longer than a block) against the layout computed by hand.
+    secret = bytes(range(100))  # longer than SHA-256's 64-byte block: HMAC hashes it first
+    ids = ["ex:" + "x" * 300, "ex:zoë", "ex:" + "é" * 126, "ex:b"]  # 303, 7, 255, 4 bytes
+    values = [(1, 2**119, 3), (0, 0, 0), (7, 5, 2**100), (2**119, 1, 1)]
+    tree = MerkleSumTree(list(zip(ids, values)), secret=secret, assets=["BTC", "ETH", "USD"])
+    records = []
+    for account, v in zip(ids, values, strict=True):
+        name = account.encode()
+        salt = hmac.new(secret, name, hashlib.sha256).digest()
+        records.append(sha(b"\x00", salt, len(name).to_bytes(2, "big"), name, amt(*v)) + amt(*v))
+    assert bytes(tree.levels[0]) == b"".join(records)
+    assert tree.top() == (sha(b"\x01", *records), (2**119 + 8, 2**119 + 6, 2**100 + 4))
+    assert [tree.leaf(a)[1] for a in ids] == [
+        hmac.new(secret, a.encode(), hashlib.sha256).digest() for a in ids
+    ]

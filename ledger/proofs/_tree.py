@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -42,7 +43,6 @@ HASH_BYTES = 32
 AMOUNT_BYTES = 16
 #: Children a node: four, so a path of a 1,000,000-leaf tree has 10 steps of 3 siblings.
 ARITY = 4
-_CHUNK = 1 << 16  # leaves hashed at a time while building
 #: The largest amount or sum a proof can carry, 2^120 - 1 minor units (about 1.3 x 10^36): the
 #: first of its 16 bytes is 0. The tree refuses leaves whose total passes it.
 MAX_SUM = 2**120 - 1
@@ -50,6 +50,26 @@ LEAF_TAG, NODE_TAG, ROOT_TAG = b"\x00", b"\x01", b"\x02"
 EMPTY_HASH = bytes(HASH_BYTES)
 _FIELD_BITS = 8 * AMOUNT_BYTES
 _sha256 = hashlib.sha256
+#: ``len(name).to_bytes(2, "big")`` for the usual lengths of an account id.
+_U16 = [n.to_bytes(2, "big") for n in range(256)]
+
+
+def _plain_sha256() -> Callable[..., Any]:
+    """CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before), else hashlib's.
+
+    The same function as OpenSSL's, but a copy of its state is a plain memory copy where
+    OpenSSL's goes through its provider layer: for the salts, two copies and one block each,
+    it is the faster of the two (measured in docs/proofs.md); OpenSSL's stays faster where a
+    hash has more blocks to compress (its SHA extensions)."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+    return _sha256  # pragma: no cover (a Python without CPython's modules)
+
+
+_salt_sha256 = _plain_sha256()
 
 
 def salt_for(secret: bytes, account: str) -> bytes:
@@ -57,12 +77,17 @@ def salt_for(secret: bytes, account: str) -> bytes:
     return hmac.digest(secret, account.encode("utf-8"), "sha256")
 
 
-def _salter(secret: bytes) -> Callable[[bytes], bytes]:
-    """HMAC-SHA256 with the key's inner and outer states computed once (RFC 2104)."""
+def _hmac_pads(secret: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after HMAC's inner and outer padded keys (RFC 2104): computed once, then
+    copied for every salt."""
     key = secret if len(secret) <= 64 else _sha256(secret).digest()
     key = key.ljust(64, b"\x00")
-    inner = _sha256(bytes(b ^ 0x36 for b in key))
-    outer = _sha256(bytes(b ^ 0x5C for b in key))
+    return _salt_sha256(bytes(b ^ 0x36 for b in key)), _salt_sha256(bytes(b ^ 0x5C for b in key))
+
+
+def _salter(pads: tuple[Any, Any]) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 under the key whose pads are ``pads`` (see :func:`_hmac_pads`)."""
+    inner, outer = pads
 
     def salt(account_bytes: bytes) -> bytes:
         i = inner.copy()
@@ -72,6 +97,10 @@ def _salter(secret: bytes) -> Callable[[bytes], bytes]:
         return o.digest()
 
     return salt
+
+
+def _u16(n: int) -> bytes:
+    return n.to_bytes(2, "big")
 
 
 def encode_amounts(amounts: Sequence[int]) -> bytes:
@@ -182,7 +211,8 @@ class MerkleSumTree:
         self.sums_size = AMOUNT_BYTES * width
         self.record_size = HASH_BYTES + self.sums_size
         self._empty = bytes(self.record_size)
-        self._salt = _salter(secret)
+        self._pads = _hmac_pads(secret)
+        self._salt = _salter(self._pads)
         #: Incremented by every :meth:`update`: what a cache of the root is keyed on.
         self.version = 0
         #: :func:`ledger.proofs.inclusion_proof`'s parts common to every proof of this version.
@@ -202,7 +232,8 @@ class MerkleSumTree:
             seen: set[str] = set()
             twice = next(a for a in accounts if a in seen or seen.add(a))  # type: ignore[func-returns-value]
             raise ProofError(f"leaf {twice!r} appears twice", kind="shape")
-        columns = list(zip(*amounts_list)) if amounts_list else [()] * width
+        # One list an asset (``zip(*amounts_list)`` would unpack a million arguments: slow).
+        columns = [[v[k] for v in amounts_list] for k in range(width)]
         if any(column and min(column) < 0 for column in columns):
             raise NegativeBalanceError(
                 [
@@ -216,23 +247,39 @@ class MerkleSumTree:
         self._check_totals(self.totals)
         # Each leaf's sums as one integer, the fields side by side (128 bits each, the first
         # asset's highest): the integer of the sums' bytes.
-        packed = list(columns[0]) if width else [0] * len(accounts)
-        for column in columns[1:]:
-            packed = [(p << _FIELD_BITS) | a for p, a in zip(packed, column)]
+        if width == 3:
+            packed = [(a << 256) | (b << 128) | c for a, b, c in amounts_list]
+        else:
+            packed = columns[0] if width else [0] * len(accounts)
+            for column in columns[1:]:
+                packed = [(p << _FIELD_BITS) | a for p, a in zip(packed, column)]
         del columns, amounts_list
-        nbytes = self.sums_size
-        salt, sha, tag = self._salt, _sha256, LEAF_TAG
-        level = bytearray()
-        for start in range(0, len(accounts), _CHUNK):  # in chunks: the peak stays small
-            sums = [p.to_bytes(nbytes, "big") for p in packed[start : start + _CHUNK]]
-            names = [a.encode("utf-8") for a in accounts[start : start + _CHUNK]]
-            hashes = [
-                sha(tag + salt(name) + len(name).to_bytes(2, "big") + name + v).digest()
-                for name, v in zip(names, sums)
-            ]
-            level += b"".join(map(bytes.__add__, hashes, sums))
-        self.levels: list[bytearray] = [level]
+        self.levels: list[bytearray] = [self._leaf_level(accounts, packed)]
         self._build(packed)
+
+    def _leaf_level(self, accounts: list[str], packed: list[int]) -> bytearray:
+        """The leaves' records: SHA-256(0x00 || salt || u16 length || id || sums), then the
+        sums. The hashes are copies of states made once (the tagged leaf state, HMAC's inner
+        and outer pads): copying a state is cheaper than making one, and each leaf is written
+        straight into the level."""
+        nbytes = self.sums_size
+        inner, outer = self._pads
+        inner_copy, outer_copy, leaf_copy = inner.copy, outer.copy, _sha256(LEAF_TAG).copy
+        u16, join = _U16, b"".join
+        level = bytearray()
+        for account, sums in zip(accounts, packed):
+            name = account.encode("utf-8")
+            h = inner_copy()
+            h.update(name)
+            salt = outer_copy()
+            salt.update(h.digest())
+            h = leaf_copy()
+            v = sums.to_bytes(nbytes, "big")
+            size = len(name)
+            h.update(join((salt.digest(), u16[size] if size < 256 else _u16(size), name, v)))
+            level += h.digest()
+            level += v
+        return level
 
     def _check_totals(self, totals: Sequence[int]) -> None:
         # Every node's sum is at most the total of its asset, so a total within MAX_SUM means no
@@ -247,24 +294,36 @@ class MerkleSumTree:
 
     def _build(self, packed: list[int]) -> None:
         """Build every level above the leaves. ``packed`` holds each node's sums as one integer
-        (the fields side by side, 128 bits each): a parent's is its children's added."""
-        size, nbytes = self.record_size, self.sums_size
+        (the fields side by side, 128 bits each): a parent's is its children's added. A parent's
+        hash reads its four children's records in place (a slice of a view of the level); the
+        last group of a level is filled up with empty nodes."""
+        size, nbytes, empty = self.record_size, self.sums_size, self._empty
         group = ARITY * size
+        node_copy = _sha256(NODE_TAG).copy
         current = self.levels[0]
-        sha, tag = _sha256, NODE_TAG
         while len(packed) > 1:
-            missing = -len(packed) % ARITY  # the last group is filled up with empty nodes
-            view = memoryview(bytes(current) + self._empty * missing if missing else current)
-            packed = packed + [0] * missing
+            full = len(packed) // ARITY
             parents = [
                 a + b + c + d
                 for a, b, c, d in zip(packed[0::4], packed[1::4], packed[2::4], packed[3::4])
             ]
-            hashes = [sha(tag + view[a : a + group]).digest() for a in range(0, len(view), group)]
-            view.release()
-            current = _records(hashes, [p.to_bytes(nbytes, "big") for p in parents])
-            self.levels.append(current)
-            packed = parents
+            rest = len(packed) - ARITY * full
+            if rest:
+                parents.append(sum(packed[ARITY * full :]))
+            above = bytearray()
+            with memoryview(current) as view:
+                for start, sums in zip(range(0, full * group, group), parents):
+                    h = node_copy()
+                    h.update(view[start : start + group])
+                    above += h.digest()
+                    above += sums.to_bytes(nbytes, "big")
+                if rest:
+                    h = node_copy()
+                    h.update(bytes(view[full * group :]) + empty * (ARITY - rest))
+                    above += h.digest()
+                    above += parents[-1].to_bytes(nbytes, "big")
+            self.levels.append(above)
+            current, packed = above, parents
 
     # -- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -392,8 +451,3 @@ class MerkleSumTree:
                 sums = int.from_bytes(above[at + HASH_BYTES : at + size], "big") + delta
             above[at : at + size] = sha(tag + children).digest() + sums.to_bytes(nbytes, "big")
             level += 1
-
-
-def _records(hashes: list[bytes], sums: list[bytes]) -> bytearray:
-    """A level's bytes: each node's hash, then its sums."""
-    return bytearray(b"".join(map(bytes.__add__, hashes, sums)))
