@@ -280,6 +280,7 @@ _KEYS: dict[str, frozenset[str]] = {
         "collateral_released": "asset amount to_account loan account",
         "withdrawals_halted": "venue",
         "withdrawals_resumed": "venue",
+        "margin_call": "loan pool amount due",
         "bankruptcy_filed": "entity court case",
         "disclosure": "entity title",
         "tokens_minted": "asset amount to_account",
@@ -324,7 +325,10 @@ class Machine:
         self.loans: dict[str, Loan] = {}
         self.secured: dict[str, Loan] = {}  # customer account ref -> its secured target
         self.unit: dict[str, int] = {}  # asset -> value of one minor unit (exponent E); 0 unpriced
-        self.prices: dict[str, Decimal] = {}  # asset -> price in the quote, as given
+        self.prices: dict[str, Decimal] = {}  # asset -> price in the quote (resolved)
+        self.quotes: dict[str, tuple[str, Decimal]] = {}  # asset -> (quote, price): the latest
+        self.dependents: dict[str, set[str]] = {}  # quote -> assets priced in it
+        self.unpriced_why: dict[str, str] = {}  # asset -> why its chain does not resolve
         self.holders: dict[str, list[Entity]] = {}  # asset -> entities with a line in it
         self.cover_index: dict[str, list[tuple[Decimal, str]]] = {}  # asset -> sorted (k, loan)
         self.complex_loans: dict[str, set[str]] = {}  # asset -> loans rechecked on any move
@@ -704,7 +708,7 @@ class Machine:
                 self._post(self._due(venue, "due-from", there), asset, minor, t, c, s)
                 self._post(self._due(there, "due-to", venue), asset, -minor, t, c, s)
                 self._notice(d, seq, landed_at)
-        self._check(d, seq, t, c, s, None, None)
+        self._check(d, seq, t, c, s, ())
 
     def _due(self, entity: Entity, prefix: str, other: Entity) -> Account:
         name = f"{prefix}:{other.name}"
@@ -722,7 +726,7 @@ class Machine:
             acct.limit = {}
         acct.limit[asset] = limit
         # The reference looks at the account again (a new line may close or open a breach).
-        self._check(d, seq, {}, [(acct, asset)], {}, None, None)
+        self._check(d, seq, {}, [(acct, asset)], {}, ())
 
     def _apply_withdrawal(self, d: dict[str, Any], seq: int) -> None:
         acct = self._account(d["account"], CUSTOMER)
@@ -770,7 +774,7 @@ class Machine:
             self._out(acct, asset, minor, t, c, s)
             self._post(paid, asset, -minor, t, c, s)
             self._in(to, asset, minor, t, c, s)
-            self._check(d, seq, t, c, s, None, None)
+            self._check(d, seq, t, c, s, ())
         if self.on_wh:
             ids = venue.wh_touch
             ids.append(d["id"])
@@ -830,40 +834,101 @@ class Machine:
         if giver is not taker:
             self._post(self._equity(giver), asset, minor, t, c, s)
             self._post(self._equity(taker), asset, -minor, t, c, s)
-        self._check(d, seq, t, c, s, None, None)
+        self._check(d, seq, t, c, s, ())
 
     def _apply_price_updated(self, d: dict[str, Any], seq: int) -> None:
+        """A price, in the quote or in another asset (chained to the quote through that
+        asset's own price): the reference's resolution of the asset and of every asset priced
+        through it, breadth first in name order, each re-valued where its price changed."""
         asset, quote = d["asset"], d["quote"]
-        scale = self._scale(asset)
+        self._scale(asset)
         self._scale(quote)
         if asset == self.quote:
             return  # the quote is worth 1 of itself: nothing moves, nothing is checked
-        if quote != self.quote:
-            raise Unsupported("a price in another quote: chains are the reference's")
         price = Decimal(d["price"])
         if not price.is_finite() or price <= 0:
             raise Unsupported("price")
-        unit = _fixed(price, E - scale)  # price x 10^-scale at exponent E
-        before = self.prices.get(asset)
+        old = self.quotes.get(asset)
+        if old is not None and old[0] != quote:
+            self.dependents[old[0]].discard(asset)
+        self.dependents.setdefault(quote, set()).add(asset)
+        self.quotes[asset] = (quote, price)
+        dependents = self.dependents.get(asset)
+        if quote == self.quote and not dependents and asset not in self.unpriced_why:
+            # The hot path: a price in the quote that nothing else is priced through.
+            before = self.prices.get(asset)
+            self._set_price(asset, price)
+            self._check(
+                d, seq, dict.fromkeys(self.holders.get(asset, ())), [], {}, ((asset, before),)
+            )
+            return
+        order, seen = [asset], {asset}
+        for current in order:
+            for dependent in sorted(self.dependents.get(current, ())):
+                if dependent not in seen:
+                    seen.add(dependent)
+                    order.append(dependent)
+        repriced: list[tuple[str, Decimal | None]] = []
+        for current in order:
+            before = self.prices.get(current)
+            after, why = self._resolve(current)
+            if why != self.unpriced_why.get(current):
+                if why is None:
+                    del self.unpriced_why[current]
+                else:
+                    self.unpriced_why[current] = why
+                    self._notice(d, seq, f"{current} is unpriced: {why}")
+            if after != before or current == asset:
+                self._set_price(current, after)
+                repriced.append((current, before))
+        touched: dict[Entity, None] = {}
+        for current, _ in repriced:
+            touched.update(dict.fromkeys(self.holders.get(current, ())))
+        self._check(d, seq, touched, [], {}, repriced)
+
+    def _resolve(self, asset: str) -> tuple[Decimal | None, str | None]:
+        """The price of ``asset`` in the quote through its chain of quotes, or why there is none
+        (the reference's words)."""
+        chain = [asset]
+        price = Decimal(1)
+        current = asset
+        while True:
+            link = self.quotes.get(current)
+            if link is None:
+                return None, f"no price of {current} in {self.quote} (chain {' -> '.join(chain)})"
+            quote, local = link
+            price = VALUE_CONTEXT.multiply(price, local)
+            if quote == self.quote:
+                return price, None
+            if quote in chain:
+                return None, f"its prices form a cycle ({' -> '.join([*chain, quote])})"
+            chain.append(quote)
+            current = quote
+
+    def _set_price(self, asset: str, price: Decimal | None) -> None:
+        """Set (None: forget) ``asset``'s price in the quote; move every holder's values by the
+        change of one minor unit's value."""
+        unit = _fixed(price, E - self.assets[asset][0]) if price is not None else 0  # exponent E
         step = unit - self.unit[asset]
-        self.prices[asset] = price
+        if price is None:
+            self.prices.pop(asset, None)
+        else:
+            self.prices[asset] = price
         self.unit[asset] = unit
-        holders = self.holders.get(asset, ())
-        if step:
-            for entity in holders:
-                line = entity.lines[asset]
-                if line.owed:
-                    entity.owed_v += line.owed * step
-                if line.held > 0:
-                    entity.reserves_v += line.held * step * self._keep(asset, entity)
-                if line.related:
-                    entity.related_v += line.related * step
-                if line.pos:
-                    entity.assets_v += line.pos * step
-                if line.neg:
-                    entity.liabs_v += line.neg * step
-        t: dict[Entity, None] = dict.fromkeys(holders)
-        self._check(d, seq, t, [], {}, asset, before)
+        if not step:
+            return
+        for entity in self.holders.get(asset, ()):
+            line = entity.lines[asset]
+            if line.owed:
+                entity.owed_v += line.owed * step
+            if line.held > 0:
+                entity.reserves_v += line.held * step * line.keep
+            if line.related:
+                entity.related_v += line.related * step
+            if line.pos:
+                entity.assets_v += line.pos * step
+            if line.neg:
+                entity.liabs_v += line.neg * step
 
     def _apply_loan_opened(self, d: dict[str, Any], seq: int) -> None:
         loan_id = d["loan"]
@@ -887,7 +952,7 @@ class Machine:
         self._post(loan.lender_acct, asset, minor, t, c, s)
         self._in(dst, asset, minor, t, c, s)
         self._post(loan.borrower_acct, asset, -minor, t, c, s)
-        self._check(d, seq, t, c, s, None, None, loan)
+        self._check(d, seq, t, c, s, (), loan)
 
     def _loan(self, d: dict[str, Any]) -> Loan:
         loan = self.loans.get(d["loan"])
@@ -913,7 +978,7 @@ class Machine:
         self._post(loan.borrower_acct, asset, minor, t, c, s)
         self._post(loan.lender_acct, asset, -minor, t, c, s)
         self._in(dst, asset, minor, t, c, s)
-        self._check(d, seq, t, c, s, None, None, loan)
+        self._check(d, seq, t, c, s, (), loan)
 
     def _target(self, d: dict[str, Any]) -> Loan:
         """The secured target an event names: a loan, or a customer account (a record made
@@ -951,7 +1016,7 @@ class Machine:
             if loan.account is not None:
                 self.secured[loan.id] = loan.account.secured = loan
         held[asset] = held.get(asset, 0) + minor
-        self._check(d, seq, t, c, s, None, None, loan)
+        self._check(d, seq, t, c, s, (), loan)
 
     def _apply_collateral_released(self, d: dict[str, Any], seq: int) -> None:
         loan = self._target(d)
@@ -969,7 +1034,7 @@ class Machine:
         self._post(loan.pledged_acct, asset, -minor, t, c, s)
         held[asset] -= minor  # a zero entry stays: the loan is still "secured" (the reference)
         self._in(dst, asset, minor, t, c, s)
-        self._check(d, seq, t, c, s, None, None, loan)
+        self._check(d, seq, t, c, s, (), loan)
 
     def _apply_withdrawals_halted(self, d: dict[str, Any], seq: int) -> None:
         self.halted.add(self._entity(d["venue"]).name)
@@ -982,6 +1047,19 @@ class Machine:
 
     def _apply_disclosure(self, d: dict[str, Any], seq: int) -> None:
         self._entity(d["entity"])
+
+    def _apply_margin_call(self, d: dict[str, Any], seq: int) -> None:
+        # The reference records the call (for the views) and looks at the loan's coverage again.
+        if "loan" not in d:
+            raise Unsupported("a call on a pool")
+        loan = self._loan(d)
+        text = f"margin call on {loan.id}"
+        if "amount" in d:
+            text += f" for {Decimal(d['amount']):,f} {self.quote}"
+        if "due" in d:
+            text += f", due {ev.format_instant(ev.parse_instant(d['due']))}"
+        self._notice(d, seq, text)
+        self._check(d, seq, {}, [], {}, (), loan)
 
     def _apply_loan_defaulted(self, d: dict[str, Any], seq: int) -> None:
         # The reference posts nothing for a default (the loan stays outstanding until seized or
@@ -1001,7 +1079,7 @@ class Machine:
         s: dict[Line, None] = {}
         self._post(dst, asset, minor, t, c, s)
         self._post(self._equity(dst.entity), asset, -minor, t, c, s)
-        self._check(d, seq, t, c, s, None, None)
+        self._check(d, seq, t, c, s, ())
 
     def _apply_balance_asserted(self, d: dict[str, Any], seq: int) -> None:
         """A figure from the public record compared with the books: the reference's own
@@ -1122,8 +1200,7 @@ class Machine:
         touched: dict[Entity, None],
         checked: list[Any],
         seg: dict[Line, None],
-        repriced: str | None,
-        before: Decimal | None,
+        repriced: Sequence[tuple[str, Decimal | None]],
         loan: Loan | None = None,
     ) -> None:
         """The standard invariants over what one event touched (the reference's subjects).
@@ -1152,9 +1229,9 @@ class Machine:
         for target in targets:
             self._reindex(target)
         if self.on_cc:
-            if repriced is not None:
-                loans, secured = self.loans, self.secured
-                for key in self._repriced_loans(repriced, before):
+            loans, secured = self.loans, self.secured
+            for asset, before in repriced:  # (asset, price before): a price update's
+                for key in self._repriced_loans(asset, before):
                     targets[loans.get(key) or secured[key]] = None
             self._cover_checks(targets, eid, d, seq)
 
