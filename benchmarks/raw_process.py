@@ -1,0 +1,46 @@
+"""A whole-process raw replay: start Python, read every payload of a log, ``json.loads`` it, add
+integer minor units into a dict, print the count. The floor a CLI replay is compared with
+(``benchmarks/cli_process.py``).
+
+The loop is ``benchmarks.cases.raw_loop``'s, written here with the standard library alone: that
+module imports the ledger, and the floor process must not pay our start-up.
+
+    python benchmarks/raw_process.py LOG.db
+"""
+
+import json
+import sqlite3
+import sys
+
+
+def main(path: str) -> None:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    balances: dict = {}
+    scales: dict = {}
+    count = 0
+    for (payload,) in conn.execute("SELECT payload FROM events ORDER BY seq"):
+        data = json.loads(payload)
+        count += 1
+        kind = data["type"]
+        if kind == "deposit" or kind == "withdrawal" or kind == "transfer":
+            asset = data["asset"]
+            whole, _, frac = data["amount"].partition(".")
+            units = int(whole + frac.ljust(scales[asset], "0"))
+            if kind == "deposit":
+                key = (data["account"], asset)
+                balances[key] = balances.get(key, 0) + units
+            elif kind == "withdrawal":
+                key = (data["account"], asset)
+                balances[key] = balances.get(key, 0) - units
+            else:
+                src = (data["from_account"], asset)
+                dst = (data["to_account"], asset)
+                balances[src] = balances.get(src, 0) - units
+                balances[dst] = balances.get(dst, 0) + units
+        elif kind == "asset_listed":
+            scales[data["asset"]] = data["scale"]
+    print(json.dumps({"events": count, "balances": len(balances)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
