@@ -244,6 +244,20 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         from_account="aff:bank",
     )
     emit(ev.LoanDefaulted, loan="tail-loan")
+    # A trade between two entities' holdings at fair value (the payment stated, or amount x price).
+    paid = {"paid": amount(5000, 2)} if draw(st.booleans()) else {}
+    emit(
+        ev.Trade,
+        asset="TOK",
+        amount=amount(50),
+        price=amount(30, 2),
+        pay_asset="USD",
+        seller_from="aff:bank",
+        seller_to="aff:bank",
+        buyer_from="bank:vault",
+        buyer_to="bank:vault",
+        **paid,
+    )
     call: dict[str, Any] = {}
     if draw(st.booleans()):
         call["amount"] = amount(1000, 2)
@@ -285,6 +299,7 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         "collateral_released",
         "loan_defaulted",
         "margin_call",
+        "trade",
         "balance_asserted",
     } <= types
     assert compare_stepwise(history) == len(history)  # the core covered every event

@@ -281,6 +281,7 @@ _KEYS: dict[str, frozenset[str]] = {
         "withdrawals_halted": "venue",
         "withdrawals_resumed": "venue",
         "margin_call": "loan pool amount due",
+        "trade": "asset amount price pay_asset paid seller_from seller_to buyer_from buyer_to",
         "bankruptcy_filed": "entity court case",
         "disclosure": "entity title",
         "tokens_minted": "asset amount to_account",
@@ -1047,6 +1048,39 @@ class Machine:
 
     def _apply_disclosure(self, d: dict[str, Any], seq: int) -> None:
         self._entity(d["entity"])
+
+    def _apply_trade(self, d: dict[str, Any], seq: int) -> None:
+        """Two assets exchanged between two entities' holdings, each side's legs with equity
+        for the value that changed hands (the reference's). Every holding the core covers is
+        at fair value, so no book value is carried and no realised gain is noted."""
+        accounts = [
+            self._account(d[k], HOLDINGS, CUSTODY, EXTERNAL)
+            for k in ("seller_from", "seller_to", "buyer_from", "buyer_to")
+        ]
+        seller_from, seller_to, buyer_from, buyer_to = accounts
+        if seller_to.entity is not seller_from.entity or buyer_to.entity is not buyer_from.entity:
+            raise Unsupported("trade accounts")
+        event = ev.from_dict(d)
+        assert isinstance(event, ev.Trade)
+        asset, pay_asset = event.asset, event.pay_asset
+        try:
+            minor = ev.to_minor(event.amount, self._scale(asset))
+            payment = ev.to_minor(event.payment, self._scale(pay_asset))
+        except (ev.EventValueError, ArithmeticError):
+            raise Unsupported("a payment the registry refuses (too many digits)") from None
+        seller, buyer = seller_from.entity, buyer_from.entity
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        self._post(seller_from, asset, -minor, t, c, s)
+        self._post(buyer_to, asset, minor, t, c, s)
+        self._post(self._equity(seller), asset, minor, t, c, s)
+        self._post(self._equity(buyer), asset, -minor, t, c, s)
+        self._post(buyer_from, pay_asset, -payment, t, c, s)
+        self._post(seller_to, pay_asset, payment, t, c, s)
+        self._post(self._equity(buyer), pay_asset, payment, t, c, s)
+        self._post(self._equity(seller), pay_asset, -payment, t, c, s)
+        self._check(d, seq, t, c, s, ())
 
     def _apply_margin_call(self, d: dict[str, Any], seq: int) -> None:
         # The reference records the call (for the views) and looks at the loan's coverage again.
