@@ -14,7 +14,9 @@ from typing import Any
 
 from ledger.html import _assets
 
-STATE_COLOURS = {"held": "#a9dfbf", "broken": "#e74c3c"}
+# A cell the frontier search inferred from monotonicity (not replayed) is drawn paler than
+# one that was replayed.
+STATE_COLOURS = {"held": "#a9dfbf", "broken": "#e74c3c", "held (inferred)": "#dff3e6", "broken (inferred)": "#f5b7b1"}
 
 _SCRIPT = """
 (function () {
@@ -29,12 +31,13 @@ _SCRIPT = """
 
 def frontier_spec(grid: dict[str, Any], *, schema_major: str = "6") -> dict[str, Any]:
     """The Vega-Lite spec of a grid (``GridResult.to_dict()``): cells as rectangles coloured
-    held/broken, the frontier as a line with points."""
+    held/broken (paler where inferred, not replayed), the frontier as a line with points."""
     cells = [
-        {"x": c["x"], "y": c["y"], "state": "broken" if c["broke"] else "held",
+        {"x": c["x"], "y": c["y"], "state": ("broken" if c["broke"] else "held") + ("" if c.get("run", True) else " (inferred)"),
          "event": (c["breach"] or {}).get("event_id", ""), "at": (c["breach"] or {}).get("at", "")}
         for c in grid["cells"]
     ]
+    states = [state for state in STATE_COLOURS if any(c["state"] == state for c in cells)]
     frontier = [{"x": f["x"], "y": f["y"]} for f in grid["frontier"] if f["y"] is not None]
     x_title, y_title = f"{grid['x']}: {grid['units'][0]}", f"{grid['y']}: {grid['units'][1]}"
     parse = {"format": {"parse": {"x": "number", "y": "number"}}}
@@ -52,7 +55,7 @@ def frontier_spec(grid: dict[str, Any], *, schema_major: str = "6") -> dict[str,
                     "y": {"field": "y", "type": "ordinal", "title": y_title, "sort": "descending"},
                     "color": {
                         "field": "state", "type": "nominal", "title": None,
-                        "scale": {"domain": list(STATE_COLOURS), "range": list(STATE_COLOURS.values())},
+                        "scale": {"domain": states, "range": [STATE_COLOURS[state] for state in states]},
                     },
                     "tooltip": [
                         {"field": "x", "title": grid["x"]}, {"field": "y", "title": grid["y"]},
@@ -94,10 +97,12 @@ def frontier_page(result: Any, *, title: str = "Stress grid") -> str:
         "</head><body>",
         f"<header><h1>{e(title)}</h1><div class=\"sub\">from <b>{e(grid['at'])}</b>"
         + (f" to <b>{e(grid['until'])}</b>" if grid.get("until") else "")
-        + f"; {len(grid['xs'])} x {len(grid['ys'])} runs</div></header>",
+        + f"; {len(grid['xs'])} x {len(grid['ys'])} cells, {e(_runs(grid))}</div></header>",
         "<main>",
         '<section id="frontier"><h2>Frontier</h2>',
-        f'<p class="lead">Each cell is one replay from the fork with both shocks; red: {e(", ".join(grid["invariants"]))} broke. '
+        f'<p class="lead">Each cell is a replay from the fork with both shocks; red: {e(", ".join(grid["invariants"]))} broke. '
+        "Paler cells were not replayed: the frontier search inferred them from the replayed ones, on the assumption "
+        "that a larger shock never mends a breach (checked on every replayed cell). "
         "The line is the frontier: per size of the first shock, the smallest size of the second that breaks.</p>",
         '<div class="panel"><div id="chart-frontier" class="chart"></div></div>',
         f'<table id="frontier-table"><thead><tr><th class="num">{e(grid["x"])}</th><th class="num">smallest {e(grid["y"])} that breaks</th><th></th></tr></thead>',
@@ -111,3 +116,12 @@ def frontier_page(result: Any, *, title: str = "Stress grid") -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _runs(grid: dict[str, Any]) -> str:
+    """How the cells were found: all replayed, or searched (how many replayed)."""
+    cells = grid["cells"]
+    ran = sum(1 for c in cells if c.get("run", True))
+    if ran == len(cells):
+        return "every cell replayed" + ("; NOT MONOTONE" if grid.get("contradiction") else "")
+    return f"{ran} replayed, {len(cells) - ran} inferred from monotonicity"

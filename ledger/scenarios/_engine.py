@@ -20,6 +20,7 @@ import attrs
 import events as ev
 import replays
 from events import Event
+from ledger import core
 from ledger.books import Books
 from ledger.errors import InputError, Problem
 from ledger.policy import Policy
@@ -434,14 +435,16 @@ def check(scenario_or_changes: Changes, history: History, point: ForkPoint, wher
 # -- replaying a fork ----------------------------------------------------------------------------
 class _Tracker:
     """Per (invariant, subject) whether it is in breach, from the statuses the invariants
-    yield during the fork (a wrapper around each invariant notes them)."""
+    yield during the fork (a wrapper around each invariant notes them). ``broken`` holds,
+    for each key in breach, the observed value and the seq at which it became so (a carried
+    violation: where it opened in the base)."""
 
     def __init__(self, carried: dict[Key, Violation]) -> None:
         self.pending: dict[Key, Violation] = dict(carried)  # open at the fork, not seen since
-        self.broken: dict[Key, str] = {k: v.observed for k, v in carried.items()}
+        self.broken: dict[Key, tuple[str, int]] = {k: (v.observed, v.seq) for k, v in carried.items()}
         self.closed_now: list[Violation] = []
         self.continued: set[Key] = set()
-        self._journal: list[tuple[Key, str | None, Violation | None]] = []
+        self._journal: list[tuple[Key, tuple[str, int] | None, Violation | None]] = []
 
     def note(self, name: str, status: Any) -> None:
         key = (name, status.subject)
@@ -454,12 +457,19 @@ class _Tracker:
                 self.continued.add(key)
         if status.ok:
             self.broken.pop(key, None)
-        else:
-            self.broken[key] = status.observed
+        elif key not in self.broken:
+            self.broken[key] = (status.observed, -1)  # the seq is the step's (see :meth:`keep`)
 
     def begin(self) -> None:
         self._journal.clear()
         self.closed_now = []
+
+    def keep(self, seq: int) -> None:
+        """The event was applied: what became broken in it became so at ``seq``."""
+        for key, _, _ in self._journal:
+            found = self.broken.get(key)
+            if found is not None and found[1] == -1:
+                self.broken[key] = (found[0], seq)
 
     def undo(self) -> None:
         """The event was refused (enforce mode): as if its statuses were never seen."""
@@ -591,11 +601,12 @@ def replay_fork(
             continue
         applied.append(step.event)
         if watch is not None:
+            tracker.keep(step.seq)
             if step.event.at < watch.start:
                 continue
-            hit = _watched_breach(tracker, watch)
+            hit = _watched_breach(tracker.broken, watch)
             if hit is not None:
-                key, observed = hit
+                key, observed, _since = hit
                 price = run.books.price(watch.asset) if watch.asset else None
                 breach = Breach(key[0], key[1], step.seq, step.event.id, ev.format_instant(step.event.at), observed,
                                 None if price is None else ev.format_decimal(price))
@@ -618,9 +629,9 @@ def replay_fork(
     if watch is not None:
         if not applied:
             # No event in the window: what was open at the fork is what the window sees.
-            hit = _watched_breach(tracker, watch)
+            hit = _watched_breach(tracker.broken, watch)
             if hit is not None:
-                key, observed = hit
+                key, observed, _since = hit
                 v = carry[key]
                 price = run.books.price(watch.asset) if watch.asset else None
                 return ForkRun(None, [], [], [], applied, [], Breach(key[0], key[1], v.seq, v.event_id, v.at, observed,
@@ -636,12 +647,122 @@ def replay_fork(
     return ForkRun(summary, opened, closed, still_open, applied, changes)
 
 
-def _watched_breach(tracker: _Tracker, watch: Watch) -> tuple[Key, str] | None:
+def _watched_breach(broken: dict[Key, tuple[str, int]], watch: Watch) -> tuple[Key, str, int] | None:
+    """The watched breach to report of those in ``broken`` (key -> (observed, since seq)):
+    the one in breach the longest (the smallest seq at which it became so), then the first
+    invariant in the standard order, then the first subject. The fast path
+    (:func:`watch_fast`) chooses the same way."""
     subjects = set(watch.subject.split(",")) if watch.subject else None
-    for key, observed in tracker.broken.items():
+    best: tuple[tuple[int, int, str], Key, str] | None = None
+    for key, (observed, since) in broken.items():
         if key[0] in watch.invariants and (subjects is None or key[1] in subjects):
-            return key, observed
+            order = (since, _RANK.get(key[0], len(_RANK)), key[1])
+            if best is None or order < best[0]:
+                best = (order, key, observed)
+    return None if best is None else (best[1], best[2], best[0][0])
+
+
+# -- the fast path of a stress trial: the fast core (ledger/core) from its state at the fork ---
+def _rank() -> dict[str, int]:
+    from ledger.invariants import STANDARD_NAMES
+
+    return {name: i for i, name in enumerate(STANDARD_NAMES)}
+
+
+_RANK = _rank()
+# Where the fast core gives up (a history it does not cover, a payload it cannot read): the
+# reference decides, as ``Replay.run`` does.
+FAST_ERRORS: tuple[type[BaseException], ...] = (
+    core.Unsupported, ev.EventValueError, KeyError, TypeError, ValueError, AttributeError, IndexError,
+)
+
+
+def fast_names(invariants: Iterable[str]) -> list[str]:
+    """The watched invariants in the standard (report) order: what the core checks."""
+    wanted = set(invariants)
+    return [name for name in _RANK if name in wanted]
+
+
+def freeze_machine(events: Sequence[Event], policy: Policy, invariants: Sequence[str]) -> bytes | None:
+    """The fast core (``ledger.core.Machine``) run over ``events`` (the base before the fork),
+    checking only ``invariants``, pickled: a stress trial's starting state. None where the
+    core does not cover the policy or the history (the trials then use the reference)."""
+    import pickle
+
+    from ledger.replay import _fast_violation
+
+    if not core.covers(policy):
+        return None
+    try:
+        names = [name for name in fast_names(invariants) if name not in policy.disabled]
+        machine = core.Machine(policy, names, _fast_violation)
+        step, to_dict = machine.step, ev.to_dict
+        for seq, event in enumerate(events, 1):
+            step(to_dict(event), seq)
+        return pickle.dumps(machine, protocol=pickle.HIGHEST_PROTOCOL)
+    except FAST_ERRORS + (pickle.PicklingError,):
+        return None
+
+
+def thaw(blob: bytes) -> Any:
+    """Unpickle a fork state with the cyclic garbage collector paused (it would otherwise walk
+    the tens of thousands of objects as they are made: about four times slower)."""
+    import gc
+    import pickle
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return pickle.loads(blob)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def watch_fast(machine: bytes, index: int, events: Sequence[Event], watch: Watch, data: Any = None) -> Breach | None:
+    """:func:`replay_fork` with ``watch``, by the fast core from its state at the fork
+    (``machine``, from :func:`freeze_machine` over the base's first ``index`` events): the
+    same breach, found the same way. ``data(event)`` gives an event's payload dict (a cache of
+    the base's; default ``events.to_dict``). Raises ``ledger.core.Unsupported`` (or a data
+    error) where the history leaves what the core covers: the caller replays the reference."""
+    m = thaw(machine)
+    to_dict = data or ev.to_dict
+    step, opened, counts = m.step, m.open, m.counts
+    until, start = watch.until, watch.start
+    applied = 0
+    looked = False
+    total = sum(counts.values())
+    seq = index
+    for event in events:
+        if until is not None and event.at > until:
+            break
+        seq += 1
+        step(to_dict(event), seq)
+        applied += 1
+        if event.at < start:
+            continue
+        # A breach is either open since before (seen at the first event in the window) or
+        # opened by this event (the core counts every opening).
+        now = sum(counts.values())
+        if looked and now == total:
+            continue
+        looked, total = True, now
+        hit = _watched_breach({k: (v.observed, v.seq) for k, v in opened.items()}, watch) if opened else None
+        if hit is not None:
+            return Breach(hit[0][0], hit[0][1], seq, event.id, ev.format_instant(event.at), hit[1], _fast_price(m, watch.asset))
+    if applied == 0 and opened:
+        hit = _watched_breach({k: (v.observed, v.seq) for k, v in opened.items()}, watch)
+        if hit is not None:
+            v = opened[hit[0]]
+            return Breach(hit[0][0], hit[0][1], v.seq, v.event_id, v.at, hit[1], _fast_price(m, watch.asset))
     return None
+
+
+def _fast_price(machine: Any, asset: str | None) -> str | None:
+    if asset is None:
+        return None
+    price = Decimal(1) if asset == machine.quote else machine.prices.get(asset)
+    return None if price is None else ev.format_decimal(price)
 
 
 def digest(events: Iterable[Event]) -> str:

@@ -173,11 +173,12 @@ _GRID = re.compile(r"^(\d+)[xX](\d+)$")
 @click.option("--subject", "subjects", multiple=True, help="Only this subject of the invariant(s) (a loan, an account, ftx/USDC...; repeatable).")
 @click.option("--tolerance", default=None, help="Stop when the bracket is this narrow (an exact decimal). Default: a millionth of the range.")
 @click.option("--steps", type=int, default=20, show_default=True, help="At most this many bisection steps.")
-@click.option("--scan", type=int, default=5, show_default=True, help="Sizes tried first, evenly over the range, to check monotonicity.")
+@click.option("--scan", type=int, default=5, show_default=True, help="Sizes tried first, evenly over the range, to check monotonicity (with --grid: a SCAN x SCAN lattice of cells).")
 @click.option("--window", default="1h", show_default=True, help="A wave's duration (30m, 6h, 2d).")
 @click.option("--parts", type=int, default=10, show_default=True, help="A wave's number of requests.")
 @click.option("--grid", "grid_size", default=None, metavar="NxM", help="Map two shocks on an N x M grid: the frontier.")
-@click.option("--jobs", type=int, default=None, help="Worker processes (default: one per core for a grid, none for a search).")
+@click.option("--full", is_flag=True, help="With --grid: replay every cell (default: search the frontier, inferring the cells not replayed from monotonicity).")
+@click.option("--jobs", type=int, default=None, help="Worker processes (default: one per core for a grid, none for a search); with --dask, the cells a grid search replays at once.")
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS", help="Run the trials on a Dask distributed cluster (tcp://host:8786).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="With --grid: write the frontier as an HTML page (the report's chart).")
 @click.option("--log", "is_log", is_flag=True, help="SOURCE is a stored log (an SQLite file or a postgresql:// URL).")
@@ -186,7 +187,7 @@ _GRID = re.compile(r"^(\d+)[xX](\d+)$")
 @_handle_errors
 def stress_command(
     source: str, at: str, until: str | None, shocks: tuple[str, ...], invariants: tuple[str, ...], subjects: tuple[str, ...],
-    tolerance: str | None, steps: int, scan: int, window: str, parts: int, grid_size: str | None, jobs: int | None,
+    tolerance: str | None, steps: int, scan: int, window: str, parts: int, grid_size: str | None, full: bool, jobs: int | None,
     dask_address: str | None, html_path: str | None, is_log: bool, policy_file: str | None, fmt: str,
 ) -> None:
     """Reverse stress test: the smallest shock at which an invariant breaks at or after --at.
@@ -198,9 +199,12 @@ def stress_command(
     where it breaks and the margin in the base history. When the base already breaks, a price
     is searched upwards: the rise at which the invariant would hold.
 
-    With --grid NxM and two --shock options, runs every cell (through a process pool, or a
-    Dask cluster with --dask) and prints the frontier: per size of the first shock, the
-    smallest size of the second that breaks.
+    With --grid NxM and two --shock options, prints the frontier: per size of the first shock,
+    the smallest size of the second that breaks (trials through a process pool, or a Dask
+    cluster with --dask). By default the frontier is searched where both shocks are monotone
+    (a larger shock never mends a breach): a --scan x --scan lattice checks it, every replayed
+    cell is checked against it, the other cells are inferred and marked so; any contradiction,
+    and every cell is replayed. --full replays every cell.
     """
     subject = ",".join(subjects) or None
     start = parse_when(at, "--at")
@@ -237,7 +241,8 @@ def stress_command(
                 raise InputError("--grid: give two --shock options (the first is the rows, the second the columns)")
             result = grid(history, at=start, until=end, shocks=(parsed[0], parsed[1]), invariants=invariants,
                           subject=subject, size=(int(match[1]), int(match[2])), executor=executor,
-                          chunks=4 * (jobs or os.cpu_count() or 1))
+                          chunks=4 * (jobs or os.cpu_count() or 1), method="scan" if full else "search",
+                          jobs=jobs or os.cpu_count() or 1, check=max(2, scan))
             if html_path:
                 from ledger.html.frontier import frontier_page
 
@@ -254,6 +259,8 @@ def stress_command(
             raise InputError("--shock: one shock for a search (two with --grid)")
         if html_path:
             raise InputError("--html: only with --grid")
+        if full:
+            raise InputError("--full: only with --grid")
         found = stress(history, at=start, until=end, shock=parsed[0], invariants=invariants, subject=subject,
                        tolerance=tol, steps=steps, scan=scan, executor=executor)
         if fmt == "json":
@@ -330,12 +337,22 @@ def grid_text(r: GridResult, history: History) -> list[str]:
     """The frontier of :func:`grid` as a table."""
     what = ", ".join(r.invariants) + (f" ({r.subject})" if r.subject else "")
     out = [f"Grid on {history.name}: {r.x} x {r.y} against {what}, from {r.at}" + (f" to {r.until}" if r.until else ""),
-           f"{len(r.xs)} x {len(r.ys)} = {len(r.xs) * len(r.ys)} runs in {r.seconds:.2f} s",
+           f"{len(r.xs)} x {len(r.ys)} = {len(r.xs) * len(r.ys)} cells, {r.runs} replayed in {r.seconds:.2f} s; " + _method(r),
            "",
            f"{r.x:>16}  smallest {r.y} that breaks   where"]
     for x, y, row, mono in zip(r.xs, r.frontier, r.cells, r.monotone, strict=True):
-        where = next((c for c in row if c is not None), None)
+        where = next((c for c in row if c is not None), None) if y is not None else None
         cell = _size(r, r.y, y) if y is not None else "holds throughout"
         note = "" if mono else "  (not monotone in this row)"
         out.append(f"{_size(r, r.x, x):>16}  {cell:>30}   {where.event_id + ' ' + where.at if where else ''}{note}")
     return out
+
+
+def _method(r: GridResult) -> str:
+    if r.method == "search":
+        return "the rest inferred from monotonicity (checked on every replayed cell)"
+    if r.contradiction is not None:
+        i, j = r.contradiction
+        return (f"NOT MONOTONE (holds at {_size(r, r.x, r.xs[i])}, {_size(r, r.y, r.ys[j])} although a smaller shock broke): "
+                "every cell replayed")
+    return "every cell replayed"
