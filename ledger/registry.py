@@ -71,6 +71,10 @@ _OPTIONAL: dict[str, dict[str, object]] = {
 }
 
 
+#: The field names of each entry class, in definition order (see Registry.encode).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @attrs.frozen
 class PoolInfo:
     """A collateral pool: several loans of one borrower from one lender, secured together."""
@@ -594,15 +598,20 @@ class Registry:
         value = table[key]
         if kind == "state":
             return json.dumps(format_instant(value) if value is not None else None)
-        if kind in _OPTIONAL:
-            data = attrs.asdict(value)
-            for name, default in _OPTIONAL[kind].items():
+        names = _FIELD_NAMES.get(type(value))
+        if names is None:
+            if not attrs.has(type(value)):
+                return json.dumps(value)
+            names = _FIELD_NAMES[type(value)] = tuple(f.name for f in attrs.fields(type(value)))
+        # The dict attrs.asdict() would build (every field holds a str, an int, a bool or
+        # None), made directly: every append persists the entries it changed through here.
+        data = {name: getattr(value, name) for name in names}
+        optional = _OPTIONAL.get(kind)
+        if optional is not None:
+            for name, default in optional.items():
                 if data[name] == default:
                     del data[name]
-            return json.dumps(data, sort_keys=True)
-        if attrs.has(type(value)):
-            return json.dumps(attrs.asdict(value), sort_keys=True)
-        return json.dumps(value)
+        return json.dumps(data, sort_keys=True)
 
     def rows(self) -> dict[tuple[str, str], str]:
         """Every persisted entry as ``{(kind, key): json}``, as the log's registry table holds it."""

@@ -206,6 +206,36 @@ def test_resubmitting_is_idempotent_and_conflicts_are_named(location):
         assert log.head() == head
 
 
+def test_stored_events_among_new_ones_are_skipped_whichever_check_meets_them(location):
+    # The SQLite log writes a batch without looking its ids up first and falls back to the
+    # careful append when the unique index (the last event again: its checks pass) or a check
+    # (the cast again: entities already registered) refuses it. Either way, as on PostgreSQL:
+    with _seeded(location, deposits=3) as log:
+        head = log.head()
+        last = deposit("d2", amount=3, minute=3)
+        again = log.append([last])
+        assert again.appended == [] and again.existing == [(head.seq, "d2")]
+        with pytest.raises(ConflictError, match="amount"):
+            log.append([deposit("d2", amount=99, minute=3)])
+        mixed = log.append([*cast_events(), last, deposit("n1", minute=10)])
+        assert [s for s, _ in mixed.existing] == [*range(1, CAST + 1), head.seq]
+        assert mixed.appended == [(head.seq + 1, "n1")]
+        # The cached registry is the log's after the fallback: n1's time is the last one.
+        with pytest.raises(InputError, match="time order"):
+            log.append([deposit("n0", minute=9)])
+        assert log.append([last, deposit("n2", minute=11)]).appended == [(head.seq + 2, "n2")]
+        # A new account checked (and noted in the registry) before a stored event is met: the
+        # fallback starts from the registry as it was, so the account is opened once.
+        opened = ev.AccountOpened(
+            id="account:ex:cust2", at=START + timedelta(minutes=11), source=("T",),
+            account="ex:cust2", purpose="customer", holder="cust",
+        )
+        late = log.append([opened, deposit("n2", minute=11)])
+        assert late.appended == [(head.seq + 3, "account:ex:cust2")]
+        assert late.existing == [(head.seq + 2, "n2")]
+        assert log.verify().events_checked == head.seq + 3
+
+
 def test_a_batch_is_all_or_nothing(location):
     with _seeded(location, deposits=3) as log:
         head = log.head()

@@ -24,7 +24,7 @@ from ledger.errors import (
     VerificationError,
 )
 from ledger.registry import Registry
-from ledger.store.contract import GENESIS_HASH, Checkpoint, Head, chain_hash
+from ledger.store.contract import GENESIS_HASH, Checkpoint, Head, chain_hash, chain_hasher
 
 
 def utc_now() -> datetime:
@@ -130,6 +130,8 @@ def split_existing(
 ) -> tuple[list[tuple[int, str]], list[int]]:
     """Which events of ``batch`` are already stored (``found``: id -> (seq, payload)) and which
     are fresh (their indexes). Raises :class:`ConflictError` for an id stored with other content."""
+    if not found:  # the usual case: nothing of the batch is stored yet
+        return [], list(range(len(batch)))
     existing: list[tuple[int, str]] = []
     fresh: list[int] = []
     for index, (event, payload) in enumerate(zip(batch, payloads)):
@@ -160,11 +162,13 @@ def chain_rows(
     prev, seq = head.hash, head.seq
     rows = []
     out = []
+    digest_of = chain_hasher(recorded_at)
     for event, (text, at_text) in items:
         seq += 1
-        digest = chain_hash(prev, seq, recorded_at, text.encode("utf-8"))
-        rows.append((seq, event.id, event.type, at_text, recorded_at, text, prev, digest))
-        out.append((seq, event.id, digest))
+        digest = digest_of(prev, seq, text.encode("utf-8"))
+        event_id = event.id
+        rows.append((seq, event_id, event.type, at_text, recorded_at, text, prev, digest))
+        out.append((seq, event_id, digest))
         prev = digest
     return rows, out
 
@@ -239,7 +243,8 @@ def check_chunk(
     them up) and identical, every new event against the history (up to
     ``InputError.MAX_PROBLEMS`` problems raised together), then the enforce-mode ``guard``.
     Returns ``(records, existing (seq, id) pairs, indexes of the new events)``."""
-    check_batch_ids(batch, where)
+    if len(batch) > 1:
+        check_batch_ids(batch, where)
     records = [ev.log_record(e) for e in batch]
     payloads = [text for text, _ in records]
     old, fresh = split_existing(batch, payloads, found(batch), where)
@@ -267,12 +272,17 @@ def extend_locked(
     appended: list[tuple[int, str]] | None,
     existing: list[tuple[int, str]] | None,
     counts: list[int] | None,
+    assume_new: bool = False,
 ) -> tuple[Registry, Head]:
     """The part of an append that both backends run inside their write lock (SQLite's
     ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock): the head, the registry brought to it and
     checked before the connection's first append, then each chunk checked and inserted with
     ``log._find`` and ``log._insert``. Returns the registry (in a batch: the caller persists
-    its dirty rows and commits, or rolls it back) and the new head."""
+    its dirty rows and commits, or rolls it back) and the new head.
+
+    ``assume_new``: skip the look-up of stored ids (``log._find``) and treat every event as
+    new. Only for a caller that lets the table's unique index on event_id refuse a stored id
+    and then runs the append again without it (see the SQLite ``Log.append``)."""
     head = log.head()
     if expected_head is not None and expected_head != head.seq:
         raise HeadMismatchError(expected_head, head.seq)
@@ -282,8 +292,9 @@ def extend_locked(
     registry = log._registry
     assert registry is not None
     registry.begin()
+    find = _nothing_stored if assume_new else log._find
     for batch, where in chunks:
-        records, old, fresh = check_chunk(registry, batch, where, log._find, guard)
+        records, old, fresh = check_chunk(registry, batch, where, find, guard)
         new = log._insert(head, [(batch[i], records[i]) for i in fresh])
         if new:
             head = Head(new[-1][0], new[-1][2])
@@ -295,6 +306,10 @@ def extend_locked(
             counts[0] += len(new)
             counts[1] += len(old)
     return registry, head
+
+
+def _nothing_stored(batch: list[Event]) -> Mapping[str, tuple[int, str]]:
+    return {}
 
 
 def roll_back(log: Any) -> None:

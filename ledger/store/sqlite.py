@@ -96,6 +96,10 @@ CREATE TABLE IF NOT EXISTS registry (
 """
 
 
+class _NotAllNew(Exception):
+    """An append that assumed its events new found otherwise (see :meth:`Log.append`)."""
+
+
 def _translate(exc: sqlite3.Error, path: str) -> LedgerError:
     text = str(exc)
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
@@ -445,8 +449,24 @@ class Log:
         where_list = list(where) if where is not None else None
         appended: list[tuple[int, str]] = []
         existing: list[tuple[int, str]] = []
+        chunks = [(batch, where_list)]
+        if guard is None:
+            # Most appends are of new events: write them without first looking their ids up
+            # (a query and its bookkeeping on every call). The UNIQUE index on event_id
+            # refuses an id that is stored; then, and whenever a check refuses the batch, the
+            # transaction is rolled back and the append runs again the careful way below,
+            # which skips the stored ids, reports conflicts and names the problems exactly
+            # as before. (Not with a guard: enforce mode must see only the new events, once.)
+            try:
+                head = self._append_chunks(
+                    chunks, expected_head=expected_head, guard=None, appended=appended,
+                    assume_new=True,
+                )
+                return AppendResult(appended, existing, head)
+            except _NotAllNew:
+                appended.clear()
         head = self._append_chunks(
-            [(batch, where_list)], expected_head=expected_head, guard=guard,
+            chunks, expected_head=expected_head, guard=guard,
             appended=appended, existing=existing,
         )
         return AppendResult(appended, existing, head)
@@ -479,9 +499,14 @@ class Log:
         appended: list[tuple[int, str]] | None = None,
         existing: list[tuple[int, str]] | None = None,
         counts: list[int] | None = None,
+        assume_new: bool = False,
     ) -> Head:
-        """One transaction over every chunk: check, insert, persist the registry, commit."""
+        """One transaction over every chunk: check, insert, persist the registry, commit.
+
+        ``assume_new`` (see :meth:`append`): raises :class:`_NotAllNew`, having written
+        nothing, when an insert or a check fails, for the caller to run the careful append."""
         conn = self._conn
+        retry: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, InputError) if assume_new else ()
         try:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -490,7 +515,7 @@ class Log:
             try:
                 registry, head = _shared.extend_locked(
                     self, chunks, expected_head=expected_head, guard=guard,
-                    appended=appended, existing=existing, counts=counts,
+                    appended=appended, existing=existing, counts=counts, assume_new=assume_new,
                 )
                 changed = dirty_registry_rows(registry)
                 if changed:
@@ -502,6 +527,9 @@ class Log:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        except retry:
+            _shared.roll_back(self)
+            raise _NotAllNew from None
         except sqlite3.Error as exc:
             _shared.roll_back(self)
             raise _translate(exc, self.path) from None
