@@ -402,3 +402,28 @@ def test_long_and_non_ascii_ids_three_assets_and_a_long_secret_hash_as_documente
     assert [tree.leaf(a)[1] for a in ids] == [
         hmac.new(secret, a.encode(), hashlib.sha256).digest() for a in ids
     ]
+
+
+def test_stated_totals_must_be_the_paths_sums_however_often_they_are_read():
+    # The verifier reads a tree's totals once and reuses them (every proof of a tree states the
+    # same); a changed or malformed statement must still fail, before and after a good one.
+    tree = MerkleSumTree(FOUR, secret=SECRET, assets=["BTC", "USD"])
+    root = tree.root(HEADER).hex()
+    good = proof_of(tree, HEADER, "ex:a")
+    changed = copy.deepcopy(good)
+    del changed["root"]  # so that the totals are what is checked
+    changed["totals"]["USD"] = "3.52"
+    for proof in (changed, good, changed):
+        if proof is good:
+            assert verify_inclusion(proof, root).totals == {"BTC": 13, "USD": 351}
+            continue
+        with pytest.raises(
+            ProofInvalid,
+            match=r"states 0.00000013 BTC, 3.52 USD but its path adds up to 0.00000013 BTC, 3.51 USD",
+        ) as info:
+            verify_inclusion(proof, root)
+        assert info.value.kind == "totals"
+    unhashable = copy.deepcopy(good)
+    unhashable["totals"]["USD"] = ["3.51"]
+    with pytest.raises(ProofInvalid, match=r"totals.USD: expected a decimal string"):
+        verify_inclusion(unhashable, root)

@@ -21,7 +21,8 @@ import hashlib
 import re
 import struct
 from binascii import unhexlify
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 import attrs
@@ -141,6 +142,21 @@ def _amounts(data: Any, assets: tuple[tuple[str, int], ...], where: str) -> list
     )
 
 
+def _stated_totals(data: Any, assets: tuple[tuple[str, int], ...]) -> tuple[int, ...]:
+    """:func:`_amounts` of a proof's totals, which every proof of a tree shares: read once."""
+    if type(data) is dict:
+        try:
+            return _cached_totals(tuple(data.items()), assets)
+        except TypeError:  # an unhashable value: read (and refused) below
+            pass
+    return tuple(_amounts(data, assets, "totals"))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_totals(items: tuple[Any, ...], assets: tuple[tuple[str, int], ...]) -> tuple[int, ...]:
+    return tuple(_amounts(dict(items), assets, "totals"))
+
+
 def _pack(values: list[int]) -> int:
     """The amounts side by side, 128 bits each (their 16-byte encodings, concatenated)."""
     packed = 0
@@ -209,7 +225,20 @@ def _header(
 def _root(
     header: tuple[str, str, int, bytes, tuple[tuple[str, int], ...], int], top: bytes
 ) -> bytes:
-    ledger_id, venue, seq, head_hash, assets, leaf_count = header
+    return _sha256(_root_prefix(*header) + top).digest()
+
+
+@functools.lru_cache(maxsize=256)
+def _root_prefix(
+    ledger_id: str,
+    venue: str,
+    seq: int,
+    head_hash: bytes,
+    assets: tuple[tuple[str, int], ...],
+    leaf_count: int,
+) -> bytes:
+    """The root's preimage before the top's record: 0x02 and the header (the same for every
+    proof of a tree, so made once)."""
     lid, ven = ledger_id.encode("utf-8"), venue.encode("utf-8")
     parts = [
         b"\x02",
@@ -225,8 +254,7 @@ def _root(
     for code, scale in assets:
         data = code.encode("utf-8")
         parts += (len(data).to_bytes(2, "big"), data, bytes((scale,)))
-    parts.append(top)
-    return _sha256(b"".join(parts)).digest()
+    return b"".join(parts)
 
 
 def _negative(values: list[int], assets: tuple[tuple[str, int], ...]) -> str:
@@ -237,7 +265,7 @@ def _negative(values: list[int], assets: tuple[tuple[str, int], ...]) -> str:
     )
 
 
-def _shown(values: list[int], assets: tuple[tuple[str, int], ...]) -> str:
+def _shown(values: Sequence[int], assets: tuple[tuple[str, int], ...]) -> str:
     return ", ".join(f"{format_amount(v, s)} {c}" for v, (c, s) in zip(values, assets, strict=True))
 
 
@@ -280,6 +308,7 @@ class _Shape:
     zeros: bytes
     tops: int
     split: struct.Struct
+    sums: struct.Struct
 
 
 @functools.lru_cache(maxsize=64)
@@ -294,6 +323,7 @@ def _shape(m: int, levels: int) -> _Shape:
         zeros=bytes(3 * levels),
         tops=int.from_bytes((b"\xff" + bytes(15)) * m, "big"),
         split=struct.Struct(f"{3 * size}s" * levels),
+        sums=struct.Struct(f"32x{w}s" * (3 * levels)),
     )
 
 
@@ -329,6 +359,16 @@ def _read_path(path: list[Any], shape: _Shape, assets: tuple[tuple[str, int], ..
 
 def _decode(data: bytes) -> list[int]:
     return [int.from_bytes(data[i : i + 16], "big", signed=True) for i in range(0, len(data), 16)]
+
+
+@functools.lru_cache(maxsize=256)
+def _top_sums(data: bytes) -> tuple[int, ...]:
+    return tuple(_decode(data))
+
+
+@functools.lru_cache(maxsize=256)
+def _codes(assets: tuple[tuple[str, int], ...]) -> tuple[str, ...]:
+    return tuple(code for code, _ in assets)
 
 
 def _diagnose(
@@ -463,20 +503,18 @@ def verify_inclusion(
                 raise _diagnose(blob, shape, balances, assets)
         # Level by level: the siblings' sums are added to the node's (the leaf's balances, then
         # each parent's); the parent is H(0x01 || the four records in order), the node's own
-        # record at its slot (the index's digit in base 4 at that level).
-        sha, tag, from_bytes = _sha256, b"\x01", int.from_bytes
-        o1, e1, o2, e2, o3 = 32, size, size + 32, 2 * size, 2 * size + 32
+        # record at its slot (the index's digit in base 4 at that level). The node's sums at
+        # every level are read at once: the leaf's, then the running total of the siblings'
+        # sums in path order (``shape.sums`` cuts them out of the path, one C call).
+        running = list(accumulate(map(int.from_bytes, shape.sums.unpack(blob)), initial=total))
+        sha, join, tag = _sha256, b"".join, b"\x01"
         position = index
-        for step in shape.split.unpack(blob):
-            total += (
-                from_bytes(step[o1:e1], "big")
-                + from_bytes(step[o2:e2], "big")
-                + from_bytes(step[o3:], "big")
-            )
+        for step, above in zip(shape.split.unpack(blob), running[3::3]):
             cut = (position & 3) * size
-            node = sha(tag + step[:cut] + node + mine + step[cut:]).digest()
-            mine = total.to_bytes(w, "big")
+            node = sha(join((tag, step[:cut], node, mine, step[cut:]))).digest()
+            mine = above.to_bytes(w, "big")
             position >>= 2
+        total = running[-1]
         if total & shape.tops:  # a top's sum past 2^120 - 1
             raise _diagnose(blob, shape, balances, assets)
     computed = _root(header, node + mine)
@@ -488,9 +526,9 @@ def verify_inclusion(
             f"({proof['root']}): an amount, salt, hash or sum in it was changed",
             "changed",
         )
-    sums = _decode(mine)
+    sums = _top_sums(mine)  # the same top for every proof of a tree: decoded once
     if "totals" in proof:
-        stated = _amounts(proof["totals"], assets, "totals")
+        stated = _stated_totals(proof["totals"], assets)
         if stated != sums:
             raise _bad(
                 f"totals: the proof states {_shown(stated, assets)} but its path adds up to "
@@ -539,8 +577,8 @@ def verify_inclusion(
         ledger_id=ledger_id,
         seq=proof_seq,
         head_hash=head_hash.hex(),
-        balances={code: b for (code, _), b in zip(assets, balances, strict=True)},
-        totals={code: t for (code, _), t in zip(assets, sums, strict=True)},
+        balances=dict(zip(_codes(assets), balances)),
+        totals=dict(zip(_codes(assets), sums)),
         assets=assets,
         root=computed.hex(),
     )
