@@ -232,7 +232,7 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         lender="bank",
         borrower="aff",
         asset="USD",
-        principal=amount(1000, 2),
+        principal=(principal := amount(1000, 2)),
         disbursed_from="bank:vault",
         disbursed_to="aff:bank",
     )
@@ -240,10 +240,32 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         ev.CollateralPledged,
         loan="tail-loan",
         asset="TOK",
-        amount=amount(100, 4),
+        amount=(loan_tok := amount(100, 4)),
         from_account="aff:bank",
     )
     emit(ev.LoanDefaulted, loan="tail-loan")
+    # Seizures: part of the loan's collateral (settling part of it), part of the account's.
+    emit(
+        ev.CollateralSeized,
+        loan="tail-loan",
+        asset="TOK",
+        amount=Decimal(draw(st.integers(1, int(loan_tok * 10**4)))).scaleb(-4),
+        to_account="bank:vault",
+        credited=Decimal(draw(st.integers(0, int(principal * 100)))).scaleb(-2),
+    )
+    pledged_minor = int(pledged * 10**4)
+    seized = draw(st.integers(0, pledged_minor // 2))
+    if seized:
+        credit = draw(st.integers(0, 10**5))
+        extra = {"credited": Decimal(credit).scaleb(-2), "credited_asset": "USD"} if credit else {}
+        emit(
+            ev.CollateralSeized,
+            account="ex:aff",
+            asset="TOK",
+            amount=Decimal(seized).scaleb(-4),
+            to_account="ex:treasury",
+            **extra,
+        )
     # A trade between two entities' holdings at fair value (the payment stated, or amount x price).
     paid = {"paid": amount(5000, 2)} if draw(st.booleans()) else {}
     emit(
@@ -280,7 +302,7 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         ev.CollateralReleased,
         account="ex:aff",
         asset="TOK",
-        amount=Decimal(draw(st.integers(1, int(pledged * 10**4)))).scaleb(-4),
+        amount=Decimal(draw(st.integers(1, pledged_minor - seized))).scaleb(-4),
         to_account="aff:bank",
     )
     reprice()
@@ -297,6 +319,7 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         "tokens_minted",
         "collateral_pledged",
         "collateral_released",
+        "collateral_seized",
         "loan_defaulted",
         "margin_call",
         "trade",

@@ -278,6 +278,7 @@ _KEYS: dict[str, frozenset[str]] = {
         "loan_repaid": "loan amount paid_from paid_to",
         "collateral_pledged": "asset amount from_account loan account",
         "collateral_released": "asset amount to_account loan account",
+        "collateral_seized": "asset amount to_account loan account credited credited_asset",
         "withdrawals_halted": "venue",
         "withdrawals_resumed": "venue",
         "margin_call": "loan pool amount due",
@@ -1035,6 +1036,55 @@ class Machine:
         self._post(loan.pledged_acct, asset, -minor, t, c, s)
         held[asset] -= minor  # a zero entry stays: the loan is still "secured" (the reference)
         self._in(dst, asset, minor, t, c, s)
+        self._check(d, seq, t, c, s, (), loan)
+
+    def _apply_collateral_seized(self, d: dict[str, Any], seq: int) -> None:
+        """The secured party takes pledged collateral (equity legs for the value that changed
+        hands) and, with ``credited``, settles that much of the debt: a loan's principal, or
+        the secured account's balance in ``credited_asset`` (the reference's postings)."""
+        event = ev.from_dict(d)
+        assert isinstance(event, ev.CollateralSeized)
+        loan = self._target(d)
+        dst = self._account(d["to_account"], HOLDINGS, CUSTODY)
+        if dst.entity is not loan.lender:  # the secured party: the lender, or the venue
+            raise Unsupported("to_account: not the secured party's (the registry refuses it)")
+        asset = d["asset"]
+        minor = _minor(d["amount"], self._scale(asset))
+        held = loan.collateral
+        if held is None or held.get(asset, 0) < minor or loan.pledged_acct is None:
+            raise Unsupported("seizes more than pledged")
+        credited_asset = event.credited_asset
+        if loan.account is None:
+            if credited_asset not in (None, loan.asset):
+                raise Unsupported("credited_asset: not the loan's")
+            credited_asset = loan.asset
+        credited = 0
+        if credited_asset is not None:  # (none only against an account, crediting nothing)
+            try:
+                credited = ev.to_minor(event.credited, self._scale(credited_asset))
+            except ev.EventValueError:
+                raise Unsupported("credited: finer than the asset") from None
+        if loan.account is None and credited > loan.outstanding:
+            raise Unsupported("credits more than outstanding")
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        self._post(loan.pledged_acct, asset, -minor, t, c, s)
+        held[asset] -= minor
+        self._post(self._equity(loan.borrower), asset, minor, t, c, s)
+        taker = self._in(dst, asset, minor, t, c, s)
+        self._post(self._equity(taker), asset, -minor, t, c, s)
+        if credited and credited_asset is not None:
+            if loan.account is None:
+                loan.outstanding -= credited
+                self._post(loan.lender_acct, credited_asset, -credited, t, c, s)
+                self._post(self._equity(loan.lender), credited_asset, credited, t, c, s)
+                self._post(loan.borrower_acct, credited_asset, credited, t, c, s)
+                self._post(self._equity(loan.borrower), credited_asset, -credited, t, c, s)
+            else:
+                holder = self._in(loan.account, credited_asset, credited, t, c, s)
+                self._post(self._equity(loan.account.entity), credited_asset, credited, t, c, s)
+                self._post(self._equity(holder), credited_asset, -credited, t, c, s)
         self._check(d, seq, t, c, s, (), loan)
 
     def _apply_withdrawals_halted(self, d: dict[str, Any], seq: int) -> None:
