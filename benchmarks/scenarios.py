@@ -47,8 +47,16 @@ def bisection(repeat: int) -> dict[str, Any]:
     result = None
     for _ in range(repeat):
         started = time.perf_counter()
-        result = stress(history, at=at, until=until, shock=parse_shock("price:FTT"), invariants=["collateral-coverage"],
-                        subject="ftx:alameda", tolerance=Decimal("1E-12"), steps=20)
+        result = stress(
+            history,
+            at=at,
+            until=until,
+            shock=parse_shock("price:FTT"),
+            invariants=["collateral-coverage"],
+            subject="ftx:alameda",
+            tolerance=Decimal("1E-12"),
+            steps=20,
+        )
         times.append(time.perf_counter() - started)
     assert result is not None
     return {
@@ -63,7 +71,15 @@ def bisection(repeat: int) -> dict[str, Any]:
     }
 
 
-def grid_row(n: int, size: int, jobs: int, repeat: int, fork_at: int, accounts: int = 10_000, method: str = "search") -> dict[str, Any]:
+def grid_row(
+    n: int,
+    size: int,
+    jobs: int,
+    repeat: int,
+    fork_at: int,
+    accounts: int = 10_000,
+    method: str = "search",
+) -> dict[str, Any]:
     """A size x size grid: TOK's price fall (0 to 60%) x a USD withdrawal wave at the venue (0 to
     150M; its custody holds 93M at the fork), against
     collateral-coverage and withdrawals-honoured, forked at event ``fork_at``; ``method``:
@@ -81,9 +97,20 @@ def grid_row(n: int, size: int, jobs: int, repeat: int, fork_at: int, accounts: 
         started = time.perf_counter()
         before, own = _cpu(), time.process_time()
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            result = grid(history, at=at, shocks=(parse_shock("price:TOK=0:0.6"), parse_shock("withdrawals:ex/USD=0:150000000")),
-                          invariants=["collateral-coverage", "withdrawals-honoured"], size=(size, size), executor=pool,
-                          chunks=4 * jobs, jobs=jobs, method=method)
+            result = grid(
+                history,
+                at=at,
+                shocks=(
+                    parse_shock("price:TOK=0:0.6"),
+                    parse_shock("withdrawals:ex/USD=0:150000000"),
+                ),
+                invariants=["collateral-coverage", "withdrawals-honoured"],
+                size=(size, size),
+                executor=pool,
+                chunks=4 * jobs,
+                jobs=jobs,
+                method=method,
+            )
         times.append(time.perf_counter() - started)
         cpu.append(_cpu() - before)
         parent.append(time.process_time() - own)
@@ -109,15 +136,21 @@ def grid_row(n: int, size: int, jobs: int, repeat: int, fork_at: int, accounts: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scenarios", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scenarios", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--size", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--accounts", type=int, default=10_000)
-    parser.add_argument("--fork-at", type=int, default=None, help="the fork's event index (default: n - 5,000)")
-    parser.add_argument("--no-scan", action="store_true", help="skip the grid row that replays every cell")
+    parser.add_argument(
+        "--fork-at", type=int, default=None, help="the fork's event index (default: n - 5,000)"
+    )
+    parser.add_argument(
+        "--no-scan", action="store_true", help="skip the grid row that replays every cell"
+    )
     parser.add_argument("--output", default="benchmarks/results/scenarios.json")
     args = parser.parse_args()
     if args.quick:
@@ -125,14 +158,30 @@ def main() -> None:
     fork_at = args.fork_at if args.fork_at is not None else max(0, args.n - min(5_000, args.n // 2))
     rows = [bisection(args.repeat)]
     print(json.dumps(rows[-1]), flush=True)
-    rows.append(grid_row(args.n, args.size, args.jobs, args.repeat, fork_at, args.accounts, "search"))
+    rows.append(
+        grid_row(args.n, args.size, args.jobs, args.repeat, fork_at, args.accounts, "search")
+    )
     print(json.dumps(rows[-1]), flush=True)
     if not args.no_scan:
-        rows.append(grid_row(args.n, args.size, args.jobs, 1 if args.quick else max(1, args.repeat - 1), fork_at, args.accounts, "scan"))
+        rows.append(
+            grid_row(
+                args.n,
+                args.size,
+                args.jobs,
+                1 if args.quick else max(1, args.repeat - 1),
+                fork_at,
+                args.accounts,
+                "scan",
+            )
+        )
         print(json.dumps(rows[-1]), flush=True)
     document = {
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_average": os.getloadavg()},
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
         "rows": rows,
     }
     if not args.quick:
@@ -140,7 +189,9 @@ def main() -> None:
         with open(args.output, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=2)
     for row in rows:
-        print(f"{row['case']}: best {row['seconds_best']} s of {row['seconds_all']} (target < {row['target_seconds']} s)")
+        print(
+            f"{row['case']}: best {row['seconds_best']} s of {row['seconds_all']} (target < {row['target_seconds']} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ def _key(outcome):
 # -- the fork against the oracle -----------------------------------------------------------------
 @pytest.mark.parametrize("seq", [1, 2, 38, 39, 87, 128, 150, 190, 191])
 def test_a_scenario_that_changes_nothing_is_the_base(ftx, seq):
-    scenario = scenario_from_dict({"schema_version": 1, "scenario": {"base": "ftx-2022"}, "fork": {"seq": seq}})
+    scenario = scenario_from_dict(
+        {"schema_version": 1, "scenario": {"base": "ftx-2022"}, "fork": {"seq": seq}}
+    )
     result = whatif(scenario, history=ftx)
     assert result.base.digest == BASE_DIGEST
     assert _key(result.derived) == _key(result.base)
@@ -82,7 +84,12 @@ def test_a_scenario_that_changes_nothing_is_the_base(ftx, seq):
 
 @pytest.mark.parametrize(
     ("seq", "shock", "wave"),
-    [(87, "-0.5", "500000000"), (40, "0.3", "100000000"), (120, "-90%", "2000000000"), (35, "-0.2", "1")],
+    [
+        (87, "-0.5", "500000000"),
+        (40, "0.3", "100000000"),
+        (120, "-90%", "2000000000"),
+        (35, "-0.2", "1"),
+    ],
 )
 def test_a_fork_gives_what_a_replay_from_seq_0_of_the_derived_history_gives(ftx, seq, shock, wave):
     scenario = scenario_from_dict(
@@ -91,7 +98,9 @@ def test_a_fork_gives_what_a_replay_from_seq_0_of_the_derived_history_gives(ftx,
             "scenario": {"base": "ftx-2022", "name": "oracle"},
             "fork": {"seq": seq},
             "prices": [{"asset": "FTT", "shock": shock}],
-            "withdrawals": [{"venue": "ftx", "asset": "USDC", "total": wave, "window": "6h", "parts": 3}],
+            "withdrawals": [
+                {"venue": "ftx", "asset": "USDC", "total": wave, "window": "6h", "parts": 3}
+            ],
             "remove": ["run-2022-11-06-a"],
         }
     )
@@ -113,7 +122,12 @@ def test_a_fork_gives_what_a_replay_from_seq_0_of_the_derived_history_gives(ftx,
 
 def test_enforcing_from_the_first_event_is_the_enforce_mode_replay(ftx):
     scenario = scenario_from_dict(
-        {"schema_version": 1, "scenario": {"base": "ftx-2022"}, "fork": {"seq": 1}, "policy": {"enforce": ["segregation"]}}
+        {
+            "schema_version": 1,
+            "scenario": {"base": "ftx-2022"},
+            "fork": {"seq": 1},
+            "policy": {"enforce": ["segregation"]},
+        }
     )
     result = whatif(scenario, history=ftx)
     full = Replay(ftx.events, attrs.evolve(ftx.policy, enforce=frozenset({"segregation"}))).run()
@@ -131,9 +145,21 @@ def test_segregated_from_2020_against_the_real_world(tmp_path):
     assert (result.base.digest, result.derived.digest) == (BASE_DIGEST, SEGREGATED_2020_DIGEST)
     skipped = [event_id for _, event_id, _ in result.derived.skipped]
     assert skipped == [
-        "fiat-2020", "draw-2020", "fiat-2021h1", "draw-2021h1", "fiat-2021h2", "draw-2021h2", "draw-2022-05",
-        "fiat-2022h1", "draw-2022-06-recall", "draw-2022-07", "draw-2022-08",
-        "run-2022-11-06-e", "run-2022-11-07-a", "run-2022-11-07-b", "run-2022-11-08-b",
+        "fiat-2020",
+        "draw-2020",
+        "fiat-2021h1",
+        "draw-2021h1",
+        "fiat-2021h2",
+        "draw-2021h2",
+        "draw-2022-05",
+        "fiat-2022h1",
+        "draw-2022-06-recall",
+        "draw-2022-07",
+        "draw-2022-08",
+        "run-2022-11-06-e",
+        "run-2022-11-07-a",
+        "run-2022-11-07-b",
+        "run-2022-11-08-b",
     ]
     # The 2019 deposit happened before the rule: its $100M is the whole shortfall left.
     assert result.base.final_metrics["shortfall"] == "8900000000"
@@ -141,21 +167,39 @@ def test_segregated_from_2020_against_the_real_world(tmp_path):
     assert result.derived.final_metrics["custody"] == "4160000000"
     # The first unpaid withdrawal moves from Sunday's request d to the one after the halt.
     assert result.base.first_breaches["withdrawals-honoured"].event_id == "run-2022-11-06-d"
-    assert result.derived.first_breaches["withdrawals-honoured"].event_id == "run-2022-11-09-after-halt"
+    assert (
+        result.derived.first_breaches["withdrawals-honoured"].event_id
+        == "run-2022-11-09-after-halt"
+    )
     # The hole moves to Alameda: spending customer money it no longer has.
     assert "no-unauthorised-negative" not in result.base.first_breaches
-    assert result.derived.first_breaches["no-unauthorised-negative"].event_id == "alameda-fiat-spend"
+    assert (
+        result.derived.first_breaches["no-unauthorised-negative"].event_id == "alameda-fiat-spend"
+    )
     # Segregation's 2019 breach (before the fork) is still open at the end; no other opened.
     assert result.derived.breach_counts["segregation"] == 1
-    assert ("segregation", "ftx/USD") in {(v.invariant, v.subject) for v in result.derived.still_open}
-    assert ("opened", "segregation", "ftx/USDC", "draw-2020", "2020-12-31T00:00:00Z") in result.only_in_base
+    assert ("segregation", "ftx/USD") in {
+        (v.invariant, v.subject) for v in result.derived.still_open
+    }
+    assert (
+        "opened",
+        "segregation",
+        "ftx/USDC",
+        "draw-2020",
+        "2020-12-31T00:00:00Z",
+    ) in result.only_in_base
 
 
 def test_ftt_price_at_which_alamedas_ftx_line_stops_being_covered_on_2022_06_30(ftx):
     result = stress(
-        ftx, at=dt.datetime(2022, 6, 30, tzinfo=UTC), until=dt.datetime(2022, 6, 30, 23, 59, 59, tzinfo=UTC),
-        shock=parse_shock("price:FTT"), invariants=["collateral-coverage"], subject="ftx:alameda",
-        tolerance=Decimal("1E-9"), steps=40,
+        ftx,
+        at=dt.datetime(2022, 6, 30, tzinfo=UTC),
+        until=dt.datetime(2022, 6, 30, 23, 59, 59, tzinfo=UTC),
+        shock=parse_shock("price:FTT"),
+        invariants=["collateral-coverage"],
+        subject="ftx:alameda",
+        tolerance=Decimal("1E-9"),
+        steps=40,
     )
     # Broken in the base at the pledge (coverage 0.4009 at the May close): searched upwards.
     assert result.base_breach is not None and result.base_breach.event_id == "ftt-collateral-at-ftx"
@@ -174,13 +218,22 @@ def test_ftt_price_at_which_alamedas_ftx_line_stops_being_covered_on_2022_06_30(
 
 def _wave(ftx, at, until):
     return stress(
-        ftx, at=at, until=until, shock=parse_shock("withdrawals:ftx/USDC=0:10000000000"),
-        invariants=["withdrawals-honoured"], tolerance=Decimal("0.01"), steps=60,
+        ftx,
+        at=at,
+        until=until,
+        shock=parse_shock("withdrawals:ftx/USDC=0:10000000000"),
+        invariants=["withdrawals-honoured"],
+        tolerance=Decimal("0.01"),
+        steps=60,
     )
 
 
 def test_largest_wave_ftx_survives_at_the_end_of_2021(ftx):
-    result = _wave(ftx, dt.datetime(2021, 12, 31, tzinfo=UTC), dt.datetime(2021, 12, 31, 23, 59, 59, tzinfo=UTC))
+    result = _wave(
+        ftx,
+        dt.datetime(2021, 12, 31, tzinfo=UTC),
+        dt.datetime(2021, 12, 31, 23, 59, 59, tzinfo=UTC),
+    )
     assert result.base_breach is None
     assert result.held == Decimal("2300000000.00") and result.found == Decimal("2300000000.01")
     assert result.breach is not None and result.breach.event_id == "stress-wave0-9"
@@ -197,9 +250,18 @@ def test_largest_wave_ftx_survives_on_2022_11_06(ftx):
 
 
 def test_a_fiat_wave_fails_at_once_because_ftx_holds_no_customer_usd(ftx):
-    result = stress(ftx, at=dt.datetime(2021, 12, 31, tzinfo=UTC), until=dt.datetime(2021, 12, 31, 23, 59, 59, tzinfo=UTC),
-                    shock=parse_shock("withdrawals:ftx"), invariants=["withdrawals-honoured"], tolerance=Decimal("0.01"), steps=60)
-    assert result.held == Decimal(0) and result.found == Decimal("0.01")  # the largest claim is in USD
+    result = stress(
+        ftx,
+        at=dt.datetime(2021, 12, 31, tzinfo=UTC),
+        until=dt.datetime(2021, 12, 31, 23, 59, 59, tzinfo=UTC),
+        shock=parse_shock("withdrawals:ftx"),
+        invariants=["withdrawals-honoured"],
+        tolerance=Decimal("0.01"),
+        steps=60,
+    )
+    assert result.held == Decimal(0) and result.found == Decimal(
+        "0.01"
+    )  # the largest claim is in USD
 
 
 # -- the search itself -----------------------------------------------------------------------------
@@ -213,25 +275,43 @@ def test_not_monotone_is_said_and_scanned(ftx, monkeypatch):
         return None
 
     monkeypatch.setattr(_stress, "trial", bumpy)
-    result = stress(ftx, at=dt.datetime(2022, 11, 6, tzinfo=UTC), until=dt.datetime(2022, 11, 6, 1, tzinfo=UTC),
-                    shock=parse_shock("price:FTT=0:0.9"), invariants=["collateral-coverage"], scan=11)
+    result = stress(
+        ftx,
+        at=dt.datetime(2022, 11, 6, tzinfo=UTC),
+        until=dt.datetime(2022, 11, 6, 1, tzinfo=UTC),
+        shock=parse_shock("price:FTT=0:0.9"),
+        invariants=["collateral-coverage"],
+        scan=11,
+    )
     assert (result.monotone, result.method) == (False, "scan")
     assert result.found is not None and Decimal("0.2") <= result.found <= Decimal("0.3")
 
 
 def test_bisection_within_twenty_steps_and_a_fraction_of_a_second(ftx):
-    result = stress(ftx, at=dt.datetime(2022, 11, 6, tzinfo=UTC), until=dt.datetime(2022, 11, 6, 1, tzinfo=UTC),
-                    shock=parse_shock("price:FTT=0:0.9"), invariants=["collateral-coverage"], subject="ftx:alameda",
-                    tolerance=Decimal("1E-12"), steps=20)
+    result = stress(
+        ftx,
+        at=dt.datetime(2022, 11, 6, tzinfo=UTC),
+        until=dt.datetime(2022, 11, 6, 1, tzinfo=UTC),
+        shock=parse_shock("price:FTT=0:0.9"),
+        invariants=["collateral-coverage"],
+        subject="ftx:alameda",
+        tolerance=Decimal("1E-12"),
+        steps=20,
+    )
     assert result.steps == 20 and result.method == "bisection"
     assert result.base_breach is None and result.breach is not None
     assert result.seconds < 10  # the benchmark row measures it (docs/performance.md)
 
 
 def test_a_grid_through_a_process_pool_equals_the_serial_grid(ftx):
-    kwargs = dict(at=dt.datetime(2022, 11, 6, tzinfo=UTC), until=dt.datetime(2022, 11, 6, 1, tzinfo=UTC),
-                  shocks=(parse_shock("price:FTT=0:0.1"), parse_shock("withdrawals:ftx/USDC=0:4000000000")),
-                  invariants=["collateral-coverage", "withdrawals-honoured"], subject="ftx:alameda,ftx", size=(3, 5))
+    kwargs = dict(
+        at=dt.datetime(2022, 11, 6, tzinfo=UTC),
+        until=dt.datetime(2022, 11, 6, 1, tzinfo=UTC),
+        shocks=(parse_shock("price:FTT=0:0.1"), parse_shock("withdrawals:ftx/USDC=0:4000000000")),
+        invariants=["collateral-coverage", "withdrawals-honoured"],
+        subject="ftx:alameda,ftx",
+        size=(3, 5),
+    )
     serial = grid(ftx, **kwargs)
     with ProcessPoolExecutor(max_workers=2) as pool:
         pooled = grid(ftx, executor=pool, chunks=4, **kwargs)
@@ -321,7 +401,9 @@ amount = "700000000.00"
     )
     result = whatif(path)
     assert result.fork_seq == 69
-    assert Decimal(result.derived.final_metrics["shortfall"]) < Decimal(result.base.final_metrics["shortfall"])
+    assert Decimal(result.derived.final_metrics["shortfall"]) < Decimal(
+        result.base.final_metrics["shortfall"]
+    )
     assert result.derived.digest != result.base.digest
 
 
@@ -336,7 +418,9 @@ def test_whatif_cli_text_and_json(tmp_path):
     assert f"Digest, derived: {SEGREGATED_2020_DIGEST}" in out.output
     assert "shortfall          8,900,000,000 | 100,000,000" in out.output
     doc = json.loads(run("whatif", str(path), "--format", "json").output)
-    assert doc["derived"]["digest"] == SEGREGATED_2020_DIGEST and doc["base"]["digest"] == BASE_DIGEST
+    assert (
+        doc["derived"]["digest"] == SEGREGATED_2020_DIGEST and doc["base"]["digest"] == BASE_DIGEST
+    )
     assert doc["fork"] == {"seq": 39, "at": "2020-01-01T00:00:00Z"}
     assert len(doc["derived"]["skipped"]) == 15
 
@@ -350,37 +434,123 @@ def test_whatif_cli_bad_file_is_exit_2(tmp_path):
 
 
 def test_stress_cli_json_and_text():
-    args = ["stress", "ftx-2022", "--at", "2022-11-06", "--until", "2022-11-06T01:00:00Z",
-            "--shock", "withdrawals:ftx/USDC", "--invariant", "withdrawals-honoured", "--tolerance", "0.01", "--steps", "40"]
+    args = [
+        "stress",
+        "ftx-2022",
+        "--at",
+        "2022-11-06",
+        "--until",
+        "2022-11-06T01:00:00Z",
+        "--shock",
+        "withdrawals:ftx/USDC",
+        "--invariant",
+        "withdrawals-honoured",
+        "--tolerance",
+        "0.01",
+        "--steps",
+        "40",
+    ]
     out = run(*args)
     assert out.exit_code == 0, out.output
     assert "Smallest breaking shock: 3,200,000,000.01 (holds at 3,200,000,000.00)" in out.output
     doc = json.loads(run(*args, "--format", "json").output)
     assert doc["held"] == "3200000000" and doc["breach"]["event_id"] == "stress-wave0-9"
-    bad = CliRunner().invoke(cli, ["stress", "ftx-2022", "--at", "2022-11-06", "--shock", "volume:ftx", "--invariant", "solvency"])
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "stress",
+            "ftx-2022",
+            "--at",
+            "2022-11-06",
+            "--shock",
+            "volume:ftx",
+            "--invariant",
+            "solvency",
+        ],
+    )
     assert bad.exit_code == 2 and "write price:ASSET or withdrawals:VENUE" in bad.output
-    bad = CliRunner().invoke(cli, ["stress", "ftx-2022", "--at", "2022-11-06", "--shock", "price:FTT", "--invariant", "solvent"])
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "stress",
+            "ftx-2022",
+            "--at",
+            "2022-11-06",
+            "--shock",
+            "price:FTT",
+            "--invariant",
+            "solvent",
+        ],
+    )
     assert bad.exit_code == 2 and "unknown invariant 'solvent'" in bad.output
 
 
 def test_stress_grid_cli_writes_the_frontier_page(tmp_path):
     pytest.importorskip("vl_convert")
     page = tmp_path / "frontier.html"
-    out = run("stress", "ftx-2022", "--at", "2022-11-06", "--until", "2022-11-06T01:00:00Z",
-              "--shock", "price:FTT=0:0.1", "--shock", "withdrawals:ftx/USDC=0:4000000000",
-              "--invariant", "collateral-coverage", "--invariant", "withdrawals-honoured",
-              "--subject", "ftx:alameda", "--subject", "ftx", "--grid", "3x5", "--jobs", "1", "--html", str(page))
+    out = run(
+        "stress",
+        "ftx-2022",
+        "--at",
+        "2022-11-06",
+        "--until",
+        "2022-11-06T01:00:00Z",
+        "--shock",
+        "price:FTT=0:0.1",
+        "--shock",
+        "withdrawals:ftx/USDC=0:4000000000",
+        "--invariant",
+        "collateral-coverage",
+        "--invariant",
+        "withdrawals-honoured",
+        "--subject",
+        "ftx:alameda",
+        "--subject",
+        "ftx",
+        "--grid",
+        "3x5",
+        "--jobs",
+        "1",
+        "--html",
+        str(page),
+    )
     assert out.exit_code == 0, out.output
-    assert "3 x 5 = 15 cells, 15 replayed" in out.output  # a 5 x 5 check lattice covers a 3 x 5 grid
+    assert (
+        "3 x 5 = 15 cells, 15 replayed" in out.output
+    )  # a 5 x 5 check lattice covers a 3 x 5 grid
     text = page.read_text(encoding="utf-8")
-    assert 'id="chart-frontier"' in text and "4000000000" in text and "http://" not in text.split("<script>")[0]
+    assert (
+        'id="chart-frontier"' in text
+        and "4000000000" in text
+        and "http://" not in text.split("<script>")[0]
+    )
 
 
 def test_stress_in_a_real_subprocess():
     done = subprocess.run(
-        [sys.executable, "-m", "ledger", "stress", "ftx-2022", "--at", "2022-06-30", "--until", "2022-06-30",
-         "--shock", "price:FTT", "--invariant", "collateral-coverage", "--subject", "ftx:alameda", "--format", "json"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "ledger",
+            "stress",
+            "ftx-2022",
+            "--at",
+            "2022-06-30",
+            "--until",
+            "2022-06-30",
+            "--shock",
+            "price:FTT",
+            "--invariant",
+            "collateral-coverage",
+            "--subject",
+            "ftx:alameda",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
@@ -409,8 +579,23 @@ def test_a_stored_log_as_the_base(tmp_path):
     )
     result = whatif(path)
     assert result.base.digest == BASE_DIGEST and result.fork_seq == 112
-    out = run("stress", str(db), "--log", "--at", "2022-11-06", "--until", "2022-11-06T01:00:00Z", "--shock", "price:FTT",
-              "--invariant", "collateral-coverage", "--subject", "ftx:alameda", "--format", "json")
+    out = run(
+        "stress",
+        str(db),
+        "--log",
+        "--at",
+        "2022-11-06",
+        "--until",
+        "2022-11-06T01:00:00Z",
+        "--shock",
+        "price:FTT",
+        "--invariant",
+        "collateral-coverage",
+        "--subject",
+        "ftx:alameda",
+        "--format",
+        "json",
+    )
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["breach"]["price"].startswith("21.6617")
 
@@ -418,10 +603,32 @@ def test_a_stored_log_as_the_base(tmp_path):
 def test_the_report_draws_a_stress_frontier(tmp_path):
     pytest.importorskip("vl_convert")
     grid_json = tmp_path / "grid.json"
-    out = run("stress", "ftx-2022", "--at", "2022-11-06", "--until", "2022-11-06T01:00:00Z",
-              "--shock", "price:FTT=0:0.1", "--shock", "withdrawals:ftx/USDC=0:4000000000",
-              "--invariant", "collateral-coverage", "--invariant", "withdrawals-honoured",
-              "--subject", "ftx:alameda", "--subject", "ftx", "--grid", "3x5", "--jobs", "1", "--format", "json")
+    out = run(
+        "stress",
+        "ftx-2022",
+        "--at",
+        "2022-11-06",
+        "--until",
+        "2022-11-06T01:00:00Z",
+        "--shock",
+        "price:FTT=0:0.1",
+        "--shock",
+        "withdrawals:ftx/USDC=0:4000000000",
+        "--invariant",
+        "collateral-coverage",
+        "--invariant",
+        "withdrawals-honoured",
+        "--subject",
+        "ftx:alameda",
+        "--subject",
+        "ftx",
+        "--grid",
+        "3x5",
+        "--jobs",
+        "1",
+        "--format",
+        "json",
+    )
     assert out.exit_code == 0, out.output
     grid_json.write_text(out.output, encoding="utf-8")
     page = tmp_path / "report.html"
@@ -432,8 +639,13 @@ def test_the_report_draws_a_stress_frontier(tmp_path):
     assert '"frontier0":' in text  # its Vega-Lite spec, drawn by the page's script like the others
     bad = tmp_path / "not-a-grid.json"
     bad.write_text('{"steps": []}', encoding="utf-8")
-    refused = CliRunner().invoke(cli, ["report", "ftx-2022", "--no-record", "--frontier", str(bad), "-o", str(page)])
-    assert refused.exit_code == 2 and "not the JSON of 'bankrun stress --grid --format json'" in refused.output
+    refused = CliRunner().invoke(
+        cli, ["report", "ftx-2022", "--no-record", "--frontier", str(bad), "-o", str(page)]
+    )
+    assert (
+        refused.exit_code == 2
+        and "not the JSON of 'bankrun stress --grid --format json'" in refused.output
+    )
 
 
 # -- the fast trials and the frontier search (issue 18's grid target) ------------------------------
@@ -466,13 +678,25 @@ def test_a_fast_trial_gives_the_reference_trials_breach(small, ftx):
             fast, slow = _stress.trial(case, sizes), _stress.trial(reference, sizes)
             assert fast == slow, sizes
             outcomes.add(None if fast is None else fast.invariant)
-    assert outcomes == {None, "collateral-coverage", "withdrawals-honoured"}  # every kind was compared
+    assert outcomes == {
+        None,
+        "collateral-coverage",
+        "withdrawals-honoured",
+    }  # every kind was compared
     # ftx-2022, one subject watched, a window that ends (--until)
-    case = _stress.make_case(ftx, at=dt.datetime(2022, 6, 30, tzinfo=UTC), until=dt.datetime(2022, 6, 30, 23, 59, 59, tzinfo=UTC),
-                             shocks=[parse_shock("price:FTT")], invariants=["collateral-coverage"], subject="ftx:alameda")
+    case = _stress.make_case(
+        ftx,
+        at=dt.datetime(2022, 6, 30, tzinfo=UTC),
+        until=dt.datetime(2022, 6, 30, 23, 59, 59, tzinfo=UTC),
+        shocks=[parse_shock("price:FTT")],
+        invariants=["collateral-coverage"],
+        subject="ftx:alameda",
+    )
     # (the core covers ftx-2022 once it applies tokens_minted; until then both are the reference)
     for fall in ("0", "0.5", "0.8", "0.99"):
-        assert _stress.trial(case, (Decimal(fall),)) == _stress.trial(attrs.evolve(case, machine=None), (Decimal(fall),))
+        assert _stress.trial(case, (Decimal(fall),)) == _stress.trial(
+            attrs.evolve(case, machine=None), (Decimal(fall),)
+        )
 
 
 def test_no_fast_core_where_the_policy_enforces(small):
@@ -481,8 +705,12 @@ def test_no_fast_core_where_the_policy_enforces(small):
     history, at = small
     strict = attrs.evolve(history, policy=Policy(enforce=frozenset({"withdrawals-honoured"})))
     case = _stress.make_case(strict, at=at, shocks=GRID_SHOCKS, invariants=GRID_WATCH)
-    assert case.machine is None  # the core does not cover enforce mode: the reference runs every trial
-    assert _stress.trial(case, (Decimal(0), Decimal("3000000"))) is None  # the wave's excess is refused
+    assert (
+        case.machine is None
+    )  # the core does not cover enforce mode: the reference runs every trial
+    assert (
+        _stress.trial(case, (Decimal(0), Decimal("3000000"))) is None
+    )  # the wave's excess is refused
 
 
 def test_the_searched_grid_equals_the_brute_force_grid(small):
@@ -496,14 +724,18 @@ def test_the_searched_grid_equals_the_brute_force_grid(small):
     assert full.runs == 72 and all(all(row) for row in full.ran)
     assert searched.runs < 50 and not all(all(row) for row in searched.ran)
     assert searched.broke == full.broke and searched.frontier == full.frontier
-    assert any(not all(row) for row in full.broke) and any(any(row) for row in full.broke)  # both kinds of cell
+    assert any(not all(row) for row in full.broke) and any(
+        any(row) for row in full.broke
+    )  # both kinds of cell
     for i in range(9):
         for j in range(8):
             if searched.ran[i][j]:
                 assert searched.cells[i][j] == full.cells[i][j], (i, j)
         first = full.broke[i].index(True) if True in full.broke[i] else None
         if first is not None:
-            assert searched.ran[i][first] and searched.cells[i][first] == full.cells[i][first]  # the row's "where"
+            assert (
+                searched.ran[i][first] and searched.cells[i][first] == full.cells[i][first]
+            )  # the row's "where"
     cells = searched.to_dict()["cells"]
     assert sum(c["run"] for c in cells) == searched.runs
     assert all(c["breach"] is None for c in cells if not c["run"])  # inferred: no breach is made up

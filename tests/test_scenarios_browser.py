@@ -17,8 +17,15 @@ from ledger.scenarios._stress import grid, parse_shock
 
 CHROMIUM = os.environ.get("LEDGER_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def _missing() -> str | None:
@@ -42,17 +49,27 @@ def test_the_frontier_page_draws_every_cell_and_the_frontier(tmp_path):
 
     from ledger.html.frontier import frontier_page
 
-    result = grid(load_history("ftx-2022"), at=dt.datetime(2022, 11, 6, tzinfo=dt.UTC),
-                  until=dt.datetime(2022, 11, 6, 1, tzinfo=dt.UTC),
-                  shocks=(parse_shock("price:FTT=0:0.25"), parse_shock("withdrawals:ftx/USDC=0:4000000000")),
-                  invariants=["collateral-coverage", "withdrawals-honoured"], subject="ftx:alameda,ftx", size=(6, 5))
+    result = grid(
+        load_history("ftx-2022"),
+        at=dt.datetime(2022, 11, 6, tzinfo=dt.UTC),
+        until=dt.datetime(2022, 11, 6, 1, tzinfo=dt.UTC),
+        shocks=(parse_shock("price:FTT=0:0.25"), parse_shock("withdrawals:ftx/USDC=0:4000000000")),
+        invariants=["collateral-coverage", "withdrawals-honoured"],
+        subject="ftx:alameda,ftx",
+        size=(6, 5),
+    )
     path = tmp_path / "frontier.html"
     path.write_text(frontier_page(result, title="ftx-2022"), encoding="utf-8")
     profile = tempfile.mkdtemp(prefix="ledger-chromium-")
     try:
         with sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=ARGS, headless=True,
-                                                           viewport={"width": 1200, "height": 800})
+            context = p.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                args=ARGS,
+                headless=True,
+                viewport={"width": 1200, "height": 800},
+            )
             try:
                 page = context.new_page()
                 messages: list[str] = []
@@ -73,7 +90,9 @@ def test_the_frontier_page_draws_every_cell_and_the_frontier(tmp_path):
                       return out; }"""
                 )
                 assert marks.get("mark-rect") == 30  # one a cell
-                assert marks.get("mark-line") == 1 and marks.get("mark-symbol") == 6  # the frontier, a point a row
+                assert (
+                    marks.get("mark-line") == 1 and marks.get("mark-symbol") == 6
+                )  # the frontier, a point a row
                 rows = page.locator("#frontier-table tbody tr").all_inner_texts()
                 assert rows[0].split("\t")[:2] == ["0", "4000000000"]
                 assert rows[2].split("\t")[:2] == ["0.1", "0"]

@@ -16,7 +16,12 @@ from ledger.html import _assets
 
 # A cell the frontier search inferred from monotonicity (not replayed) is drawn paler than
 # one that was replayed.
-STATE_COLOURS = {"held": "#a9dfbf", "broken": "#e74c3c", "held (inferred)": "#dff3e6", "broken (inferred)": "#f5b7b1"}
+STATE_COLOURS = {
+    "held": "#a9dfbf",
+    "broken": "#e74c3c",
+    "held (inferred)": "#dff3e6",
+    "broken (inferred)": "#f5b7b1",
+}
 
 _SCRIPT = """
 (function () {
@@ -33,8 +38,14 @@ def frontier_spec(grid: dict[str, Any], *, schema_major: str = "6") -> dict[str,
     """The Vega-Lite spec of a grid (``GridResult.to_dict()``): cells as rectangles coloured
     held/broken (paler where inferred, not replayed), the frontier as a line with points."""
     cells = [
-        {"x": c["x"], "y": c["y"], "state": ("broken" if c["broke"] else "held") + ("" if c.get("run", True) else " (inferred)"),
-         "event": (c["breach"] or {}).get("event_id", ""), "at": (c["breach"] or {}).get("at", "")}
+        {
+            "x": c["x"],
+            "y": c["y"],
+            "state": ("broken" if c["broke"] else "held")
+            + ("" if c.get("run", True) else " (inferred)"),
+            "event": (c["breach"] or {}).get("event_id", ""),
+            "at": (c["breach"] or {}).get("at", ""),
+        }
         for c in grid["cells"]
     ]
     states = [state for state in STATE_COLOURS if any(c["state"] == state for c in cells)]
@@ -45,7 +56,9 @@ def frontier_spec(grid: dict[str, Any], *, schema_major: str = "6") -> dict[str,
         "$schema": f"https://vega.github.io/schema/vega-lite/v{schema_major}.json",
         "width": "container",
         "height": 420,
-        "title": "Where it breaks: " + ", ".join(grid["invariants"]) + (f" ({grid['subject']})" if grid.get("subject") else ""),
+        "title": "Where it breaks: "
+        + ", ".join(grid["invariants"])
+        + (f" ({grid['subject']})" if grid.get("subject") else ""),
         "layer": [
             {
                 "data": {"values": cells, **parse},
@@ -54,18 +67,31 @@ def frontier_spec(grid: dict[str, Any], *, schema_major: str = "6") -> dict[str,
                     "x": {"field": "x", "type": "ordinal", "title": x_title, "sort": None},
                     "y": {"field": "y", "type": "ordinal", "title": y_title, "sort": "descending"},
                     "color": {
-                        "field": "state", "type": "nominal", "title": None,
-                        "scale": {"domain": states, "range": [STATE_COLOURS[state] for state in states]},
+                        "field": "state",
+                        "type": "nominal",
+                        "title": None,
+                        "scale": {
+                            "domain": states,
+                            "range": [STATE_COLOURS[state] for state in states],
+                        },
                     },
                     "tooltip": [
-                        {"field": "x", "title": grid["x"]}, {"field": "y", "title": grid["y"]},
-                        {"field": "state"}, {"field": "event", "title": "breaks at"}, {"field": "at"},
+                        {"field": "x", "title": grid["x"]},
+                        {"field": "y", "title": grid["y"]},
+                        {"field": "state"},
+                        {"field": "event", "title": "breaks at"},
+                        {"field": "at"},
                     ],
                 },
             },
             {
                 "data": {"values": frontier, **parse},
-                "mark": {"type": "line", "point": True, "color": "#17202a", "interpolate": "step-after"},
+                "mark": {
+                    "type": "line",
+                    "point": True,
+                    "color": "#17202a",
+                    "interpolate": "step-after",
+                },
                 "encoding": {
                     "x": {"field": "x", "type": "ordinal", "sort": None},
                     "y": {"field": "y", "type": "ordinal", "sort": "descending"},
@@ -83,9 +109,13 @@ def frontier_page(result: Any, *, title: str = "Stress grid") -> str:
     e = lambda text: html.escape(str(text), quote=True)  # noqa: E731
     rows = []
     for f in grid["frontier"]:
-        rows.append(f"<tr><td class=\"num\">{e(f['x'])}</td><td class=\"num\">{e(f['y'] if f['y'] is not None else 'holds throughout')}</td>"
-                    f"<td>{'' if f['monotone'] else 'not monotone'}</td></tr>")
-    data = json.dumps({"spec": spec}, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+        rows.append(
+            f'<tr><td class="num">{e(f["x"])}</td><td class="num">{e(f["y"] if f["y"] is not None else "holds throughout")}</td>'
+            f"<td>{'' if f['monotone'] else 'not monotone'}</td></tr>"
+        )
+    data = json.dumps({"spec": spec}, ensure_ascii=False, separators=(",", ":")).replace(
+        "</", "<\\/"
+    )
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -95,7 +125,7 @@ def frontier_page(result: Any, *, title: str = "Stress grid") -> str:
         f"<title>{e(title)}: stress frontier</title>",
         f"<style>{_assets.CSS}</style>",
         "</head><body>",
-        f"<header><h1>{e(title)}</h1><div class=\"sub\">from <b>{e(grid['at'])}</b>"
+        f'<header><h1>{e(title)}</h1><div class="sub">from <b>{e(grid["at"])}</b>'
         + (f" to <b>{e(grid['until'])}</b>" if grid.get("until") else "")
         + f"; {len(grid['xs'])} x {len(grid['ys'])} cells, {e(_runs(grid))}</div></header>",
         "<main>",

@@ -116,7 +116,15 @@ class _Prefix:
             self.prices[event.asset] = (event.quote, event.price)
 
     def point(self, index: int, at: dt.datetime, books: Books) -> ForkPoint:
-        return ForkPoint(index, at, books.to_state(), dict(self.open), dict(self.first), dict(self.counts), dict(self.prices))
+        return ForkPoint(
+            index,
+            at,
+            books.to_state(),
+            dict(self.open),
+            dict(self.first),
+            dict(self.counts),
+            dict(self.prices),
+        )
 
 
 def fork_time(history: History, index: int, at: dt.datetime | None = None) -> dt.datetime:
@@ -127,7 +135,13 @@ def fork_time(history: History, index: int, at: dt.datetime | None = None) -> dt
     return history.events[-1].at if history.events else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def prepare(history: History, index: int, *, at: dt.datetime | None = None, only: Sequence[str] | None = None) -> ForkPoint:
+def prepare(
+    history: History,
+    index: int,
+    *,
+    at: dt.datetime | None = None,
+    only: Sequence[str] | None = None,
+) -> ForkPoint:
     """Replay the base's first ``index`` events (every invariant checked, or only those named
     in ``only`` and the base's enforced ones) and keep the fork point. Costs one replay of the
     prefix, once per base and fork."""
@@ -137,7 +151,9 @@ def prepare(history: History, index: int, *, at: dt.datetime | None = None, only
     if only is not None:
         keep = set(only) | set(history.policy.enforce)
         invariants = [inv for inv in standard_invariants(history.policy) if inv.name in keep]
-    run = Replay(_records(history.events[:index], 1), history.policy, invariants=invariants, metrics=False)
+    run = Replay(
+        _records(history.events[:index], 1), history.policy, invariants=invariants, metrics=False
+    )
     walk = _Prefix()
     for step in run:
         walk.add(step)
@@ -194,7 +210,9 @@ class Changes:
 
     @classmethod
     def of(cls, scenario: Scenario) -> Changes:
-        return cls(scenario.name, scenario.prices, scenario.waves, scenario.remove, scenario.replace)
+        return cls(
+            scenario.name, scenario.prices, scenario.waves, scenario.remove, scenario.replace
+        )
 
 
 @attrs.frozen
@@ -221,7 +239,11 @@ def wave_refs(wave: Wave, books: Books) -> WaveRefs:
             for candidate in registry.assets if asset is None else [asset]:
                 balance = books.balance(ref, candidate)
                 if balance > 0:
-                    worth = books.value(balance, candidate) if books.price(candidate) is not None else Decimal(balance)
+                    worth = (
+                        books.value(balance, candidate)
+                        if books.price(candidate) is not None
+                        else Decimal(balance)
+                    )
                     key = (worth, ref, candidate)
                     if best is None or key > best:
                         best = key
@@ -229,7 +251,9 @@ def wave_refs(wave: Wave, books: Books) -> WaveRefs:
         if best is None and asset is not None and customers:
             best = (Decimal(0), customers[0], asset)  # nothing owed yet: the first customer account
         if best is None:
-            raise ev.EventValueError(f"venue: {wave.venue} owes no customer anything at the fork (name account and asset)")
+            raise ev.EventValueError(
+                f"venue: {wave.venue} owes no customer anything at the fork (name account and asset)"
+            )
         account, asset = best[1], best[2]
     elif account not in registry.accounts:
         raise ev.EventValueError(f"account: unknown account {account!r}")
@@ -240,16 +264,28 @@ def wave_refs(wave: Wave, books: Books) -> WaveRefs:
         raise ev.EventValueError(f"asset: unknown asset {asset!r}")
     paid_from = wave.paid_from
     if paid_from is None:
-        custody = [(books.balance(ref, asset), ref) for ref, info in accounts if info.purpose == "customer-custody"]
+        custody = [
+            (books.balance(ref, asset), ref)
+            for ref, info in accounts
+            if info.purpose == "customer-custody"
+        ]
         if not custody:
-            raise ev.EventValueError(f"paid_from: {wave.venue} has no customer-custody account (name paid_from)")
+            raise ev.EventValueError(
+                f"paid_from: {wave.venue} has no customer-custody account (name paid_from)"
+            )
         paid_from = max(custody)[1]
     elif paid_from not in registry.accounts:
         raise ev.EventValueError(f"paid_from: unknown account {paid_from!r}")
     return WaveRefs(account, asset, paid_from, registry.assets[asset].scale)
 
 
-def _price_before(history_events: Sequence[Event], point: ForkPoint, suffix: Sequence[Event], asset: str, when: dt.datetime) -> tuple[str, Decimal] | None:
+def _price_before(
+    history_events: Sequence[Event],
+    point: ForkPoint,
+    suffix: Sequence[Event],
+    asset: str,
+    when: dt.datetime,
+) -> tuple[str, Decimal] | None:
     found = point.prices.get(asset)
     for event in suffix:
         if event.at >= when:
@@ -263,7 +299,9 @@ def _price(value: Decimal) -> Decimal:
     return value.quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN).normalize()
 
 
-def derive(suffix: Sequence[Event], changes: Changes, point: ForkPoint, refs: dict[int, WaveRefs]) -> list[Event]:
+def derive(
+    suffix: Sequence[Event], changes: Changes, point: ForkPoint, refs: dict[int, WaveRefs]
+) -> list[Event]:
     """The derived events after the fork: ``suffix`` (the base's) with ``changes`` made.
 
     Injected events go before the base events at the same instant. Raises
@@ -280,7 +318,9 @@ def derive(suffix: Sequence[Event], changes: Changes, point: ForkPoint, refs: di
             data = {**ev.to_dict(event), **replaced[event.id]}
             for key in ("at", "maturity"):
                 if isinstance(data.get(key), dt.date) and not isinstance(data[key], dt.datetime):
-                    data[key] = dt.datetime(data[key].year, data[key].month, data[key].day, tzinfo=dt.UTC)
+                    data[key] = dt.datetime(
+                        data[key].year, data[key].month, data[key].day, tzinfo=dt.UTC
+                    )
             event = ev.from_dict(data)
         base.append(event)
     injected: list[Event] = []
@@ -290,7 +330,11 @@ def derive(suffix: Sequence[Event], changes: Changes, point: ForkPoint, refs: di
         quote = change.quote or (in_force[0] if in_force else None)
         kept: list[Event] = []
         for event in base:
-            if isinstance(event, ev.PriceUpdated) and event.asset == change.asset and event.at >= start:
+            if (
+                isinstance(event, ev.PriceUpdated)
+                and event.asset == change.asset
+                and event.at >= start
+            ):
                 if change.scale is None:
                     continue  # a path or a step replaces the prices from the start
                 event = attrs.evolve(event, price=_price(event.price * change.scale))
@@ -308,17 +352,28 @@ def derive(suffix: Sequence[Event], changes: Changes, point: ForkPoint, refs: di
         if quote is None:
             if not points:
                 continue
-            raise ev.EventValueError(f"quote: {change.asset} has no price before {ev.format_instant(start)}; give quote")
+            raise ev.EventValueError(
+                f"quote: {change.asset} has no price before {ev.format_instant(start)}; give quote"
+            )
         for k, (when, price) in enumerate(points):
             injected.append(
-                ev.PriceUpdated(id=f"{changes.name}-px{number}-{k}", at=when, source=source, asset=change.asset, quote=quote, price=price)
+                ev.PriceUpdated(
+                    id=f"{changes.name}-px{number}-{k}",
+                    at=when,
+                    source=source,
+                    asset=change.asset,
+                    quote=quote,
+                    price=price,
+                )
             )
     for number, wave in enumerate(changes.waves):
         ref = refs[number]
         start = wave.start or point.at
         minor = wave.total.scaleb(ref.scale)
         if minor != minor.to_integral_value():
-            raise ev.EventValueError(f"total: {wave.total} has more places than {ref.asset}'s {ref.scale}")
+            raise ev.EventValueError(
+                f"total: {wave.total} has more places than {ref.asset}'s {ref.scale}"
+            )
         total = int(minor)
         each, extra = divmod(total, wave.parts)
         for k in range(wave.parts):
@@ -350,7 +405,13 @@ def derive(suffix: Sequence[Event], changes: Changes, point: ForkPoint, refs: di
     return out
 
 
-def check(scenario_or_changes: Changes, history: History, point: ForkPoint, where: dict[str, str] | None = None, path: str = "") -> dict[int, WaveRefs]:
+def check(
+    scenario_or_changes: Changes,
+    history: History,
+    point: ForkPoint,
+    where: dict[str, str] | None = None,
+    path: str = "",
+) -> dict[int, WaveRefs]:
     """Check changes against the base: ids exist after the fork, assets and venues exist,
     times are not before the fork, every derived event is well formed. Raises
     :class:`InputError` naming the scenario's lines. Returns the waves' resolved accounts."""
@@ -359,7 +420,12 @@ def check(scenario_or_changes: Changes, history: History, point: ForkPoint, wher
     changes = scenario_or_changes
 
     def problem(field: str, message: str) -> None:
-        found = where.get(field) or where.get(field.partition(".")[0]) or where.get(field.partition("[")[0]) or path
+        found = (
+            where.get(field)
+            or where.get(field.partition(".")[0])
+            or where.get(field.partition("[")[0])
+            or path
+        )
         problems.append(Problem(f"{field}: {message}", field=field, where=found))
 
     prefix_ids = {e.id for e in history.events[: point.index]}
@@ -368,13 +434,19 @@ def check(scenario_or_changes: Changes, history: History, point: ForkPoint, wher
     fork_at = ev.format_instant(point.at)
     for i, event_id in enumerate(changes.remove):
         if event_id in prefix_ids:
-            problem(f"remove[{i}]", f"{event_id!r} is before the fork ({fork_at}): only later events can be removed")
+            problem(
+                f"remove[{i}]",
+                f"{event_id!r} is before the fork ({fork_at}): only later events can be removed",
+            )
         elif event_id not in suffix_ids:
             problem(f"remove[{i}]", f"no event {event_id!r} in {history.name}")
     for i, (event_id, fields) in enumerate(changes.replace):
         field = f"replace[{i}]"
         if event_id in prefix_ids:
-            problem(field, f"{event_id!r} is before the fork ({fork_at}): only later events can be replaced")
+            problem(
+                field,
+                f"{event_id!r} is before the fork ({fork_at}): only later events can be replaced",
+            )
             continue
         original = next((e for e in suffix if e.id == event_id), None)
         if original is None:
@@ -384,23 +456,40 @@ def check(scenario_or_changes: Changes, history: History, point: ForkPoint, wher
             derive([original], Changes(replace=((event_id, fields),)), point, {})
         except ev.EventValueError as exc:
             key = str(exc).partition(":")[0]
-            problems.append(Problem(f"{field}.{exc}", field=f"{field}.{key}", where=where.get(f"{field}.{key}", where.get(field, path))))
+            problems.append(
+                Problem(
+                    f"{field}.{exc}",
+                    field=f"{field}.{key}",
+                    where=where.get(f"{field}.{key}", where.get(field, path)),
+                )
+            )
     books = point.books(history.policy)
     known_assets = books.registry.assets
     for i, change in enumerate(changes.prices):
         field = f"prices[{i}]"
         if change.asset not in known_assets:
-            problem(f"{field}.asset", f"unknown asset {change.asset!r} at the fork (known: {', '.join(sorted(known_assets))})")
+            problem(
+                f"{field}.asset",
+                f"unknown asset {change.asset!r} at the fork (known: {', '.join(sorted(known_assets))})",
+            )
             continue
         times = [change.start] if change.start else []
         times += [t for t, _ in change.path]
         if any(t < point.at for t in times):
-            problem(f"{field}.from" if change.start and change.start < point.at else f"{field}.path", f"before the fork ({fork_at})")
+            problem(
+                f"{field}.from" if change.start and change.start < point.at else f"{field}.path",
+                f"before the fork ({fork_at})",
+            )
         start = change.start or point.at
         if change.path and change.path[0][0] < start:
-            problem(f"{field}.path", f"the path starts before its from ({ev.format_instant(start)})")
+            problem(
+                f"{field}.path", f"the path starts before its from ({ev.format_instant(start)})"
+            )
         if change.quote is None and _price_before((), point, suffix, change.asset, start) is None:
-            problem(f"{field}.asset", f"{change.asset} has no price before {ev.format_instant(start)}: give quote = \"...\"")
+            problem(
+                f"{field}.asset",
+                f'{change.asset} has no price before {ev.format_instant(start)}: give quote = "..."',
+            )
     refs: dict[int, WaveRefs] = {}
     for i, wave in enumerate(changes.waves):
         field = f"withdrawals[{i}]"
@@ -410,11 +499,20 @@ def check(scenario_or_changes: Changes, history: History, point: ForkPoint, wher
             refs[i] = wave_refs(wave, books)
         except ev.EventValueError as exc:
             key = str(exc).partition(":")[0]
-            problems.append(Problem(f"{field}.{exc}", field=f"{field}.{key}", where=where.get(f"{field}.{key}", where.get(f"{field}.venue", path))))
+            problems.append(
+                Problem(
+                    f"{field}.{exc}",
+                    field=f"{field}.{key}",
+                    where=where.get(f"{field}.{key}", where.get(f"{field}.venue", path)),
+                )
+            )
             continue
         minor = wave.total.scaleb(refs[i].scale)
         if minor != minor.to_integral_value():
-            problem(f"{field}.total", f"{wave.total} has more decimal places than {refs[i].asset} ({refs[i].scale})")
+            problem(
+                f"{field}.total",
+                f"{wave.total} has more decimal places than {refs[i].asset} ({refs[i].scale})",
+            )
     if not problems:
         try:
             derived = derive(suffix, changes, point, refs)
@@ -424,7 +522,12 @@ def check(scenario_or_changes: Changes, history: History, point: ForkPoint, wher
             seen = set(prefix_ids)
             for event in derived:
                 if event.id in seen:
-                    problems.append(Problem(f"event id {event.id!r} of the derived history is used twice", where=path))
+                    problems.append(
+                        Problem(
+                            f"event id {event.id!r} of the derived history is used twice",
+                            where=path,
+                        )
+                    )
                     break
                 seen.add(event.id)
     if problems:
@@ -441,7 +544,9 @@ class _Tracker:
 
     def __init__(self, carried: dict[Key, Violation]) -> None:
         self.pending: dict[Key, Violation] = dict(carried)  # open at the fork, not seen since
-        self.broken: dict[Key, tuple[str, int]] = {k: (v.observed, v.seq) for k, v in carried.items()}
+        self.broken: dict[Key, tuple[str, int]] = {
+            k: (v.observed, v.seq) for k, v in carried.items()
+        }
         self.closed_now: list[Violation] = []
         self.continued: set[Key] = set()
         self._journal: list[tuple[Key, tuple[str, int] | None, Violation | None]] = []
@@ -578,13 +683,22 @@ def replay_fork(
     for inv in standard_invariants(policy):
         if wanted is not None and inv.name not in wanted and inv.name not in policy.enforce:
             continue  # a stress trial needs only what it watches (and the rules that refuse events)
-        if (wanted is None and any(k[0] == inv.name for k in carry)) or (wanted is not None and inv.name in wanted):
+        if (wanted is None and any(k[0] == inv.name for k in carry)) or (
+            wanted is not None and inv.name in wanted
+        ):
             invariants.append(_Watched(inv, tracker))
         else:
             invariants.append(inv)
     books = point.books(policy)
     until = watch.until if watch else None
-    run = Replay(_records(events, point.index + 1), policy, invariants=invariants, books=books, until=until, metrics=watch is None)
+    run = Replay(
+        _records(events, point.index + 1),
+        policy,
+        invariants=invariants,
+        books=books,
+        until=until,
+        metrics=watch is None,
+    )
     opened: list[Violation] = []
     closed: list[Violation] = []
     applied: list[Event] = []
@@ -608,8 +722,15 @@ def replay_fork(
             if hit is not None:
                 key, observed, _since = hit
                 price = run.books.price(watch.asset) if watch.asset else None
-                breach = Breach(key[0], key[1], step.seq, step.event.id, ev.format_instant(step.event.at), observed,
-                                None if price is None else ev.format_decimal(price))
+                breach = Breach(
+                    key[0],
+                    key[1],
+                    step.seq,
+                    step.event.id,
+                    ev.format_instant(step.event.at),
+                    observed,
+                    None if price is None else ev.format_decimal(price),
+                )
                 return ForkRun(None, [], [], [], applied, [], breach)
             continue
         at = ev.format_instant(step.event.at)
@@ -634,8 +755,23 @@ def replay_fork(
                 key, observed, _since = hit
                 v = carry[key]
                 price = run.books.price(watch.asset) if watch.asset else None
-                return ForkRun(None, [], [], [], applied, [], Breach(key[0], key[1], v.seq, v.event_id, v.at, observed,
-                                                                     None if price is None else ev.format_decimal(price)))
+                return ForkRun(
+                    None,
+                    [],
+                    [],
+                    [],
+                    applied,
+                    [],
+                    Breach(
+                        key[0],
+                        key[1],
+                        v.seq,
+                        v.event_id,
+                        v.at,
+                        observed,
+                        None if price is None else ev.format_decimal(price),
+                    ),
+                )
         return ForkRun(None, [], [], [], applied, [], None)
     summary = run.summary
     still = {(v.invariant, v.subject): v for v in summary.still_open}
@@ -647,7 +783,9 @@ def replay_fork(
     return ForkRun(summary, opened, closed, still_open, applied, changes)
 
 
-def _watched_breach(broken: dict[Key, tuple[str, int]], watch: Watch) -> tuple[Key, str, int] | None:
+def _watched_breach(
+    broken: dict[Key, tuple[str, int]], watch: Watch
+) -> tuple[Key, str, int] | None:
     """The watched breach to report of those in ``broken`` (key -> (observed, since seq)):
     the one in breach the longest (the smallest seq at which it became so), then the first
     invariant in the standard order, then the first subject. The fast path
@@ -673,7 +811,13 @@ _RANK = _rank()
 # Where the fast core gives up (a history it does not cover, a payload it cannot read): the
 # reference decides, as ``Replay.run`` does.
 FAST_ERRORS: tuple[type[BaseException], ...] = (
-    core.Unsupported, ev.EventValueError, KeyError, TypeError, ValueError, AttributeError, IndexError,
+    core.Unsupported,
+    ev.EventValueError,
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
 )
 
 
@@ -683,7 +827,9 @@ def fast_names(invariants: Iterable[str]) -> list[str]:
     return [name for name in _RANK if name in wanted]
 
 
-def freeze_machine(events: Sequence[Event], policy: Policy, invariants: Sequence[str]) -> bytes | None:
+def freeze_machine(
+    events: Sequence[Event], policy: Policy, invariants: Sequence[str]
+) -> bytes | None:
     """The fast core (``ledger.core.Machine``) run over ``events`` (the base before the fork),
     checking only ``invariants``, pickled: a stress trial's starting state. None where the
     core does not cover the policy or the history (the trials then use the reference)."""
@@ -719,7 +865,9 @@ def thaw(blob: bytes) -> Any:
             gc.enable()
 
 
-def watch_fast(machine: bytes, index: int, events: Sequence[Event], watch: Watch, data: Any = None) -> Breach | None:
+def watch_fast(
+    machine: bytes, index: int, events: Sequence[Event], watch: Watch, data: Any = None
+) -> Breach | None:
     """:func:`replay_fork` with ``watch``, by the fast core from its state at the fork
     (``machine``, from :func:`freeze_machine` over the base's first ``index`` events): the
     same breach, found the same way. ``data(event)`` gives an event's payload dict (a cache of
@@ -747,14 +895,28 @@ def watch_fast(machine: bytes, index: int, events: Sequence[Event], watch: Watch
         if looked and now == total:
             continue
         looked, total = True, now
-        hit = _watched_breach({k: (v.observed, v.seq) for k, v in opened.items()}, watch) if opened else None
+        hit = (
+            _watched_breach({k: (v.observed, v.seq) for k, v in opened.items()}, watch)
+            if opened
+            else None
+        )
         if hit is not None:
-            return Breach(hit[0][0], hit[0][1], seq, event.id, ev.format_instant(event.at), hit[1], _fast_price(m, watch.asset))
+            return Breach(
+                hit[0][0],
+                hit[0][1],
+                seq,
+                event.id,
+                ev.format_instant(event.at),
+                hit[1],
+                _fast_price(m, watch.asset),
+            )
     if applied == 0 and opened:
         hit = _watched_breach({k: (v.observed, v.seq) for k, v in opened.items()}, watch)
         if hit is not None:
             v = opened[hit[0]]
-            return Breach(hit[0][0], hit[0][1], v.seq, v.event_id, v.at, hit[1], _fast_price(m, watch.asset))
+            return Breach(
+                hit[0][0], hit[0][1], v.seq, v.event_id, v.at, hit[1], _fast_price(m, watch.asset)
+            )
     return None
 
 
@@ -771,4 +933,3 @@ def digest(events: Iterable[Event]) -> str:
     for event in events:
         h.update(ev.canonical_bytes(event) + b"\n")
     return h.hexdigest()
-

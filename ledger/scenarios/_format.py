@@ -96,7 +96,9 @@ class Scenario:
         return evolve_policy(base, self.policy, where=self.path)
 
 
-def evolve_policy(base: Policy, changes: dict[str, Any], *, where: str = "policy", text: str = "") -> Policy:
+def evolve_policy(
+    base: Policy, changes: dict[str, Any], *, where: str = "policy", text: str = ""
+) -> Policy:
     """``base`` with the keys of ``changes`` (policy-file keys and values) changed; validated
     by :meth:`Policy.from_dict`, whose errors name ``where``."""
     if not changes:
@@ -149,11 +151,13 @@ def parse_fraction(value: object, field: str) -> Decimal:
     """An exact decimal from a string or an integer: ``"-0.35"``, ``"-35%"``, ``2``. Never a
     float: TOML floats are read as decimals, but a percentage is best written as a string."""
     if isinstance(value, bool):
-        raise ev.EventValueError(f"{field}: expected a decimal string such as \"-0.35\" or \"-35%\"")
+        raise ev.EventValueError(f'{field}: expected a decimal string such as "-0.35" or "-35%"')
     if isinstance(value, (int, Decimal)):
         return Decimal(value)
     if not isinstance(value, str):
-        raise ev.EventValueError(f"{field}: expected a decimal string such as \"-0.35\" or \"-35%\", got {type(value).__name__}")
+        raise ev.EventValueError(
+            f'{field}: expected a decimal string such as "-0.35" or "-35%", got {type(value).__name__}'
+        )
     text = value.strip().replace("_", "")
     percent = text.endswith("%")
     try:
@@ -173,13 +177,17 @@ def parse_duration(value: object, field: str) -> int:
         match = _DURATION.match(value.strip())
         if match:
             return int(match["n"]) * _UNITS[match["unit"]]
-    raise ev.EventValueError(f"{field}: a duration such as \"6h\", \"30m\", \"2d\" or seconds, got {value!r}")
+    raise ev.EventValueError(
+        f'{field}: a duration such as "6h", "30m", "2d" or seconds, got {value!r}'
+    )
 
 
 def _instant(value: object, field: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise ev.EventValueError(f"{field}: timestamp must include a UTC offset (write 'Z'), got {value.isoformat()}")
+            raise ev.EventValueError(
+                f"{field}: timestamp must include a UTC offset (write 'Z'), got {value.isoformat()}"
+            )
         return value.astimezone(dt.UTC)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
@@ -202,7 +210,16 @@ def _positive(value: object, field: str) -> Decimal:
     return number
 
 
-_TOP = {"schema_version", "scenario", "fork", "prices", "withdrawals", "remove", "replace", "policy"}
+_TOP = {
+    "schema_version",
+    "scenario",
+    "fork",
+    "prices",
+    "withdrawals",
+    "remove",
+    "replace",
+    "policy",
+}
 _SCENARIO_KEYS = {"name", "title", "description", "base", "log"}
 _PRICE_KEYS = {"asset", "from", "shock", "scale", "path", "step", "quote"}
 _WAVE_KEYS = {"venue", "total", "at", "window", "parts", "asset", "account", "paid_from"}
@@ -222,7 +239,9 @@ def load_scenario(path: str | Path) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         match = re.match(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", str(exc))
         if match:
-            raise InputError(f"{path}:{match['line']}:{match['col']}: invalid TOML: {match['msg']}") from None
+            raise InputError(
+                f"{path}:{match['line']}:{match['col']}: invalid TOML: {match['msg']}"
+            ) from None
         raise InputError(f"{path}: invalid TOML: {exc}") from None
     return scenario_from_dict(data, path=str(path), text=text)
 
@@ -244,14 +263,22 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
         except ev.EventValueError as exc:
             message = str(exc)
             prefix = f"{field}: "
-            problem(field, message[len(prefix):] if message.startswith(prefix) else message, table, key, index)
+            problem(
+                field,
+                message[len(prefix) :] if message.startswith(prefix) else message,
+                table,
+                key,
+                index,
+            )
             return None
 
     version = data.get("schema_version")
     if version is None:
         raise InputError(f"{path}:1: missing schema_version (write 'schema_version = 1' first)")
     if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
-        raise InputError(f"{path}:{lines.of('', 'schema_version')}: unsupported schema_version {version!r} (supported: 1)")
+        raise InputError(
+            f"{path}:{lines.of('', 'schema_version')}: unsupported schema_version {version!r} (supported: 1)"
+        )
     for key in sorted(set(data) - _TOP):
         problem(key, f"unknown top-level key (expected: {', '.join(sorted(_TOP))})", "", key)
 
@@ -260,19 +287,39 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
         meta = {}
         problem("scenario", "must be a table ([scenario])")
     for key in sorted(set(meta) - _SCENARIO_KEYS):
-        problem(f"scenario.{key}", f"unknown key (expected: {', '.join(sorted(_SCENARIO_KEYS))})", "scenario", key)
+        problem(
+            f"scenario.{key}",
+            f"unknown key (expected: {', '.join(sorted(_SCENARIO_KEYS))})",
+            "scenario",
+            key,
+        )
     name = meta.get("name", Path(path).stem)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", name):
-        problem("scenario.name", f"letters, digits, '-', '_' and '.', at most 64, got {name!r}", "scenario", "name")
+        problem(
+            "scenario.name",
+            f"letters, digits, '-', '_' and '.', at most 64, got {name!r}",
+            "scenario",
+            "name",
+        )
         name = "scenario"
     base = meta.get("base")
     is_log = False
     if "log" in meta:
         if base is not None:
-            problem("scenario.log", "name one base: base (a timeline) or log (a stored log)", "scenario", "log")
+            problem(
+                "scenario.log",
+                "name one base: base (a timeline) or log (a stored log)",
+                "scenario",
+                "log",
+            )
         base, is_log = meta["log"], True
     if not isinstance(base, str) or not base:
-        problem("scenario.base", "name the base history: base = \"ftx-2022\" (a bundled name or a timeline file) or log = \"ledger.db\"", "scenario", "base")
+        problem(
+            "scenario.base",
+            'name the base history: base = "ftx-2022" (a bundled name or a timeline file) or log = "ledger.db"',
+            "scenario",
+            "base",
+        )
         base = ""
     else:
         # A file is relative to the scenario's folder, as a reader of the file would expect.
@@ -316,7 +363,13 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
             problem(field, "expected a table", "prices", index=i)
             continue
         for key in sorted(set(item) - _PRICE_KEYS):
-            problem(f"{field}.{key}", f"unknown key (expected: {', '.join(sorted(_PRICE_KEYS))})", "prices", key, i)
+            problem(
+                f"{field}.{key}",
+                f"unknown key (expected: {', '.join(sorted(_PRICE_KEYS))})",
+                "prices",
+                key,
+                i,
+            )
         asset = item.get("asset")
         if not isinstance(asset, str) or not asset:
             problem(f"{field}.asset", "name the asset", "prices", "asset", i)
@@ -326,39 +379,69 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
         if len(kinds) != 1:
             problem(field, "give exactly one of shock, scale, path and step", "prices", index=i)
             continue
-        start = guarded(f"{field}.from", "prices", "from", i, _instant, item["from"], f"{field}.from") if "from" in item else None
+        start = (
+            guarded(f"{field}.from", "prices", "from", i, _instant, item["from"], f"{field}.from")
+            if "from" in item
+            else None
+        )
         change = PriceChange(asset=asset, start=start, quote=item.get("quote"))
         kind = kinds[0]
         if kind in ("shock", "scale"):
-            number = guarded(f"{field}.{kind}", "prices", kind, i, parse_fraction, item[kind], f"{field}.{kind}")
+            number = guarded(
+                f"{field}.{kind}", "prices", kind, i, parse_fraction, item[kind], f"{field}.{kind}"
+            )
             if number is None:
                 continue
             scale = 1 + number if kind == "shock" else number
             if scale <= 0:
-                problem(f"{field}.{kind}", f"prices must stay above zero (a factor of {scale})", "prices", kind, i)
+                problem(
+                    f"{field}.{kind}",
+                    f"prices must stay above zero (a factor of {scale})",
+                    "prices",
+                    kind,
+                    i,
+                )
                 continue
             change = attrs.evolve(change, scale=scale)
         elif kind == "step":
-            level = guarded(f"{field}.step", "prices", "step", i, _positive, item["step"], f"{field}.step")
+            level = guarded(
+                f"{field}.step", "prices", "step", i, _positive, item["step"], f"{field}.step"
+            )
             if level is None:
                 continue
             change = attrs.evolve(change, step=level)
         else:
             points = item["path"]
             if not isinstance(points, list) or not points:
-                problem(f"{field}.path", "a list of {at = ..., price = \"...\"}", "prices", "path", i)
+                problem(f"{field}.path", 'a list of {at = ..., price = "..."}', "prices", "path", i)
                 continue
             parsed: list[tuple[dt.datetime, Decimal]] = []
             for j, point in enumerate(points):
                 pfield = f"{field}.path[{j}]"
                 if not isinstance(point, dict) or set(point) != {"at", "price"}:
-                    problem(pfield, "expected {at = ..., price = \"...\"}", "prices", "path", i)
+                    problem(pfield, 'expected {at = ..., price = "..."}', "prices", "path", i)
                     continue
-                when = guarded(pfield + ".at", "prices", "path", i, _instant, point["at"], pfield + ".at")
-                price = guarded(pfield + ".price", "prices", "path", i, _positive, point["price"], pfield + ".price")
+                when = guarded(
+                    pfield + ".at", "prices", "path", i, _instant, point["at"], pfield + ".at"
+                )
+                price = guarded(
+                    pfield + ".price",
+                    "prices",
+                    "path",
+                    i,
+                    _positive,
+                    point["price"],
+                    pfield + ".price",
+                )
                 if when is not None and price is not None:
                     if parsed and when < parsed[-1][0]:
-                        problem(pfield + ".at", "the path's times must not go backwards", "prices", "path", i)
+                        problem(
+                            pfield + ".at",
+                            "the path's times must not go backwards",
+                            "prices",
+                            "path",
+                            i,
+                        )
                     parsed.append((when, price))
             change = attrs.evolve(change, path=tuple(parsed))
         prices.append(change)
@@ -374,7 +457,13 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
             problem(field, "expected a table", "withdrawals", index=i)
             continue
         for key in sorted(set(item) - _WAVE_KEYS):
-            problem(f"{field}.{key}", f"unknown key (expected: {', '.join(sorted(_WAVE_KEYS))})", "withdrawals", key, i)
+            problem(
+                f"{field}.{key}",
+                f"unknown key (expected: {', '.join(sorted(_WAVE_KEYS))})",
+                "withdrawals",
+                key,
+                i,
+            )
         venue = item.get("venue")
         if not isinstance(venue, str) or not venue:
             problem(f"{field}.venue", "name the venue", "withdrawals", "venue", i)
@@ -383,12 +472,32 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
         if "total" not in item:
             problem(f"{field}.total", "give the wave's total amount", "withdrawals", index=i)
             continue
-        total = guarded(f"{field}.total", "withdrawals", "total", i, _positive, item["total"], f"{field}.total")
-        start = guarded(f"{field}.at", "withdrawals", "at", i, _instant, item["at"], f"{field}.at") if "at" in item else None
-        window = guarded(f"{field}.window", "withdrawals", "window", i, parse_duration, item.get("window", 3600), f"{field}.window")
+        total = guarded(
+            f"{field}.total", "withdrawals", "total", i, _positive, item["total"], f"{field}.total"
+        )
+        start = (
+            guarded(f"{field}.at", "withdrawals", "at", i, _instant, item["at"], f"{field}.at")
+            if "at" in item
+            else None
+        )
+        window = guarded(
+            f"{field}.window",
+            "withdrawals",
+            "window",
+            i,
+            parse_duration,
+            item.get("window", 3600),
+            f"{field}.window",
+        )
         parts = item.get("parts", 10)
         if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= 10_000:
-            problem(f"{field}.parts", f"a whole number of requests from 1 to 10000, got {parts!r}", "withdrawals", "parts", i)
+            problem(
+                f"{field}.parts",
+                f"a whole number of requests from 1 to 10000, got {parts!r}",
+                "withdrawals",
+                "parts",
+                i,
+            )
             continue
         refs = {}
         for key in ("asset", "account", "paid_from"):
@@ -400,7 +509,9 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
                     where[f"{field}.{key}"] = f"{path}:{lines.of('withdrawals', key, i)}"
         if total is None or window is None:
             continue
-        waves.append(Wave(venue=venue, total=total, start=start, window=window, parts=parts, **refs))
+        waves.append(
+            Wave(venue=venue, total=total, start=start, window=window, parts=parts, **refs)
+        )
 
     remove = data.get("remove", [])
     if not isinstance(remove, list) or not all(isinstance(r, str) and r for r in remove):
@@ -415,10 +526,22 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
     for i, item in enumerate(items):
         field = f"replace[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            problem(f"{field}.id", "name the event to replace: id = \"...\", then the fields that change", "replace", "id", i)
+            problem(
+                f"{field}.id",
+                'name the event to replace: id = "...", then the fields that change',
+                "replace",
+                "id",
+                i,
+            )
             continue
         if "type" in item:
-            problem(f"{field}.type", "a replacement keeps the event's type (remove it and inject another)", "replace", "type", i)
+            problem(
+                f"{field}.type",
+                "a replacement keeps the event's type (remove it and inject another)",
+                "replace",
+                "type",
+                i,
+            )
             continue
         where[field] = f"{path}:{lines.of('replace', 'id', i)}"
         for key in item:
@@ -442,7 +565,7 @@ def scenario_from_dict(data: dict[str, Any], *, path: str = "scenario", text: st
                 if current == "policy":
                     shifted.append("")
                 elif current.startswith("policy."):
-                    shifted.append(f"[{current[len('policy.'):]}]")
+                    shifted.append(f"[{current[len('policy.') :]}]")
                 else:
                     shifted.append("")
                 continue

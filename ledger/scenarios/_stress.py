@@ -48,7 +48,9 @@ from ledger.scenarios._engine import (
 from ledger.scenarios._format import PriceChange, Wave, parse_fraction
 
 SCALE_PLACES = Decimal(1).scaleb(-12)
-_SHOCK = re.compile(r"^(?P<kind>price|withdrawals):(?P<target>[^=]+?)(?:=(?P<lo>[^:]+):(?P<hi>.+))?$")
+_SHOCK = re.compile(
+    r"^(?P<kind>price|withdrawals):(?P<target>[^=]+?)(?:=(?P<lo>[^:]+):(?P<hi>.+))?$"
+)
 
 
 @attrs.frozen
@@ -81,7 +83,9 @@ def parse_shock(text: str) -> Shock:
     """``price:FTT``, ``price:FTT=0:0.9``, ``withdrawals:ftx``, ``withdrawals:ftx/USDC=0:5000000000``."""
     match = _SHOCK.match(text.strip())
     if not match:
-        raise InputError(f"--shock {text!r}: write price:ASSET or withdrawals:VENUE[/ASSET] (optionally =LO:HI)")
+        raise InputError(
+            f"--shock {text!r}: write price:ASSET or withdrawals:VENUE[/ASSET] (optionally =LO:HI)"
+        )
     target, _, asset = match["target"].partition("/")
     if match["kind"] == "price" and asset:
         raise InputError(f"--shock {text!r}: a price shock names one asset (price:ASSET)")
@@ -130,15 +134,32 @@ def _changes(case: Case, sizes: Sequence[Decimal]) -> Changes:
             assert ref is not None
             total = size.quantize(Decimal(1).scaleb(-ref.scale), rounding=ROUND_DOWN)
             if total > 0:
-                waves.append(Wave(venue=shock.target, total=total, start=case.watch.start, window=shock.window,
-                                  parts=shock.parts, asset=ref.asset, account=ref.account, paid_from=ref.paid_from))
+                waves.append(
+                    Wave(
+                        venue=shock.target,
+                        total=total,
+                        start=case.watch.start,
+                        window=shock.window,
+                        parts=shock.parts,
+                        asset=ref.asset,
+                        account=ref.account,
+                        paid_from=ref.paid_from,
+                    )
+                )
     return Changes(name="stress", prices=tuple(prices), waves=tuple(waves))
 
 
 def trial(case: Case, sizes: Sequence[Decimal]) -> Breach | None:
     """The first breach the watch sees with the shocks at ``sizes`` (None: it held)."""
     changes = _changes(case, sizes)
-    refs = {i: ref for i, ref in enumerate(r for r, s in zip(case.refs, case.shocks, strict=True) if s.kind == "withdrawals" and r is not None)}
+    refs = {
+        i: ref
+        for i, ref in enumerate(
+            r
+            for r, s in zip(case.refs, case.shocks, strict=True)
+            if s.kind == "withdrawals" and r is not None
+        )
+    }
     wave_refs_ = {i: refs[i] for i in range(len(changes.waves))}
     events = derive(case.suffix, changes, case.point, wave_refs_)
     if case.machine is not None:
@@ -207,7 +228,12 @@ def release() -> None:
     _PAYLOADS.clear()
 
 
-def run_trials(case: Case, cells: Sequence[tuple[Decimal, ...]], executor: Executor | None = None, chunks: int = 1) -> list[Breach | None]:
+def run_trials(
+    case: Case,
+    cells: Sequence[tuple[Decimal, ...]],
+    executor: Executor | None = None,
+    chunks: int = 1,
+) -> list[Breach | None]:
     """Every cell, in order; through ``executor`` in ``chunks`` tasks if given."""
     if executor is None or len(cells) <= 1:
         return _trials((case, cells))
@@ -238,7 +264,9 @@ def make_case(
     fast core (its state, from which the trials run)."""
     unknown = [name for name in invariants if name not in STANDARD_NAMES]
     if unknown:
-        raise InputError(f"--invariant: unknown invariant {unknown[0]!r} (known: {', '.join(STANDARD_NAMES)})")
+        raise InputError(
+            f"--invariant: unknown invariant {unknown[0]!r} (known: {', '.join(STANDARD_NAMES)})"
+        )
     if not invariants:
         raise InputError("--invariant: name the invariant to break")
     if until is not None and until < at:
@@ -250,24 +278,46 @@ def make_case(
     for shock in shocks:
         if shock.kind == "price":
             if shock.target not in books.registry.assets:
-                raise InputError(f"--shock {shock.label}: unknown asset (known: {', '.join(sorted(books.registry.assets))})")
+                raise InputError(
+                    f"--shock {shock.label}: unknown asset (known: {', '.join(sorted(books.registry.assets))})"
+                )
             if shock.target not in point.prices:
-                raise InputError(f"--shock {shock.label}: {shock.target} has no price before {ev.format_instant(at)}")
+                raise InputError(
+                    f"--shock {shock.label}: {shock.target} has no price before {ev.format_instant(at)}"
+                )
             refs.append(None)
         else:
             try:
-                refs.append(wave_refs(Wave(venue=shock.target, total=Decimal(1), asset=shock.asset), books))
+                refs.append(
+                    wave_refs(Wave(venue=shock.target, total=Decimal(1), asset=shock.asset), books)
+                )
             except ev.EventValueError as exc:
                 raise InputError(f"--shock {shock.label}: {exc}") from None
     suffix = history.events[index:]
     if until is not None:
         suffix = [e for e in suffix if e.at <= until]
     price_asset = next((s.target for s in shocks if s.kind == "price"), None)
-    watch = Watch(invariants=tuple(invariants), start=at, until=until, subject=subject, asset=price_asset)
+    watch = Watch(
+        invariants=tuple(invariants), start=at, until=until, subject=subject, asset=price_asset
+    )
     # The fast core's state at the fork, where it covers the policy (the trials then run at the
     # core's rate; each falls back to the reference where its history leaves what it covers).
-    machine = freeze_machine(history.events[:index], history.policy, invariants) if fast and (policy is None or policy == history.policy) else None
-    return Case("stress", point, tuple(suffix), history.policy, policy or history.policy, watch, tuple(shocks), tuple(refs), machine)
+    machine = (
+        freeze_machine(history.events[:index], history.policy, invariants)
+        if fast and (policy is None or policy == history.policy)
+        else None
+    )
+    return Case(
+        "stress",
+        point,
+        tuple(suffix),
+        history.policy,
+        policy or history.policy,
+        watch,
+        tuple(shocks),
+        tuple(refs),
+        machine,
+    )
 
 
 def default_range(case: Case, shock: Shock) -> tuple[Decimal, Decimal]:
@@ -297,7 +347,11 @@ class Trial:
     breach: Breach | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": plain(self.size), "broke": self.broke, "breach": self.breach.to_dict() if self.breach else None}
+        return {
+            "size": plain(self.size),
+            "broke": self.broke,
+            "breach": self.breach.to_dict() if self.breach else None,
+        }
 
 
 @attrs.frozen
@@ -398,9 +452,20 @@ def stress(
     scanned when it is not monotone.
     """
     try:
-        return _stress(history, at=at, shock=shock, invariants=invariants, subject=subject, until=until,
-                       tolerance=tolerance, steps=steps, scan=scan, scan_fallback=scan_fallback, policy=policy,
-                       executor=executor)
+        return _stress(
+            history,
+            at=at,
+            shock=shock,
+            invariants=invariants,
+            subject=subject,
+            until=until,
+            tolerance=tolerance,
+            steps=steps,
+            scan=scan,
+            scan_fallback=scan_fallback,
+            policy=policy,
+            executor=executor,
+        )
     finally:
         release()
 
@@ -421,7 +486,15 @@ def _stress(
     executor: Executor | None,
 ) -> StressResult:
     started = time.perf_counter()
-    case = make_case(history, at=at, shocks=[shock], invariants=invariants, subject=subject, until=until, policy=policy)
+    case = make_case(
+        history,
+        at=at,
+        shocks=[shock],
+        invariants=invariants,
+        subject=subject,
+        until=until,
+        policy=policy,
+    )
     base = trial(case, (Decimal(0),))
     direction = "wave" if shock.kind == "withdrawals" else "fall"
     if base is not None and shock.kind == "price":
@@ -450,21 +523,70 @@ def _stress(
 
     if base is not None and direction == "wave":
         # Breaks without any wave: nothing to search.
-        return _result(case, shock, direction, base, Decimal(0), None, base, Decimal(0), True, "none", 0,
-                       [Trial(Decimal(0), True, base)], tol, lo, hi, started)
+        return _result(
+            case,
+            shock,
+            direction,
+            base,
+            Decimal(0),
+            None,
+            base,
+            Decimal(0),
+            True,
+            "none",
+            0,
+            [Trial(Decimal(0), True, base)],
+            tol,
+            lo,
+            hi,
+            started,
+        )
     points = [q(lo + (hi - lo) * i / (scan - 1)) for i in range(scan)] if scan >= 2 else [lo, hi]
     results = run(points, pool=True)
     flags = [wanted(r) for r in results]
     monotone = flags == sorted(flags)
     if not any(flags):
-        return _result(case, shock, direction, base, None, points[-1], None, None, monotone, "scan", 0, trials, tol, lo, hi, started)
+        return _result(
+            case,
+            shock,
+            direction,
+            base,
+            None,
+            points[-1],
+            None,
+            None,
+            monotone,
+            "scan",
+            0,
+            trials,
+            tol,
+            lo,
+            hi,
+            started,
+        )
     if not monotone:
         points = [q(lo + (hi - lo) * i / (scan_fallback - 1)) for i in range(scan_fallback)]
         results = run(points, pool=True)
         first = next(i for i, r in enumerate(results) if wanted(r))
         held = points[first - 1] if first > 0 else None
-        return _result(case, shock, direction, base, points[first], held, results[first], points[first] if direction != "rise" else Decimal(0),
-                       False, "scan", 0, trials, tol, lo, hi, started)
+        return _result(
+            case,
+            shock,
+            direction,
+            base,
+            points[first],
+            held,
+            results[first],
+            points[first] if direction != "rise" else Decimal(0),
+            False,
+            "scan",
+            0,
+            trials,
+            tol,
+            lo,
+            hi,
+            started,
+        )
     first = flags.index(True)
     good, good_breach = points[first], results[first]
     bad = points[first - 1] if first > 0 else None
@@ -484,12 +606,44 @@ def _stress(
     margin = good if direction != "rise" else Decimal(0)
     # For a rise, the breach worth showing is the last one: at the largest size that still breaks.
     shown = bad_breach if direction == "rise" else good_breach
-    return _result(case, shock, direction, base, good, bad, shown, margin, True, "bisection", count, trials, tol, lo, hi, started)
+    return _result(
+        case,
+        shock,
+        direction,
+        base,
+        good,
+        bad,
+        shown,
+        margin,
+        True,
+        "bisection",
+        count,
+        trials,
+        tol,
+        lo,
+        hi,
+        started,
+    )
 
 
-def _result(case: Case, shock: Shock, direction: str, base: Breach | None, found: Decimal | None, held: Decimal | None,
-            breach: Breach | None, margin: Decimal | None, monotone: bool, method: str, steps: int,
-            trials: list[Trial], tol: Decimal, lo: Decimal, hi: Decimal, started: float) -> StressResult:
+def _result(
+    case: Case,
+    shock: Shock,
+    direction: str,
+    base: Breach | None,
+    found: Decimal | None,
+    held: Decimal | None,
+    breach: Breach | None,
+    margin: Decimal | None,
+    monotone: bool,
+    method: str,
+    steps: int,
+    trials: list[Trial],
+    tol: Decimal,
+    lo: Decimal,
+    hi: Decimal,
+    started: float,
+) -> StressResult:
     value: str | None = None
     if found is not None:
         if shock.kind == "price":
@@ -505,10 +659,26 @@ def _result(case: Case, shock: Shock, direction: str, base: Breach | None, found
             value = f"{ev.format_decimal(found)} {ref.asset}"
     watch = case.watch
     return StressResult(
-        shock=shock.label, direction=direction, invariants=watch.invariants, subject=watch.subject,
-        at=ev.format_instant(watch.start), until=ev.format_instant(watch.until) if watch.until else None,
-        asset=watch.asset, base_breach=base, found=found, held=held, breach=breach, breaking_value=value,
-        margin=margin, monotone=monotone, method=method, steps=steps, trials=trials, tolerance=tol, lo=lo, hi=hi,
+        shock=shock.label,
+        direction=direction,
+        invariants=watch.invariants,
+        subject=watch.subject,
+        at=ev.format_instant(watch.start),
+        until=ev.format_instant(watch.until) if watch.until else None,
+        asset=watch.asset,
+        base_breach=base,
+        found=found,
+        held=held,
+        breach=breach,
+        breaking_value=value,
+        margin=margin,
+        monotone=monotone,
+        method=method,
+        steps=steps,
+        trials=trials,
+        tolerance=tol,
+        lo=lo,
+        hi=hi,
         seconds=time.perf_counter() - started,
     )
 
@@ -563,17 +733,27 @@ class GridResult:
             "until": self.until,
             "method": self.method,
             "runs": self.runs,
-            "contradiction": None if self.contradiction is None else {
-                "x": plain(self.xs[self.contradiction[0]]), "y": plain(self.ys[self.contradiction[1]])},
+            "contradiction": None
+            if self.contradiction is None
+            else {
+                "x": plain(self.xs[self.contradiction[0]]),
+                "y": plain(self.ys[self.contradiction[1]]),
+            },
             "base_breach": self.base_breach.to_dict() if self.base_breach else None,
             "frontier": [
                 {"x": plain(x), "y": None if y is None else plain(y), "monotone": m}
                 for x, y, m in zip(self.xs, self.frontier, self.monotone, strict=True)
             ],
             "cells": [
-                {"x": plain(self.xs[i]), "y": plain(self.ys[j]), "broke": self.broke[i][j], "run": self.ran[i][j],
-                 "breach": cell.to_dict() if cell else None}
-                for i, row in enumerate(self.cells) for j, cell in enumerate(row)
+                {
+                    "x": plain(self.xs[i]),
+                    "y": plain(self.ys[j]),
+                    "broke": self.broke[i][j],
+                    "run": self.ran[i][j],
+                    "breach": cell.to_dict() if cell else None,
+                }
+                for i, row in enumerate(self.cells)
+                for j, cell in enumerate(row)
             ],
             "seconds": round(self.seconds, 3),
         }
@@ -672,12 +852,25 @@ def grid(
     nx, ny = size
     if nx < 2 or ny < 2:
         raise InputError("--grid: at least 2 x 2")
-    case = make_case(history, at=at, shocks=shocks, invariants=invariants, subject=subject, until=until, policy=policy)
+    case = make_case(
+        history,
+        at=at,
+        shocks=shocks,
+        invariants=invariants,
+        subject=subject,
+        until=until,
+        policy=policy,
+    )
     axes = []
     for shock, n in zip(shocks, size, strict=True):
         lo, hi = default_range(case, shock)
         quantum = _quantum(shock, case)
-        axes.append([(lo + (hi - lo) * i / (n - 1)).quantize(quantum, rounding=ROUND_HALF_EVEN) for i in range(n)])
+        axes.append(
+            [
+                (lo + (hi - lo) * i / (n - 1)).quantize(quantum, rounding=ROUND_HALF_EVEN)
+                for i in range(n)
+            ]
+        )
     xs, ys = axes
     results: dict[tuple[int, int], Breach | None] = {}
     contradiction: tuple[int, int] | None = None
@@ -686,7 +879,11 @@ def grid(
             contradiction = _search(case, xs, ys, results, executor, max(1, jobs), max(2, check))
         if method == "scan" or contradiction is not None:
             todo = [(i, j) for i in range(nx) for j in range(ny) if (i, j) not in results]
-            for key, found in zip(todo, run_trials(case, [(xs[i], ys[j]) for i, j in todo], executor, chunks=chunks), strict=True):
+            for key, found in zip(
+                todo,
+                run_trials(case, [(xs[i], ys[j]) for i, j in todo], executor, chunks=chunks),
+                strict=True,
+            ):
                 results[key] = found
     finally:
         release()
@@ -694,7 +891,13 @@ def grid(
     for (i, j), found in results.items():
         stairs.add(i, j, found is not None)
     searched = method == "search" and contradiction is None
-    broke = [[(results[(i, j)] is not None) if (i, j) in results else bool(stairs.known(i, j)) for j in range(ny)] for i in range(nx)]
+    broke = [
+        [
+            (results[(i, j)] is not None) if (i, j) in results else bool(stairs.known(i, j))
+            for j in range(ny)
+        ]
+        for i in range(nx)
+    ]
     ran = [[(i, j) in results for j in range(ny)] for i in range(nx)]
     cells = [[results.get((i, j)) for j in range(ny)] for i in range(nx)]
     frontier: list[Decimal | None] = []
@@ -706,24 +909,51 @@ def grid(
     units = tuple(_unit(case, s) for s in shocks)
     watch = case.watch
     return GridResult(
-        x=shocks[0].label, y=shocks[1].label, xs=xs, ys=ys, cells=cells, frontier=frontier, monotone=monotone,
-        invariants=watch.invariants, subject=watch.subject, at=ev.format_instant(watch.start),
-        until=ev.format_instant(watch.until) if watch.until else None, units=(units[0], units[1]),
-        seconds=time.perf_counter() - started, base_breach=results[(0, 0)], broke=broke, ran=ran,
-        method="search" if searched else "scan", contradiction=contradiction,
+        x=shocks[0].label,
+        y=shocks[1].label,
+        xs=xs,
+        ys=ys,
+        cells=cells,
+        frontier=frontier,
+        monotone=monotone,
+        invariants=watch.invariants,
+        subject=watch.subject,
+        at=ev.format_instant(watch.start),
+        until=ev.format_instant(watch.until) if watch.until else None,
+        units=(units[0], units[1]),
+        seconds=time.perf_counter() - started,
+        base_breach=results[(0, 0)],
+        broke=broke,
+        ran=ran,
+        method="search" if searched else "scan",
+        contradiction=contradiction,
     )
 
 
-def _search(case: Case, xs: list[Decimal], ys: list[Decimal], results: dict[tuple[int, int], Breach | None],
-            executor: Executor | None, jobs: int, check: int) -> tuple[int, int] | None:
+def _search(
+    case: Case,
+    xs: list[Decimal],
+    ys: list[Decimal],
+    results: dict[tuple[int, int], Breach | None],
+    executor: Executor | None,
+    jobs: int,
+    check: int,
+) -> tuple[int, int] | None:
     """The frontier search of :func:`grid` (results filled in); the first cell found to
     contradict monotonicity, or None."""
     nx, ny = len(xs), len(ys)
     stairs = _Staircase(nx, ny)
-    lattice = sorted({(round(a * (nx - 1) / (check - 1)), round(b * (ny - 1) / (check - 1)))
-                      for a in range(check) for b in range(check)})
+    lattice = sorted(
+        {
+            (round(a * (nx - 1) / (check - 1)), round(b * (ny - 1) / (check - 1)))
+            for a in range(check)
+            for b in range(check)
+        }
+    )
     cells = [(xs[i], ys[j]) for i, j in lattice]
-    for key, found in zip(lattice, run_trials(case, cells, executor, chunks=len(cells)), strict=True):
+    for key, found in zip(
+        lattice, run_trials(case, cells, executor, chunks=len(cells)), strict=True
+    ):
         results[key] = found
         stairs.add(*key, found is not None)
     if not stairs.consistent:
@@ -732,7 +962,9 @@ def _search(case: Case, xs: list[Decimal], ys: list[Decimal], results: dict[tupl
     # replayed do not depend on which worker finished first: the same grid, pooled or not).
     while not stairs.done:
         batch = stairs.next_cells(set(), jobs)
-        found_all = run_trials(case, [(xs[i], ys[j]) for i, j in batch], executor, chunks=len(batch))
+        found_all = run_trials(
+            case, [(xs[i], ys[j]) for i, j in batch], executor, chunks=len(batch)
+        )
         for key, found in zip(batch, found_all, strict=True):
             results[key] = found
             stairs.add(*key, found is not None)
@@ -740,8 +972,16 @@ def _search(case: Case, xs: list[Decimal], ys: list[Decimal], results: dict[tupl
             return _contradicting(results, nx, ny)
     # Every row's first breaking cell, replayed: its breach is where the row breaks (and a
     # check of the inference that led there).
-    edge = [(i, stairs.lo[i]) for i in range(nx) if stairs.lo[i] < ny and (i, stairs.lo[i]) not in results]
-    for key, found in zip(edge, run_trials(case, [(xs[i], ys[j]) for i, j in edge], executor, chunks=len(edge)), strict=True):
+    edge = [
+        (i, stairs.lo[i])
+        for i in range(nx)
+        if stairs.lo[i] < ny and (i, stairs.lo[i]) not in results
+    ]
+    for key, found in zip(
+        edge,
+        run_trials(case, [(xs[i], ys[j]) for i, j in edge], executor, chunks=len(edge)),
+        strict=True,
+    ):
         results[key] = found
         stairs.add(*key, found is not None)
     if not stairs.consistent:
@@ -749,7 +989,9 @@ def _search(case: Case, xs: list[Decimal], ys: list[Decimal], results: dict[tupl
     return None
 
 
-def _contradicting(results: dict[tuple[int, int], Breach | None], nx: int, ny: int) -> tuple[int, int]:
+def _contradicting(
+    results: dict[tuple[int, int], Breach | None], nx: int, ny: int
+) -> tuple[int, int]:
     """A replayed cell that held although a cell with no larger shock broke (the first such)."""
     broke = [key for key, found in results.items() if found is not None]
     for (i, j), found in sorted(results.items()):
@@ -779,8 +1021,9 @@ def dask_executor(address: str) -> Executor:
     try:
         from distributed import Client  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        raise InputError("--dask: the 'distributed' package is not installed (pip install distributed)") from None
+        raise InputError(
+            "--dask: the 'distributed' package is not installed (pip install distributed)"
+        ) from None
     client = Client(address)
     executor: Executor = client.get_executor()
     return executor
-

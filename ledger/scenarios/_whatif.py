@@ -49,8 +49,15 @@ class Outcome:
 
     @classmethod
     def of(cls, summary: Summary) -> Outcome:
-        return cls(summary.events, dict(summary.first_breaches), dict(summary.breach_counts), list(summary.still_open),
-                   list(summary.skipped), dict(summary.final_metrics), summary.digest)
+        return cls(
+            summary.events,
+            dict(summary.first_breaches),
+            dict(summary.breach_counts),
+            list(summary.still_open),
+            list(summary.skipped),
+            dict(summary.final_metrics),
+            summary.digest,
+        )
 
 
 @attrs.frozen
@@ -77,10 +84,17 @@ class WhatIf:
 
     def to_dict(self) -> dict[str, Any]:
         def rows(items: list[tuple[str, str, str, str, str]]) -> list[dict[str, str]]:
-            return [dict(zip(("change", "invariant", "subject", "event_id", "at"), row, strict=True)) for row in items]
+            return [
+                dict(zip(("change", "invariant", "subject", "event_id", "at"), row, strict=True))
+                for row in items
+            ]
 
         return {
-            "scenario": {"name": self.scenario.name, "title": self.scenario.title, "file": self.scenario.path},
+            "scenario": {
+                "name": self.scenario.name,
+                "title": self.scenario.title,
+                "file": self.scenario.path,
+            },
             "history": self.history,
             "fork": {"seq": self.fork_seq, "at": self.fork_at},
             "policy": self.policy,
@@ -92,7 +106,9 @@ class WhatIf:
         }
 
 
-def whatif(scenario: Scenario | str | Path, *, policy: Policy | None = None, history: History | None = None) -> WhatIf:
+def whatif(
+    scenario: Scenario | str | Path, *, policy: Policy | None = None, history: History | None = None
+) -> WhatIf:
     """Replay a scenario's derived history from its fork point and compare it with the base.
 
     ``scenario``: a :class:`Scenario` or a scenario file. ``policy``: the base's policy

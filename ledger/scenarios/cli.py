@@ -104,9 +104,14 @@ def whatif_text(result: WhatIf) -> list[str]:
     """The text report of :func:`whatif`."""
     s = result.scenario
     out = [f"What if: {s.title or s.name} (scenario {s.name}, {s.path})"]
-    out.append(f"Base {result.history}: {result.base.events} events; fork after seq {result.fork_seq} ({result.fork_at})")
+    out.append(
+        f"Base {result.history}: {result.base.events} events; fork after seq {result.fork_seq} ({result.fork_at})"
+    )
     if s.policy:
-        out.append("Policy changed for the derived world: " + ", ".join(f"{k} = {v}" for k, v in s.policy.items()))
+        out.append(
+            "Policy changed for the derived world: "
+            + ", ".join(f"{k} = {v}" for k, v in s.policy.items())
+        )
     changes = []
     changes += [f"prices of {p.asset}" for p in s.prices]
     changes += [f"a withdrawal wave of {w.total:,f} at {w.venue}" for w in s.waves]
@@ -133,12 +138,17 @@ def whatif_text(result: WhatIf) -> list[str]:
         if result.base.breach_counts.get(n, 0) != result.derived.breach_counts.get(n, 0)
     ]
     out.append("Breaches opened, base -> derived: " + (", ".join(counts) if counts else "the same"))
-    for label, rows in (("only in the base", result.only_in_base), ("only in the derived history", result.only_in_derived)):
+    for label, rows in (
+        ("only in the base", result.only_in_base),
+        ("only in the derived history", result.only_in_derived),
+    ):
         out.append(f"After the fork, {label}: {len(rows)}")
         for kind, inv, subject, event_id, at in rows:
             out.append(f"  {at}  {kind:<6} {inv}({subject})  at {event_id}")
     if result.derived.skipped:
-        out.append(f"Refused in the derived world (enforce): {len(result.derived.skipped)} event(s)")
+        out.append(
+            f"Refused in the derived world (enforce): {len(result.derived.skipped)} event(s)"
+        )
         for _seq, event_id, reason in result.derived.skipped:
             out.append(f"  {event_id}: {reason}")
     out.append("")
@@ -147,11 +157,17 @@ def whatif_text(result: WhatIf) -> list[str]:
     if venue:
         quote = result.policy.get("quote", "")
         out.append(f"At the end ({venue}, {quote}):    base | derived")
-        for key, label in (("customer_liabilities", "owed to customers"), ("custody", "held in custody"), ("shortfall", "shortfall")):
+        for key, label in (
+            ("customer_liabilities", "owed to customers"),
+            ("custody", "held in custody"),
+            ("shortfall", "shortfall"),
+        ):
             out.append(f"  {label:<18} {_money(bm.get(key))} | {_money(dm.get(key))}")
     still = [f"{v.invariant}({v.subject})" for v in result.derived.still_open]
-    out.append(f"Still open at the end: base {len(result.base.still_open)}, derived {len(result.derived.still_open)}"
-               + (f": {', '.join(still)}" if still else ""))
+    out.append(
+        f"Still open at the end: base {len(result.base.still_open)}, derived {len(result.derived.still_open)}"
+        + (f": {', '.join(still)}" if still else "")
+    )
     out.append(f"Digest, base:    {result.base.digest}")
     out.append(f"Digest, derived: {result.derived.digest}")
     return out
@@ -163,32 +179,120 @@ _GRID = re.compile(r"^(\d+)[xX](\d+)$")
 
 @click.command(name="stress")
 @click.argument("source", metavar="NAME|FILE")
-@click.option("--at", "at", required=True, help="Shock from this instant (a date: its start, 00:00 UTC); the fork point.")
-@click.option("--until", default=None, help="Look for the breach up to this time (a date: its end). Default: the end of the history.")
-@click.option("--shock", "shocks", multiple=True, required=True, metavar="price:ASSET|withdrawals:VENUE[/ASSET][=LO:HI]",
-              help="What to vary: a fall of ASSET's price from --at on (a fraction: 0.35 = -35%), or a withdrawal "
-                   "wave at VENUE (its total, in ASSET: default the venue's largest customer claim). Twice with --grid.")
-@click.option("--invariant", "invariants", multiple=True, required=True, metavar="NAME",
-              help="The invariant to break (repeatable: any of them).")
-@click.option("--subject", "subjects", multiple=True, help="Only this subject of the invariant(s) (a loan, an account, ftx/USDC...; repeatable).")
-@click.option("--tolerance", default=None, help="Stop when the bracket is this narrow (an exact decimal). Default: a millionth of the range.")
-@click.option("--steps", type=int, default=20, show_default=True, help="At most this many bisection steps.")
-@click.option("--scan", type=int, default=5, show_default=True, help="Sizes tried first, evenly over the range, to check monotonicity (with --grid: a SCAN x SCAN lattice of cells).")
+@click.option(
+    "--at",
+    "at",
+    required=True,
+    help="Shock from this instant (a date: its start, 00:00 UTC); the fork point.",
+)
+@click.option(
+    "--until",
+    default=None,
+    help="Look for the breach up to this time (a date: its end). Default: the end of the history.",
+)
+@click.option(
+    "--shock",
+    "shocks",
+    multiple=True,
+    required=True,
+    metavar="price:ASSET|withdrawals:VENUE[/ASSET][=LO:HI]",
+    help="What to vary: a fall of ASSET's price from --at on (a fraction: 0.35 = -35%), or a withdrawal "
+    "wave at VENUE (its total, in ASSET: default the venue's largest customer claim). Twice with --grid.",
+)
+@click.option(
+    "--invariant",
+    "invariants",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="The invariant to break (repeatable: any of them).",
+)
+@click.option(
+    "--subject",
+    "subjects",
+    multiple=True,
+    help="Only this subject of the invariant(s) (a loan, an account, ftx/USDC...; repeatable).",
+)
+@click.option(
+    "--tolerance",
+    default=None,
+    help="Stop when the bracket is this narrow (an exact decimal). Default: a millionth of the range.",
+)
+@click.option(
+    "--steps", type=int, default=20, show_default=True, help="At most this many bisection steps."
+)
+@click.option(
+    "--scan",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Sizes tried first, evenly over the range, to check monotonicity (with --grid: a SCAN x SCAN lattice of cells).",
+)
 @click.option("--window", default="1h", show_default=True, help="A wave's duration (30m, 6h, 2d).")
-@click.option("--parts", type=int, default=10, show_default=True, help="A wave's number of requests.")
-@click.option("--grid", "grid_size", default=None, metavar="NxM", help="Map two shocks on an N x M grid: the frontier.")
-@click.option("--full", is_flag=True, help="With --grid: replay every cell (default: search the frontier, inferring the cells not replayed from monotonicity).")
-@click.option("--jobs", type=int, default=None, help="Worker processes (default: one per core for a grid, none for a search); with --dask, the cells a grid search replays at once.")
-@click.option("--dask", "dask_address", default=None, metavar="ADDRESS", help="Run the trials on a Dask distributed cluster (tcp://host:8786).")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="With --grid: write the frontier as an HTML page (the report's chart).")
-@click.option("--log", "is_log", is_flag=True, help="SOURCE is a stored log (an SQLite file or a postgresql:// URL).")
+@click.option(
+    "--parts", type=int, default=10, show_default=True, help="A wave's number of requests."
+)
+@click.option(
+    "--grid",
+    "grid_size",
+    default=None,
+    metavar="NxM",
+    help="Map two shocks on an N x M grid: the frontier.",
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="With --grid: replay every cell (default: search the frontier, inferring the cells not replayed from monotonicity).",
+)
+@click.option(
+    "--jobs",
+    type=int,
+    default=None,
+    help="Worker processes (default: one per core for a grid, none for a search); with --dask, the cells a grid search replays at once.",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the trials on a Dask distributed cluster (tcp://host:8786).",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --grid: write the frontier as an HTML page (the report's chart).",
+)
+@click.option(
+    "--log",
+    "is_log",
+    is_flag=True,
+    help="SOURCE is a stored log (an SQLite file or a postgresql:// URL).",
+)
 @policy_option
 @format_option("text", "json")
 @_handle_errors
 def stress_command(
-    source: str, at: str, until: str | None, shocks: tuple[str, ...], invariants: tuple[str, ...], subjects: tuple[str, ...],
-    tolerance: str | None, steps: int, scan: int, window: str, parts: int, grid_size: str | None, full: bool, jobs: int | None,
-    dask_address: str | None, html_path: str | None, is_log: bool, policy_file: str | None, fmt: str,
+    source: str,
+    at: str,
+    until: str | None,
+    shocks: tuple[str, ...],
+    invariants: tuple[str, ...],
+    subjects: tuple[str, ...],
+    tolerance: str | None,
+    steps: int,
+    scan: int,
+    window: str,
+    parts: int,
+    grid_size: str | None,
+    full: bool,
+    jobs: int | None,
+    dask_address: str | None,
+    html_path: str | None,
+    is_log: bool,
+    policy_file: str | None,
+    fmt: str,
 ) -> None:
     """Reverse stress test: the smallest shock at which an invariant breaks at or after --at.
 
@@ -238,15 +342,30 @@ def stress_command(
             if not match:
                 raise InputError(f"--grid {grid_size!r}: write NxM, e.g. 20x20")
             if len(parsed) != 2:
-                raise InputError("--grid: give two --shock options (the first is the rows, the second the columns)")
-            result = grid(history, at=start, until=end, shocks=(parsed[0], parsed[1]), invariants=invariants,
-                          subject=subject, size=(int(match[1]), int(match[2])), executor=executor,
-                          chunks=4 * (jobs or os.cpu_count() or 1), method="scan" if full else "search",
-                          jobs=jobs or os.cpu_count() or 1, check=max(2, scan))
+                raise InputError(
+                    "--grid: give two --shock options (the first is the rows, the second the columns)"
+                )
+            result = grid(
+                history,
+                at=start,
+                until=end,
+                shocks=(parsed[0], parsed[1]),
+                invariants=invariants,
+                subject=subject,
+                size=(int(match[1]), int(match[2])),
+                executor=executor,
+                chunks=4 * (jobs or os.cpu_count() or 1),
+                method="scan" if full else "search",
+                jobs=jobs or os.cpu_count() or 1,
+                check=max(2, scan),
+            )
             if html_path:
                 from ledger.html.frontier import frontier_page
 
-                Path(html_path).write_text(frontier_page(result, title=f"{history.name}: {result.x} x {result.y}"), encoding="utf-8")
+                Path(html_path).write_text(
+                    frontier_page(result, title=f"{history.name}: {result.x} x {result.y}"),
+                    encoding="utf-8",
+                )
             if fmt == "json":
                 click.echo(_dumps(result.to_dict()))
             else:
@@ -261,8 +380,18 @@ def stress_command(
             raise InputError("--html: only with --grid")
         if full:
             raise InputError("--full: only with --grid")
-        found = stress(history, at=start, until=end, shock=parsed[0], invariants=invariants, subject=subject,
-                       tolerance=tol, steps=steps, scan=scan, executor=executor)
+        found = stress(
+            history,
+            at=start,
+            until=end,
+            shock=parsed[0],
+            invariants=invariants,
+            subject=subject,
+            tolerance=tol,
+            steps=steps,
+            scan=scan,
+            executor=executor,
+        )
         if fmt == "json":
             click.echo(_dumps(found.to_dict()))
         else:
@@ -288,7 +417,9 @@ def _pct(value: Decimal) -> str:
     return f"{(value * 100).normalize():f}%"
 
 
-def _size(result: StressResult | GridResult, shock: str, value: Decimal | None, direction: str = "fall") -> str:
+def _size(
+    result: StressResult | GridResult, shock: str, value: Decimal | None, direction: str = "fall"
+) -> str:
     if value is None:
         return "-"
     if shock.startswith("price:"):
@@ -307,27 +438,48 @@ def stress_text(r: StressResult, history: History) -> list[str]:
     what = ", ".join(r.invariants) + (f" ({r.subject})" if r.subject else "")
     window = f"from {r.at}" + (f" to {r.until}" if r.until else " to the end")
     out = [f"Stress test of {history.name}: {r.shock} against {what}, {window}"]
-    out.append("Base (no shock): " + (f"breaks at {_breach(r.base_breach)}" if r.base_breach else "holds"))
-    method = {"bisection": f"bisection, {r.steps} step(s), monotone on a {len(r.trials) - r.steps}-size scan",
-              "scan": "scan" + ("" if r.monotone else ": NOT MONOTONE (a breach below a size that holds); scanned"),
-              "none": "none needed"}[r.method]
-    out.append(f"Search over {_size(r, r.shock, r.lo, r.direction)} .. {_size(r, r.shock, r.hi, r.direction)}: {method}; tolerance {r.tolerance}; {r.seconds:.2f} s")
+    out.append(
+        "Base (no shock): " + (f"breaks at {_breach(r.base_breach)}" if r.base_breach else "holds")
+    )
+    method = {
+        "bisection": f"bisection, {r.steps} step(s), monotone on a {len(r.trials) - r.steps}-size scan",
+        "scan": "scan"
+        + ("" if r.monotone else ": NOT MONOTONE (a breach below a size that holds); scanned"),
+        "none": "none needed",
+    }[r.method]
+    out.append(
+        f"Search over {_size(r, r.shock, r.lo, r.direction)} .. {_size(r, r.shock, r.hi, r.direction)}: {method}; tolerance {r.tolerance}; {r.seconds:.2f} s"
+    )
     if r.direction == "wave" and r.base_breach is not None:
         out.append("It breaks without any wave: the largest wave survived is 0.")
     elif r.found is None:
-        out.append(f"It holds over the whole range (up to {_size(r, r.shock, r.held, r.direction)}).")
+        out.append(
+            f"It holds over the whole range (up to {_size(r, r.shock, r.held, r.direction)})."
+        )
     elif r.direction == "rise":
-        out.append(f"It breaks in the base; it holds from a rise of {_size(r, r.shock, r.found, 'rise')} of every price from {r.at} on"
-                   + (f" (still breaks at {_size(r, r.shock, r.held, 'rise')})." if r.held is not None else "."))
+        out.append(
+            f"It breaks in the base; it holds from a rise of {_size(r, r.shock, r.found, 'rise')} of every price from {r.at} on"
+            + (
+                f" (still breaks at {_size(r, r.shock, r.held, 'rise')})."
+                if r.held is not None
+                else "."
+            )
+        )
         if r.breach is not None:
-            out.append(f"Breaking value: {r.breach.price} (the price at the breaking event), at {_breach(r.breach)}")
+            out.append(
+                f"Breaking value: {r.breach.price} (the price at the breaking event), at {_breach(r.breach)}"
+            )
     else:
-        out.append(f"Smallest breaking shock: {_size(r, r.shock, r.found)} (holds at {_size(r, r.shock, r.held)})")
+        out.append(
+            f"Smallest breaking shock: {_size(r, r.shock, r.found)} (holds at {_size(r, r.shock, r.held)})"
+        )
         out.append(f"Breaking value: {r.breaking_value}")
         if r.breach is not None:
             out.append(f"Where it breaks: {_breach(r.breach)}")
         if r.shock.startswith("price:") and r.margin is not None:
-            out.append(f"Margin in the base: the price can fall {_pct(r.margin)} from {r.at} before it breaks")
+            out.append(
+                f"Margin in the base: the price can fall {_pct(r.margin)} from {r.at} before it breaks"
+            )
         elif r.held is not None:
             out.append(f"Margin in the base: the largest wave survived is {r.held:,f}")
     return out
@@ -336,15 +488,21 @@ def stress_text(r: StressResult, history: History) -> list[str]:
 def grid_text(r: GridResult, history: History) -> list[str]:
     """The frontier of :func:`grid` as a table."""
     what = ", ".join(r.invariants) + (f" ({r.subject})" if r.subject else "")
-    out = [f"Grid on {history.name}: {r.x} x {r.y} against {what}, from {r.at}" + (f" to {r.until}" if r.until else ""),
-           f"{len(r.xs)} x {len(r.ys)} = {len(r.xs) * len(r.ys)} cells, {r.runs} replayed in {r.seconds:.2f} s; " + _method(r),
-           "",
-           f"{r.x:>16}  smallest {r.y} that breaks   where"]
+    out = [
+        f"Grid on {history.name}: {r.x} x {r.y} against {what}, from {r.at}"
+        + (f" to {r.until}" if r.until else ""),
+        f"{len(r.xs)} x {len(r.ys)} = {len(r.xs) * len(r.ys)} cells, {r.runs} replayed in {r.seconds:.2f} s; "
+        + _method(r),
+        "",
+        f"{r.x:>16}  smallest {r.y} that breaks   where",
+    ]
     for x, y, row, mono in zip(r.xs, r.frontier, r.cells, r.monotone, strict=True):
         where = next((c for c in row if c is not None), None) if y is not None else None
         cell = _size(r, r.y, y) if y is not None else "holds throughout"
         note = "" if mono else "  (not monotone in this row)"
-        out.append(f"{_size(r, r.x, x):>16}  {cell:>30}   {where.event_id + ' ' + where.at if where else ''}{note}")
+        out.append(
+            f"{_size(r, r.x, x):>16}  {cell:>30}   {where.event_id + ' ' + where.at if where else ''}{note}"
+        )
     return out
 
 
@@ -353,6 +511,8 @@ def _method(r: GridResult) -> str:
         return "the rest inferred from monotonicity (checked on every replayed cell)"
     if r.contradiction is not None:
         i, j = r.contradiction
-        return (f"NOT MONOTONE (holds at {_size(r, r.x, r.xs[i])}, {_size(r, r.y, r.ys[j])} although a smaller shock broke): "
-                "every cell replayed")
+        return (
+            f"NOT MONOTONE (holds at {_size(r, r.x, r.xs[i])}, {_size(r, r.y, r.ys[j])} although a smaller shock broke): "
+            "every cell replayed"
+        )
     return "every cell replayed"
