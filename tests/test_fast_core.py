@@ -175,11 +175,7 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
             emit(ev.PriceUpdated, asset="TOK", quote="USD", price=amount(20, 2))
 
     def asserted(measure: str, extra: dict[str, Any]) -> None:
-        entity = (
-            "ex"
-            if measure.startswith(("customer", "insured", "uninsured"))
-            else draw(st.sampled_from(["ex", "aff"]))
-        )
+        entity = draw(st.sampled_from(["ex", "aff", "bank"]))
         if measure in ev.RATIO_MEASURES:
             expected, tolerance = (
                 Decimal(draw(st.integers(-200, 200))).scaleb(-2),
@@ -244,6 +240,32 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         from_account="aff:bank",
     )
     emit(ev.LoanDefaulted, loan="tail-loan")
+    # Deposits at a lender (bank: kind lender): a pooled account of a liability class, insured
+    # before or after the money arrives, paid out, the cover changed or ended.
+    opened: dict[str, Any] = {}
+    liability = draw(st.sampled_from([None, "retail", "wholesale", "unknown-class"]))
+    if liability is not None:
+        opened["liability_class"] = liability
+    if draw(st.booleans()):
+        opened["depositors"] = draw(st.integers(1, 5))
+    emit(ev.AccountOpened, account="bank:dep", purpose="customer", holder="cust", **opened)
+    insured_first = draw(st.booleans())
+    if insured_first:
+        emit(ev.DepositInsurance, insurer="world", venue="bank", asset="USD", limit=amount(300, 2))
+    emit(ev.Deposit, account="bank:dep", asset="USD", amount=amount(2000, 2), landed="bank:vault")
+    emit(ev.Deposit, account="bank:dep", asset="BTC", amount=amount(2, 8), landed="bank:vault")
+    if not insured_first:
+        emit(ev.DepositInsurance, insurer="world", venue="bank", asset="USD", limit=amount(300, 2))
+    emit(
+        ev.Withdrawal,
+        account="bank:dep",
+        asset="USD",
+        amount=amount(800, 2),
+        paid_from="bank:vault",
+    )
+    emit(ev.PriceUpdated, asset="BTC", quote="USD", price=amount(90000, 2))
+    limit = Decimal(draw(st.integers(0, 30000))).scaleb(-2)
+    emit(ev.DepositInsurance, insurer="world", venue="bank", asset="USD", limit=limit)
     # Seizures: part of the loan's collateral (settling part of it), part of the account's.
     emit(
         ev.CollateralSeized,
@@ -323,10 +345,23 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         "loan_defaulted",
         "margin_call",
         "trade",
+        "deposit_insurance",
         "balance_asserted",
     } <= types
     assert compare_stepwise(history) == len(history)  # the core covered every event
-    policy = Policy() if default_policy else Policy(min_collateral_coverage=Decimal("1.5"))
+    policy = (
+        Policy()
+        if default_policy
+        else Policy(
+            min_collateral_coverage=Decimal("1.5"),
+            min_liquidity_coverage=Decimal("3"),
+            run_off={
+                "insured": Decimal("0.02"),
+                "uninsured": Decimal("0.5"),
+                "retail": Decimal("0.125"),
+            },
+        )
+    )
     assert compare_stepwise(history, policy) == len(history)
     run = assert_same_run(history, policy)
     assert (
@@ -540,15 +575,14 @@ def test_books_are_rebuilt_when_read_after_a_fast_run():
 
 def test_an_uncovered_event_hands_over_to_the_reference():
     history = list(workload(800, accounts=10))
-    history.append(
-        ev.DepositInsurance(
-            id="cover",
+    history.append(  # a holding carried at cost: the reference's
+        ev.AccountOpened(
+            id="at-cost",
             at=history[-1].at,
             source=("W",),
-            insurer="world",
-            venue="ex",
-            asset="USD",
-            limit=Decimal("250000"),
+            account="ex:bonds",
+            purpose="corporate",
+            basis="amortized_cost",
         )
     )
     history.append(

@@ -109,13 +109,18 @@ class Entity:
 
     __slots__ = (
         "assets_v",
+        "cover",
         "custodial",
+        "customers",
+        "deposit_taker",
         "due",
         "equity",
         "external",
         "family",
         "group",
+        "insured_v",
         "kind",
+        "lcr",
         "liabs_v",
         "lines",
         "name",
@@ -125,6 +130,7 @@ class Entity:
         "related_v",
         "reserves_v",
         "rr_touch",
+        "runoff_v",
         "solvency",
         "touch",
         "venue",
@@ -138,6 +144,14 @@ class Entity:
         self.group = group
         self.solvency = _kinds.applies("solvency", kind)
         self.custodial = _kinds.applies("segregation", kind)  # segregation and reserve-ratio
+        self.lcr = _kinds.applies("liquidity-coverage", kind)
+        # A deposit-taker (a lender: banks are the reference's) keeps the insured part and the
+        # run-off-weighted total of what depositors are owed, per asset, as postings move.
+        self.deposit_taker = self.family in ("bank", "lender")
+        self.cover: dict[str, int] = {}  # asset -> deposit insurance limit per depositor (minor)
+        self.customers: list[Account] = []  # its customer accounts (a cover moves them all)
+        self.insured_v = 0  # sum of insured x unit        (E)
+        self.runoff_v = 0  # sum of runoff x unit          (E + H)
         self.venue = False  # has customer accounts (posted to): the reference's ``venues``
         self.lines: dict[str, Line] = {}  # asset -> Line, in the order first seen
         self.own: list[Line] = []  # lines in tokens it or an affiliate issued
@@ -166,12 +180,14 @@ class Line:
         "custody",
         "entity",
         "held",
+        "insured",
         "keep",
         "neg",
         "owed",
         "pledged",
         "pos",
         "related",
+        "runoff",
         "seg_open",
         "seg_touch",
     )
@@ -183,6 +199,8 @@ class Line:
         self.seg_touch: deque[str] = deque(maxlen=KEPT)
         self.seg_open = False
         self.keep = 0  # 1 - haircut for this owner (H), set by Machine._line
+        self.insured = 0  # deposit-takers: the insured part of what depositors are owed (minor)
+        self.runoff = 0  # deposit-takers: what they are owed x run-off rate (exponent H)
 
 
 class Account:
@@ -193,11 +211,13 @@ class Account:
         "checked",
         "claim",
         "cls",
+        "depositors",
         "entity",
         "holder",
         "limit",
         "name",
         "open",
+        "rate",
         "ref",
         "related",
         "secured",
@@ -218,6 +238,8 @@ class Account:
         self.limit: dict[str, int] | None = None  # customer accounts: credit line per asset
         self.checked = cls in (HOLDINGS, CUSTODY, CUSTOMER)
         self.secured: Loan | None = None  # customer accounts with collateral against them
+        self.depositors = 1  # customer accounts: depositors a pooled account stands for
+        self.rate = 0  # customer accounts at a deposit-taker: uninsured run-off rate (H)
 
 
 class Loan:
@@ -268,7 +290,7 @@ _KEYS: dict[str, frozenset[str]] = {
     for t, keys in {
         "entity_registered": "entity name kind group",
         "asset_listed": "asset name scale kind issuer",
-        "account_opened": "account purpose holder",
+        "account_opened": "account purpose holder liability_class depositors",
         "deposit": "account asset amount landed owed_by from_account",
         "credit_line_granted": "account asset limit",
         "withdrawal": "account asset amount paid_from to",
@@ -282,6 +304,7 @@ _KEYS: dict[str, frozenset[str]] = {
         "withdrawals_halted": "venue",
         "withdrawals_resumed": "venue",
         "margin_call": "loan pool amount due",
+        "deposit_insurance": "insurer venue asset limit",
         "trade": "asset amount price pay_asset paid seller_from seller_to buyer_from buyer_to",
         "bankruptcy_filed": "entity court case",
         "disclosure": "entity title",
@@ -315,6 +338,9 @@ class Machine:
         self.on_wh = "withdrawals-honoured" in on
         self.on_solv = "solvency" in on
         self.on_assert = "assertions" in on
+        self.on_lcr = "liquidity-coverage" in on
+        self.min_lcr = _fixed(policy.min_liquidity_coverage, H)
+        self.rate_insured = _fixed(policy.run_off.get("insured", Decimal(0)), H)
         # Policy ratios as (int at exponent H): x >= y x r  <=>  x x 10^H >= y x r_H.
         self.min_rr = _fixed(policy.min_reserve_ratio, H)
         self.min_cc = _fixed(policy.min_collateral_coverage, H)
@@ -536,6 +562,9 @@ class Machine:
             if dneg:
                 line.owed += dneg
                 entity.owed_v += dneg * unit
+                if entity.deposit_taker:
+                    owed = -old if old < 0 else 0
+                    self._move_deposit(acct, line, owed, owed + dneg)
             if acct.secured is not None:  # its debt moved: collateral-coverage looks again
                 self._targets[acct.secured] = None
             if acct.limit is not None:  # a credit line: the step may note a draw on it
@@ -554,6 +583,25 @@ class Machine:
         elif cls == PLEDGED:
             line.pledged += delta
         return line
+
+    def _deposit_parts(self, acct: Account, asset: str, owed: int) -> tuple[int, int]:
+        """(insured minor units, run-off-weighted minor units at H) of a deposit owing ``owed``:
+        the cover per depositor x depositors, the insured and uninsured run-off rates."""
+        if owed <= 0:
+            return 0, 0
+        limit = acct.entity.cover.get(asset)
+        insured = min(owed, limit * acct.depositors) if limit else 0
+        return insured, insured * self.rate_insured + (owed - insured) * acct.rate
+
+    def _move_deposit(self, acct: Account, line: Line, old: int, new: int) -> None:
+        """A deposit at a deposit-taker went from owing ``old`` to ``new``: its parts move."""
+        old_insured, old_weighted = self._deposit_parts(acct, line.asset, old)
+        new_insured, new_weighted = self._deposit_parts(acct, line.asset, new)
+        entity, unit = line.entity, self.unit[line.asset]
+        line.insured += new_insured - old_insured
+        line.runoff += new_weighted - old_weighted
+        entity.insured_v += (new_insured - old_insured) * unit
+        entity.runoff_v += (new_weighted - old_weighted) * unit
 
     def _out(
         self,
@@ -627,15 +675,18 @@ class Machine:
             raise Unsupported("a reserved account name")
         if purpose == "customer":
             holder = self._entity(holder_name)
-            if holder is entity or entity.family in ("bank", "lender"):
-                raise Unsupported("deposits at a deposit-taker: insurance and run-off")
+            if holder is entity:
+                raise Unsupported("holder")
             # A customer account's debit balance (the holder owes the venue) is a claim on an
             # affiliate when the holder is one (the reference's ``related`` flag).
             acct = Account(entity, name, CUSTOMER, self._affiliated(entity, holder))
             acct.holder = holder
+            acct.depositors = d.get("depositors") or 1
+            acct.rate = _fixed(self.policy.run_off_rate(d.get("liability_class")), H)
+            entity.customers.append(acct)
             claim = acct.claim = self._implicit(holder, f"claim:{ref}", CLAIM, entity)
             claim.checked = False
-        elif holder_name is not None:
+        elif holder_name is not None or "liability_class" in d or "depositors" in d:
             raise Unsupported("holder")
         elif purpose == "customer-custody":
             acct = Account(entity, name, CUSTODY)
@@ -931,6 +982,10 @@ class Machine:
                 entity.assets_v += line.pos * step
             if line.neg:
                 entity.liabs_v += line.neg * step
+            if line.insured:
+                entity.insured_v += line.insured * step
+            if line.runoff:
+                entity.runoff_v += line.runoff * step
 
     def _apply_loan_opened(self, d: dict[str, Any], seq: int) -> None:
         loan_id = d["loan"]
@@ -1132,6 +1187,29 @@ class Machine:
         self._post(self._equity(seller), pay_asset, -payment, t, c, s)
         self._check(d, seq, t, c, s, ())
 
+    def _apply_deposit_insurance(self, d: dict[str, Any], seq: int) -> None:
+        """A cover per depositor (0 ends it): a deposit-taker's deposits in the asset are
+        taken out of their parts under the old cover and put back under the new one."""
+        self._entity(d["insurer"])
+        venue = self._entity(d["venue"])
+        asset = d["asset"]
+        limit = _minor(d["limit"], self._scale(asset), zero=True)
+        owing = []
+        if venue.deposit_taker:
+            owing = [(a, -a.bal[asset]) for a in venue.customers if a.bal.get(asset, 0) < 0]
+        line = venue.lines.get(asset)
+        if line is not None:
+            for acct, owed in owing:
+                self._move_deposit(acct, line, owed, 0)
+        if limit:
+            venue.cover[asset] = limit
+        else:
+            venue.cover.pop(asset, None)
+        if line is not None:
+            for acct, owed in owing:
+                self._move_deposit(acct, line, 0, owed)
+        self._check(d, seq, {venue: None}, [], {}, ())
+
     def _apply_margin_call(self, d: dict[str, Any], seq: int) -> None:
         # The reference records the call (for the views) and looks at the loan's coverage again.
         if "loan" not in d:
@@ -1290,9 +1368,8 @@ class Machine:
         """The standard invariants over what one event touched (the reference's subjects).
 
         Conservation cannot break here (every apply above posts balanced legs per entity and
-        asset); liquidity-coverage cannot (no deposit-taker takes deposits in what the core
-        covers: outflows are 0); capital-ratio and loan-health have no subject (no banks, no
-        liquidation thresholds). So none of the four is looked at.
+        asset); capital-ratio and loan-health have no subject (no banks, no liquidation
+        thresholds in what the core covers). So none of the three is looked at.
         """
         eid = d["id"]
         if self.on_neg:
@@ -1439,6 +1516,12 @@ class Machine:
             broken = entity.assets_v < entity.liabs_v
             if broken != ("solvency" in opened):
                 self._entity_breach("solvency", entity, broken, d, seq, ids)
+        if entity.lcr and self.on_lcr:
+            # liquid (E + H) >= outflows (E + H) x minimum (H): both sides at E + 2H.
+            outflows = entity.runoff_v
+            broken = outflows > 0 and entity.reserves_v * 10**H < outflows * self.min_lcr
+            if broken != ("liquidity-coverage" in opened):
+                self._entity_breach("liquidity-coverage", entity, broken, d, seq, ids)
 
     def _collateral(self, loan: Loan) -> int:
         """Haircut value of a loan's collateral (exponent E + H)."""
@@ -1606,6 +1689,16 @@ class Machine:
                 f"{e} is owed {self._value(entity.related_v)} by affiliates, "
                 f"{fmt_ratio(share)} of its {against} ({self._value(base)})"
             )
+        elif name == "liquidity-coverage":
+            liquid, outflows = _dec(entity.reserves_v, E + H), _dec(entity.runoff_v, E + H)
+            ratio = VALUE_CONTEXT.divide(liquid, outflows)
+            observed, threshold = fmt_ratio(ratio), fmt_ratio(self.policy.min_liquidity_coverage)
+            detail = (
+                f"{e}: liquid assets of {self._value(entity.reserves_v, E + H)} after haircuts cover "
+                f"{fmt_ratio(ratio)} of the {self._value(entity.runoff_v, E + H)} of deposits expected to "
+                f"run (run-off-weighted, of {self._value(entity.owed_v)} "
+                f"owed to depositors, {self._value(entity.insured_v)} insured)"
+            )
         else:  # solvency
             equity = entity.assets_v - entity.liabs_v
             observed, threshold = self._value(equity), f"0 {self.quote}"
@@ -1687,12 +1780,15 @@ class Machine:
         family = venue.family
         metrics["family"] = family
         if family in ("bank", "lender", "protocol"):
-            # No deposit-taker takes deposits in what the core covers: nothing insured, no
-            # outflows (no liquidity coverage); no holding at cost (book equity = market).
+            # No holding at cost in what the core covers (book equity = market); no bank (no
+            # capital ratio).
             equity = self.round(_dec(venue.assets_v - venue.liabs_v, E))
-            metrics["insured"] = ev.format_decimal(self.round(Decimal(0)))
+            metrics["insured"] = ev.format_decimal(self.round(_dec(venue.insured_v, E)))
             metrics["equity"] = ev.format_decimal(equity)
             metrics["equity_book"] = ev.format_decimal(equity)
+            if venue.runoff_v > 0:
+                liquid, outflows = _dec(venue.reserves_v, E + H), _dec(venue.runoff_v, E + H)
+                metrics["liquidity_coverage"] = fmt_ratio(VALUE_CONTEXT.divide(liquid, outflows))
         return metrics
 
 
@@ -1708,8 +1804,7 @@ class _Figures:
     ``price``, ``registry.assets[...].scale``, ``unpriced_holdings``), answered from the core's
     state with the reference's Decimal operations on the same exact values, so a comparison's
     figures and words are the reference's. Only for what the core covers: no bank (no
-    risk-weighted assets), no deposits at a deposit-taker (nothing insured, no run-off), no
-    holding at cost (book = market), no liquidation threshold."""
+    risk-weighted assets), no holding at cost (book = market), no liquidation threshold."""
 
     MEASURES = frozenset(ev.MEASURES)
 
@@ -1759,9 +1854,13 @@ class _Figures:
             if minor == 0 or not m.unit[asset]:
                 return Decimal(0)  # the reference's value(): 0 for nothing, or unpriced
             return _dec(minor * m.unit[asset], E)
-        if measure in ("capital_ratio", "liquidity_coverage", "loan_health"):
-            # No risk-weighted assets (no bank), no run-off outflows (no deposit-taker takes
-            # deposits), no liquidation threshold in what the core covers: no denominator.
+        if measure == "liquidity_coverage":
+            outflows = _dec(e.runoff_v, E + H)
+            liquid = _dec(e.reserves_v, E + H)
+            return VALUE_CONTEXT.divide(liquid, outflows) if outflows > 0 else None
+        if measure in ("capital_ratio", "loan_health"):
+            # No risk-weighted assets (no bank), no liquidation threshold in what the core
+            # covers: no denominator.
             return None
         if measure == "ltv":
             assert loan is not None
@@ -1786,7 +1885,7 @@ class _Figures:
             return (
                 owed
                 if measure == "customer_liabilities"
-                else VALUE_CONTEXT.subtract(owed, Decimal(0))
+                else VALUE_CONTEXT.subtract(owed, _dec(e.insured_v, E))
             )
         if measure == "customer_shortfall":
             custody = _dec(
@@ -1794,7 +1893,7 @@ class _Figures:
             )
             return max(VALUE_CONTEXT.subtract(owed, custody), Decimal(0))
         if measure == "insured_deposits":
-            return Decimal(0)
+            return _dec(e.insured_v, E)
         if measure == "oci":
             return -Decimal(0)  # the reference's -(sum over no AFS holding): a negative zero
         if measure == "unrealised_loss":
