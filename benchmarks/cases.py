@@ -81,15 +81,33 @@ def size_breakdown(db: str) -> dict[str, Any]:
     }
 
 
-def _append_batches(db: str, n: int, accounts: int) -> tuple[int, float]:
+class _Clock:
+    """Wall and CPU seconds (``time.process_time``) of the timed sections: the CPU figure is
+    the steadier one on a shared machine, the wall one includes waiting for fsync."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self) -> _Clock:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall += time.perf_counter() - self._wall
+        self.cpu += time.process_time() - self._cpu
+
+    def result(self, events: int, **more: Any) -> dict[str, Any]:
+        return {"events": events, "seconds": self.wall, "cpu_seconds": self.cpu, "peak_mb": _peak_mb(), **more}
+
+
+def _append_batches(db: str, n: int, accounts: int, clock: _Clock | None = None) -> tuple[int, float]:
     """Append W(n) in chunks of CHUNK; return (events in the log, seconds spent in append)."""
-    seconds = 0.0
+    clock = clock or _Clock()
     with open_log(db, create=True) as log:  # an SQLite file or a postgresql:// URL
         for chunk in _chunks(n, accounts):
-            t = time.perf_counter()
-            log.append(chunk)
-            seconds += time.perf_counter() - t
-        return log.head().seq, seconds
+            with clock:
+                log.append(chunk)
+        return log.head().seq, clock.wall
 
 
 def raw_loop(conn: sqlite3.Connection) -> tuple[int, dict[tuple[str, str], int]]:
@@ -135,40 +153,39 @@ def _eventsourcing_replay(db: str, n: int, accounts: int) -> dict[str, Any]:
 
 def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[str, Any]:
     if name == "batch_append":
-        count, seconds = _append_batches(db, n, accounts)
-        return {"events": count, "seconds": seconds, "peak_mb": _peak_mb(), "size": size_breakdown(db)}
+        clock = _Clock()
+        count, _ = _append_batches(db, n, accounts, clock)
+        return clock.result(count, size=size_breakdown(db))
     if name in ("raw_executemany", "raw_executemany_prebuilt"):
         # The raw baseline encodes the same payloads inside its clock (issue 20); the
         # _prebuilt variant makes its rows before the clock starts (the old baseline).
         inside = name == "raw_executemany"
         conn = _raw_connection(db)
-        seconds, seq = 0.0, 1
+        clock, seq = _Clock(), 1
         for chunk in _chunks(n, accounts):
             rows = None if inside else _rows(chunk, seq)
-            t = time.perf_counter()
-            if rows is None:
-                rows = _rows(chunk, seq)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            conn.execute("COMMIT")
-            seconds += time.perf_counter() - t
+            with clock:
+                if rows is None:
+                    rows = _rows(chunk, seq)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.execute("COMMIT")
             seq += len(rows)
         conn.close()
-        return {"events": seq - 1, "seconds": seconds, "peak_mb": _peak_mb(), "size": size_breakdown(db)}
+        return clock.result(seq - 1, size=size_breakdown(db))
     if name == "floor_append":
         # The least any append to this log does beyond the raw rows: encode each event
         # canonically, chain its hash and insert it into our table (its CHECKs and trigger
         # included), one transaction per chunk. Skipped: the duplicate-id look-up and every
         # reference check. It is the ceiling for "batch append" against raw executemany.
-        seconds = 0.0
+        clock = _Clock()
         with Log.open(db, create=True) as log:
             conn, head = log.connection, log.head()
             for chunk in _chunks(n, accounts):
-                t = time.perf_counter()
-                conn.execute("BEGIN IMMEDIATE")
-                appended = log._insert(head, [(e, ev.log_record(e)) for e in chunk])
-                conn.execute("COMMIT")
-                seconds += time.perf_counter() - t
+                with clock:
+                    conn.execute("BEGIN IMMEDIATE")
+                    appended = log._insert(head, [(e, ev.log_record(e)) for e in chunk])
+                    conn.execute("COMMIT")
                 head = Head(appended[-1][0], appended[-1][2])
             # Untimed: the registry table a real append would have written, so that verify()
             # (which compares it with the events) proves the same chain a real append writes.
@@ -178,41 +195,37 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
                 [(kind, key, value) for (kind, key), value in registry.rows().items()],
             )
             checked = log.verify().events_checked
-        return {"events": checked, "seconds": seconds, "peak_mb": _peak_mb()}
+        return clock.result(checked)
     if name == "single_append":
         batch = list(workload(single, accounts=min(accounts, 100)))
-        with Log.open(db, create=True) as log:
-            t = time.perf_counter()
+        with Log.open(db, create=True) as log, _Clock() as clock:
             for event in batch:
                 log.append([event])
-            seconds = time.perf_counter() - t
-        return {"events": len(batch), "seconds": seconds, "peak_mb": _peak_mb()}
+        return clock.result(len(batch))
     if name == "raw_single_commits":
         # One INSERT + COMMIT per event, its row encoded inside the clock (as batch above).
         batch = list(workload(single, accounts=min(accounts, 100)))
         conn = _raw_connection(db)
-        t = time.perf_counter()
-        for seq, event in enumerate(batch, 1):
-            text, at_text = ev.log_record(event)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, event.id, event.type, at_text, _STAMP, text, _NO_HASH, _NO_HASH),
-            )
-            conn.execute("COMMIT")
-        seconds = time.perf_counter() - t
-        return {"events": len(batch), "seconds": seconds, "peak_mb": _peak_mb()}
+        with _Clock() as clock:
+            for seq, event in enumerate(batch, 1):
+                text, at_text = ev.log_record(event)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (seq, event.id, event.type, at_text, _STAMP, text, _NO_HASH, _NO_HASH),
+                )
+                conn.execute("COMMIT")
+        return clock.result(len(batch))
     if name == "raw_single_commits_prebuilt":
         batch = list(workload(single, accounts=min(accounts, 100)))
         rows = _rows(batch, 1)
         conn = _raw_connection(db)
-        t = time.perf_counter()
-        for row in rows:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-            conn.execute("COMMIT")
-        seconds = time.perf_counter() - t
-        return {"events": len(rows), "seconds": seconds, "peak_mb": _peak_mb()}
+        with _Clock() as clock:
+            for row in rows:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                conn.execute("COMMIT")
+        return clock.result(len(rows))
     if name == "replay_invariants":
         with open_log(db, readonly=True) as log:
             t = time.perf_counter()
