@@ -266,15 +266,27 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
     emit(ev.PriceUpdated, asset="BTC", quote="USD", price=amount(90000, 2))
     limit = Decimal(draw(st.integers(0, 30000))).scaleb(-2)
     emit(ev.DepositInsurance, insurer="world", venue="bank", asset="USD", limit=limit)
-    # Seizures: part of the loan's collateral (settling part of it), part of the account's.
+    # A loss allowance; seizures: part of the loan's collateral (settling part of it, which
+    # may release allowance), part of the account's; then a repayment (releasing more).
+    cents = int(principal * 100)
+    emit(ev.LoanImpaired, loan="tail-loan", amount=Decimal(draw(st.integers(1, cents))).scaleb(-2))
+    credited = draw(st.integers(0, cents))
     emit(
         ev.CollateralSeized,
         loan="tail-loan",
         asset="TOK",
         amount=Decimal(draw(st.integers(1, int(loan_tok * 10**4)))).scaleb(-4),
         to_account="bank:vault",
-        credited=Decimal(draw(st.integers(0, int(principal * 100)))).scaleb(-2),
+        credited=Decimal(credited).scaleb(-2),
     )
+    if credited < cents:
+        emit(
+            ev.LoanRepaid,
+            loan="tail-loan",
+            amount=Decimal(draw(st.integers(1, cents - credited))).scaleb(-2),
+            paid_from="aff:bank",
+            paid_to="bank:vault",
+        )
     pledged_minor = int(pledged * 10**4)
     seized = draw(st.integers(0, pledged_minor // 2))
     if seized:
@@ -346,6 +358,7 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         "margin_call",
         "trade",
         "deposit_insurance",
+        "loan_impaired",
         "balance_asserted",
     } <= types
     assert compare_stepwise(history) == len(history)  # the core covered every event

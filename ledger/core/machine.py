@@ -53,7 +53,7 @@ E = 40
 H = 24
 
 # Account classes, as small ints (compared with ``is``-cheap int equality on the hot path).
-HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, LOAN, PLEDGED, DUE = range(9)
+HOLDINGS, CUSTODY, CUSTOMER, EXTERNAL, EQUITY, CLAIM, LOAN, PLEDGED, DUE, ALLOWANCE = range(10)
 
 _TIME_LEN = len("2020-01-01T00:00:00Z")  # the canonical instant without fractions
 _ZEROS = ["0" * n for n in range(40)]
@@ -249,6 +249,7 @@ class Loan:
 
     __slots__ = (
         "account",
+        "allowance",
         "asset",
         "borrower",
         "borrower_acct",
@@ -256,6 +257,7 @@ class Loan:
         "complex",
         "cover",
         "id",
+        "impaired",
         "lender",
         "lender_acct",
         "open",
@@ -275,6 +277,8 @@ class Loan:
         self.lender_acct: Account
         self.borrower_acct: Account
         self.account: Account | None = None  # a secured customer account (then no principal)
+        self.impaired = 0  # the lender's loss allowance (minor units), <= outstanding
+        self.allowance: Account | None = None  # the lender's allowance account (contra-asset)
         self.pledged_acct: Account | None = None
         self.collateral: dict[str, int] | None = None  # None until the first pledge
         self.cover: tuple[str, Decimal] | None = None  # (asset, break price) when "simple"
@@ -304,6 +308,7 @@ _KEYS: dict[str, frozenset[str]] = {
         "withdrawals_halted": "venue",
         "withdrawals_resumed": "venue",
         "margin_call": "loan pool amount due",
+        "loan_impaired": "loan amount",
         "deposit_insurance": "insurer venue asset limit",
         "trade": "asset amount price pay_asset paid seller_from seller_to buyer_from buyer_to",
         "bankruptcy_filed": "entity court case",
@@ -545,6 +550,11 @@ class Machine:
         entity = acct.entity
         line = entity.lines.get(asset) or self._line(entity, asset)
         unit = self.unit[asset]
+        if cls == ALLOWANCE:
+            # A contra-asset (<= 0): it lowers the lender's assets, it is not a liability.
+            line.pos += delta
+            entity.assets_v += delta * unit
+            return line
         old_pos = old if old > 0 else 0
         new_pos = new if new > 0 else 0
         dpos = new_pos - old_pos
@@ -1028,6 +1038,7 @@ class Machine:
         if minor > loan.outstanding:
             raise Unsupported("repays more than outstanding")
         loan.outstanding -= minor
+        loan.impaired = min(loan.impaired, loan.outstanding)  # the registry's cap
         t: dict[Entity, None] = {}
         c: list[Any] = []
         s: dict[Line, None] = {}
@@ -1035,7 +1046,53 @@ class Machine:
         self._post(loan.borrower_acct, asset, minor, t, c, s)
         self._post(loan.lender_acct, asset, -minor, t, c, s)
         self._in(dst, asset, minor, t, c, s)
+        self._release_allowance(loan, d, seq, t, c, s)
         self._check(d, seq, t, c, s, (), loan)
+
+    def _apply_loan_impaired(self, d: dict[str, Any], seq: int) -> None:
+        """A loss allowance on a loan: the lender's assets fall by it (a contra-asset), its
+        equity with them; the borrower still owes the whole debt."""
+        loan = self._loan(d)
+        asset = loan.asset
+        minor = _minor(d["amount"], self._scale(asset))
+        if loan.impaired + minor > loan.outstanding:
+            raise Unsupported("an allowance above what is outstanding (the registry refuses it)")
+        loan.impaired += minor
+        if loan.allowance is None:
+            loan.allowance = self._implicit(loan.lender, f"allowance:{loan.id}", ALLOWANCE)
+            loan.allowance.checked = False
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        self._post(loan.allowance, asset, -minor, t, c, s)
+        self._post(self._equity(loan.lender), asset, minor, t, c, s)
+        self._check(d, seq, t, c, s, (), loan)
+
+    def _release_allowance(
+        self,
+        loan: Loan,
+        d: dict[str, Any],
+        seq: int,
+        t: dict[Entity, None],
+        c: list[Any],
+        s: dict[Line, None],
+    ) -> None:
+        """The part of a loss allowance above what is now outstanding is released: a recovery
+        (the reference's, with its notice)."""
+        acct = loan.allowance
+        if acct is None:
+            return
+        asset = loan.asset
+        excess = -acct.bal.get(asset, 0) - loan.impaired
+        if excess > 0:
+            self._post(acct, asset, excess, t, c, s)
+            self._post(self._equity(loan.lender), asset, -excess, t, c, s)
+            self._notice(
+                d,
+                seq,
+                f"loan {loan.id}: {self._fmt(excess, asset)} {asset} of its loss allowance "
+                "released (paid down below it)",
+            )
 
     def _target(self, d: dict[str, Any]) -> Loan:
         """The secured target an event names: a loan, or a customer account (a record made
@@ -1132,10 +1189,12 @@ class Machine:
         if credited and credited_asset is not None:
             if loan.account is None:
                 loan.outstanding -= credited
+                loan.impaired = min(loan.impaired, loan.outstanding)  # the registry's cap
                 self._post(loan.lender_acct, credited_asset, -credited, t, c, s)
                 self._post(self._equity(loan.lender), credited_asset, credited, t, c, s)
                 self._post(loan.borrower_acct, credited_asset, credited, t, c, s)
                 self._post(self._equity(loan.borrower), credited_asset, -credited, t, c, s)
+                self._release_allowance(loan, d, seq, t, c, s)
             else:
                 holder = self._in(loan.account, credited_asset, credited, t, c, s)
                 self._post(self._equity(loan.account.entity), credited_asset, credited, t, c, s)
