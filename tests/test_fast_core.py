@@ -148,6 +148,7 @@ _ASSERTED = [  # (measure, extra fields): every measure the core answers, on the
     ("liquidity_coverage", {}),
     ("ltv", {"loan": "tail-loan"}),
     ("loan_health", {"loan": "tail-loan"}),
+    ("ltv", {"loan": "tail-p2"}),  # a pooled loan: its pool's figures
 ]
 
 
@@ -328,6 +329,56 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         emit(ev.PriceUpdated, asset="BTC", quote="TOK", price=amount(1000, 2))
         asserted("total_assets", {"quote": "USD"})
     emit(ev.PriceUpdated, asset="BTC", quote="USD", price=amount(90000, 2))
+    # A collateral pool: two loans in two assets, collateral pledged to the pool, a call on it,
+    # one loan repaid, part of the pool's collateral seized, the rest partly released.
+    for name, asset, principal_p in (
+        ("tail-p1", "USD", amount(500, 2)),
+        ("tail-p2", "BTC", amount(1, 8)),
+    ):
+        emit(
+            ev.LoanOpened,
+            loan=name,
+            lender="bank",
+            borrower="aff",
+            asset=asset,
+            principal=principal_p,
+            disbursed_from="bank:vault",
+            disbursed_to="aff:bank",
+            pool="P",
+        )
+        if name == "tail-p1":
+            p1 = principal_p
+    pool_minor = draw(st.integers(2, 10**7))
+    emit(
+        ev.CollateralPledged,
+        pool="P",
+        asset="TOK",
+        amount=Decimal(pool_minor).scaleb(-4),
+        from_account="aff:bank",
+    )
+    emit(ev.MarginCall, pool="P")
+    emit(
+        ev.LoanRepaid,
+        loan="tail-p1",
+        amount=Decimal(draw(st.integers(1, int(p1 * 100)))).scaleb(-2),
+        paid_from="aff:bank",
+        paid_to="bank:vault",
+    )
+    seized_p = draw(st.integers(1, pool_minor // 2))
+    emit(
+        ev.CollateralSeized,
+        pool="P",
+        asset="TOK",
+        amount=Decimal(seized_p).scaleb(-4),
+        to_account="bank:vault",
+    )
+    emit(
+        ev.CollateralReleased,
+        pool="P",
+        asset="TOK",
+        amount=Decimal(draw(st.integers(1, pool_minor - seized_p))).scaleb(-4),
+        to_account="aff:bank",
+    )
     order = draw(st.permutations(range(len(_ASSERTED))))
     for index in order[: len(order) // 2]:
         asserted(*_ASSERTED[index])
@@ -638,7 +689,7 @@ def test_an_impossible_event_is_the_reference_s_error():
 
 
 #: The bundled timelines whose every event the core covers (the others hand over).
-FAST = {"ftx-2022", "small-example"}
+FAST = {"ftx-2022", "small-example", "voyager-2022"}
 
 
 @pytest.mark.parametrize("name", BUNDLED)

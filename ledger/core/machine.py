@@ -243,9 +243,10 @@ class Account:
 
 
 class Loan:
-    """A secured target: a loan (parties, outstanding principal), or a customer account with
+    """A secured target: a loan (parties, outstanding principal), a customer account with
     collateral against it (``account`` set: its debt is what the holder owes the venue on it,
-    in every asset); the collateral pledged per asset; the break price."""
+    in every asset), or a collateral pool (``members`` set: its debt is its loans'); the
+    collateral pledged per asset; the break price."""
 
     __slots__ = (
         "account",
@@ -260,9 +261,11 @@ class Loan:
         "impaired",
         "lender",
         "lender_acct",
+        "members",
         "open",
         "outstanding",
         "pledged_acct",
+        "pool",
         "touch",
     )
 
@@ -278,6 +281,8 @@ class Loan:
         self.borrower_acct: Account
         self.account: Account | None = None  # a secured customer account (then no principal)
         self.impaired = 0  # the lender's loss allowance (minor units), <= outstanding
+        self.pool: Loan | None = None  # a loan in a collateral pool: the pool's target
+        self.members: list[Loan] | None = None  # a pool: the loans it secures
         self.allowance: Account | None = None  # the lender's allowance account (contra-asset)
         self.pledged_acct: Account | None = None
         self.collateral: dict[str, int] | None = None  # None until the first pledge
@@ -300,11 +305,11 @@ _KEYS: dict[str, frozenset[str]] = {
         "withdrawal": "account asset amount paid_from to",
         "transfer": "from_account to_account asset amount",
         "price_updated": "asset quote price",
-        "loan_opened": "loan lender borrower asset principal disbursed_from disbursed_to rate maturity",
+        "loan_opened": "loan lender borrower asset principal disbursed_from disbursed_to rate maturity pool",
         "loan_repaid": "loan amount paid_from paid_to",
-        "collateral_pledged": "asset amount from_account loan account",
-        "collateral_released": "asset amount to_account loan account",
-        "collateral_seized": "asset amount to_account loan account credited credited_asset",
+        "collateral_pledged": "asset amount from_account loan account pool",
+        "collateral_released": "asset amount to_account loan account pool",
+        "collateral_seized": "asset amount to_account loan account pool credited credited_asset",
         "withdrawals_halted": "venue",
         "withdrawals_resumed": "venue",
         "margin_call": "loan pool amount due",
@@ -356,7 +361,8 @@ class Machine:
         self.assets: dict[str, tuple[int, str, str | None]] = {}  # asset -> (scale, kind, issuer)
         self.accounts: dict[str, Account] = {}  # "entity:name" -> Account (opened ones)
         self.loans: dict[str, Loan] = {}
-        self.secured: dict[str, Loan] = {}  # customer account ref -> its secured target
+        self.secured: dict[str, Loan] = {}  # "entity:account" / "pool:ID" -> its secured target
+        self.pools: dict[str, Loan] = {}  # pool id -> its target (made by its first loan)
         self.unit: dict[str, int] = {}  # asset -> value of one minor unit (exponent E); 0 unpriced
         self.prices: dict[str, Decimal] = {}  # asset -> price in the quote (resolved)
         self.quotes: dict[str, tuple[str, Decimal]] = {}  # asset -> (quote, price): the latest
@@ -1011,6 +1017,18 @@ class Machine:
         loan = Loan(loan_id, lender, borrower, asset, minor)
         loan.lender_acct = self._implicit(lender, f"loan:{loan_id}", LOAN, borrower)
         loan.borrower_acct = self._implicit(borrower, f"loan:{loan_id}", LOAN, lender)
+        if "pool" in d:
+            # A collateral pool shared by a lender's loans to one borrower (made by its first).
+            pool = self.pools.get(d["pool"])
+            if pool is None:
+                pool = self.pools[d["pool"]] = Loan(f"pool:{d['pool']}", lender, borrower, "", 0)
+                pool.members = []
+                self.secured[pool.id] = pool
+            elif pool.lender is not lender or pool.borrower is not borrower:
+                raise Unsupported("pool parties (the registry refuses it)")
+            assert pool.members is not None
+            pool.members.append(loan)
+            loan.pool = pool
         self.loans[loan_id] = loan
         t: dict[Entity, None] = {}
         c: list[Any] = []
@@ -1095,12 +1113,17 @@ class Machine:
             )
 
     def _target(self, d: dict[str, Any]) -> Loan:
-        """The secured target an event names: a loan, or a customer account (a record made
-        on first sight, registered at its first pledge). A pool: the reference's."""
-        if ("loan" in d) == ("account" in d):
-            raise Unsupported("a pool, or both a loan and an account")
+        """The secured target an event names: a loan, a pool, or a customer account (a record
+        made on first sight, registered at its first pledge)."""
+        if ("loan" in d) + ("account" in d) + ("pool" in d) != 1:
+            raise Unsupported("not exactly one of a loan, an account, a pool")
         if "loan" in d:
             return self._loan(d)
+        if "pool" in d:
+            pool = self.pools.get(d["pool"])
+            if pool is None:
+                raise Unsupported("unknown pool (the registry refuses it)")
+            return pool
         ref = d["account"]
         target = self.secured.get(ref)
         if target is None:
@@ -1166,7 +1189,9 @@ class Machine:
         if held is None or held.get(asset, 0) < minor or loan.pledged_acct is None:
             raise Unsupported("seizes more than pledged")
         credited_asset = event.credited_asset
-        if loan.account is None:
+        if loan.members is not None:
+            credited_asset = None  # a seizure from a pool credits nothing (the event says so)
+        elif loan.account is None:
             if credited_asset not in (None, loan.asset):
                 raise Unsupported("credited_asset: not the loan's")
             credited_asset = loan.asset
@@ -1271,9 +1296,7 @@ class Machine:
 
     def _apply_margin_call(self, d: dict[str, Any], seq: int) -> None:
         # The reference records the call (for the views) and looks at the loan's coverage again.
-        if "loan" not in d:
-            raise Unsupported("a call on a pool")
-        loan = self._loan(d)
+        loan = self._target(d)  # a loan or a pool ("account" is not a field of a call)
         text = f"margin call on {loan.id}"
         if "amount" in d:
             text += f" for {Decimal(d['amount']):,f} {self.quote}"
@@ -1366,7 +1389,9 @@ class Machine:
             return
         held = [(a, m) for a, m in loan.collateral.items() if m]
         acct = loan.account
-        if acct is None:
+        if loan.members is not None:
+            debt_assets = {m.asset for m in loan.members if m.outstanding}
+        elif acct is None:
             debt_assets = {loan.asset} if loan.outstanding else set()
         else:
             debt_assets = {a for a, owed in acct.bal.items() if owed > 0}
@@ -1399,7 +1424,10 @@ class Machine:
     def _debt_v(self, loan: Loan) -> int:
         """The value of what a secured target owes (exponent E): a loan's outstanding principal,
         or a secured account's positive venue-side balances (the holder owes them)."""
-        acct = loan.account
+        acct, members = loan.account, loan.members
+        if members is not None:
+            unit = self.unit
+            return sum(m.outstanding * unit[m.asset] for m in members)
         if acct is None:
             return loan.outstanding * self.unit[loan.asset]
         unit = self.unit
@@ -1444,8 +1472,12 @@ class Machine:
         # a price update may move.
         targets = self._targets
         self._targets = {}
-        if loan is not None and loan.collateral is not None:
-            targets[loan] = None
+        if loan is not None:
+            if loan.collateral is not None:
+                targets[loan] = None
+            pool = loan.pool  # a pooled loan's debt is its pool's
+            if pool is not None and pool.collateral is not None:
+                targets[pool] = None
         for target in targets:
             self._reindex(target)
         if self.on_cc:
@@ -1923,11 +1955,11 @@ class _Figures:
             return None
         if measure == "ltv":
             assert loan is not None
-            target = m.loans[loan]
+            target = m.loans[loan].pool or m.loans[loan]  # a pooled loan: its pool's figures
             market = _dec(
                 sum(minor * m.unit[a] for a, minor in (target.collateral or {}).items() if minor), E
             )
-            debt = _dec(target.outstanding * m.unit[target.asset], E)
+            debt = _dec(m._debt_v(target), E)
             return VALUE_CONTEXT.divide(debt, market) if market > 0 else None
         assets, liabs = _dec(e.assets_v, E), _dec(e.liabs_v, E)
         owed = _dec(e.owed_v, E)
