@@ -183,6 +183,16 @@ def test_amount_text_round_trips_and_refuses_extra_decimals():
     for bad in ("1.001", " 1", "+1", "1e3", "01", 1):
         with pytest.raises(ProofInvalid):
             parse_amount(bad, 2, "x")
+    # Written with every decimal of the scale (as proofs write them): the digits are the units.
+    assert [parse_amount(t, 2, "x") for t in ("0.50", "10.05", "0.00", "1234.56")] == [
+        50,
+        1005,
+        0,
+        123456,
+    ]
+    for bad in ("00.50", "01.00", "1..00", ".100", "1.0a", "\u0661.00", " 1.00", "1.00 ", "+1.00"):
+        with pytest.raises(ProofInvalid):
+            parse_amount(bad, 2, "x")
 
 
 leaf_sets = st.integers(1, 3).flatmap(

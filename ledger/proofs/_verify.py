@@ -99,6 +99,11 @@ _TENS = [10**k for k in range(19)]
 def _parse(text: Any, scale: int, where: str, code: str) -> int:
     """:func:`parse_amount` of ``where.code`` (the label is only made for an error)."""
     if type(text) is str:  # the usual case first, with str methods: digits, a dot, digits
+        if scale and len(text) > scale + 1 and text[-scale - 1] == ".":
+            # As proofs write them, every decimal of the scale: the digits are the minor units.
+            digits = text[: -scale - 1] + text[-scale:]
+            if digits.isdigit() and digits.isascii() and (text[0] != "0" or text[1] == "."):
+                return int(digits)
         whole, dot, fraction = text.partition(".")
         if whole.isdigit() and whole.isascii() and (whole[0] != "0" or len(whole) == 1):
             if not dot:
