@@ -171,6 +171,13 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         at = at + timedelta(minutes=draw(st.integers(0, 2)))
         out.append(cls(id=f"tail-{len(out)}", at=at, source=("T",), **fields))
 
+    def threshold(always: bool = False) -> dict[str, Decimal]:
+        # A liquidation threshold (loan-health), drawn in (0, 1]: on the tail's loan always,
+        # on a pooled loan most of the time.
+        if not always and draw(st.integers(0, 3)) == 0:
+            return {}
+        return {"liquidation_threshold": Decimal(draw(st.integers(1, 100))).scaleb(-2)}
+
     def reprice() -> None:
         if draw(st.booleans()):
             emit(ev.PriceUpdated, asset="TOK", quote="USD", price=amount(20, 2))
@@ -232,6 +239,7 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         principal=(principal := amount(1000, 2)),
         disbursed_from="bank:vault",
         disbursed_to="aff:bank",
+        **threshold(always=True),
     )
     emit(
         ev.CollateralPledged,
@@ -345,6 +353,7 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
             disbursed_from="bank:vault",
             disbursed_to="aff:bank",
             pool="P",
+            **threshold(),
         )
         if name == "tail-p1":
             p1 = principal_p
@@ -432,6 +441,7 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         run._ran_fast
     )  # the summary (the assertions with it) is the core's, equal to the reference's
     assert len(run.summary.assertions) >= len(_ASSERTED)
+    assert any(e.type == "loan_opened" and e.liquidation_threshold for e in history)
     assert assert_same_heard(history, policy)._ran_fast
 
 

@@ -257,6 +257,8 @@ class Loan:
         "collateral",
         "complex",
         "cover",
+        "health_open",
+        "health_touch",
         "id",
         "impaired",
         "lender",
@@ -266,6 +268,8 @@ class Loan:
         "outstanding",
         "pledged_acct",
         "pool",
+        "thr",
+        "threshold",
         "touch",
     )
 
@@ -283,6 +287,11 @@ class Loan:
         self.impaired = 0  # the lender's loss allowance (minor units), <= outstanding
         self.pool: Loan | None = None  # a loan in a collateral pool: the pool's target
         self.members: list[Loan] | None = None  # a pool: the loans it secures
+        # A liquidation threshold (loan-health): its text as the registry keeps it, and at H.
+        self.threshold: str | None = None
+        self.thr = 0
+        self.health_open = False
+        self.health_touch: deque[str] = deque(maxlen=KEPT)
         self.allowance: Account | None = None  # the lender's allowance account (contra-asset)
         self.pledged_acct: Account | None = None
         self.collateral: dict[str, int] | None = None  # None until the first pledge
@@ -305,7 +314,10 @@ _KEYS: dict[str, frozenset[str]] = {
         "withdrawal": "account asset amount paid_from to",
         "transfer": "from_account to_account asset amount",
         "price_updated": "asset quote price",
-        "loan_opened": "loan lender borrower asset principal disbursed_from disbursed_to rate maturity pool",
+        "loan_opened": (
+            "loan lender borrower asset principal disbursed_from disbursed_to rate maturity pool "
+            "liquidation_threshold"
+        ),
         "loan_repaid": "loan amount paid_from paid_to",
         "collateral_pledged": "asset amount from_account loan account pool",
         "collateral_released": "asset amount to_account loan account pool",
@@ -349,6 +361,7 @@ class Machine:
         self.on_solv = "solvency" in on
         self.on_assert = "assertions" in on
         self.on_lcr = "liquidity-coverage" in on
+        self.on_health = "loan-health" in on
         self.min_lcr = _fixed(policy.min_liquidity_coverage, H)
         self.rate_insured = _fixed(policy.run_off.get("insured", Decimal(0)), H)
         # Policy ratios as (int at exponent H): x >= y x r  <=>  x x 10^H >= y x r_H.
@@ -363,6 +376,8 @@ class Machine:
         self.loans: dict[str, Loan] = {}
         self.secured: dict[str, Loan] = {}  # "entity:account" / "pool:ID" -> its secured target
         self.pools: dict[str, Loan] = {}  # pool id -> its target (made by its first loan)
+        # asset -> loans with a liquidation threshold whose debt or collateral is in it
+        self.health_index: dict[str, set[Loan]] = {}
         self.unit: dict[str, int] = {}  # asset -> value of one minor unit (exponent E); 0 unpriced
         self.prices: dict[str, Decimal] = {}  # asset -> price in the quote (resolved)
         self.quotes: dict[str, tuple[str, Decimal]] = {}  # asset -> (quote, price): the latest
@@ -1029,7 +1044,22 @@ class Machine:
             assert pool.members is not None
             pool.members.append(loan)
             loan.pool = pool
+        if "liquidation_threshold" in d:
+            threshold = Decimal(d["liquidation_threshold"])
+            loan.threshold = ev.format_decimal(threshold)
+            loan.thr = _fixed(threshold, H)
         self.loans[loan_id] = loan
+        # The health index (the reference's): a pool's threshold loans under every asset of
+        # the pool (its loans' and its collateral's); a loan alone under its own asset.
+        if loan.pool is not None:
+            pool = loan.pool
+            assert pool.members is not None
+            pool_assets = {m.asset for m in pool.members} | set(pool.collateral or {})
+            for member in self._health_loans(pool):
+                for pool_asset in pool_assets:
+                    self.health_index.setdefault(pool_asset, set()).add(member)
+        elif loan.threshold is not None:
+            self.health_index.setdefault(asset, set()).add(loan)
         t: dict[Entity, None] = {}
         c: list[Any] = []
         s: dict[Line, None] = {}
@@ -1153,6 +1183,8 @@ class Machine:
             if loan.account is not None:
                 self.secured[loan.id] = loan.account.secured = loan
         held[asset] = held.get(asset, 0) + minor
+        for member in self._health_loans(loan):
+            self.health_index.setdefault(asset, set()).add(member)
         self._check(d, seq, t, c, s, (), loan)
 
     def _apply_collateral_released(self, d: dict[str, Any], seq: int) -> None:
@@ -1455,8 +1487,8 @@ class Machine:
         """The standard invariants over what one event touched (the reference's subjects).
 
         Conservation cannot break here (every apply above posts balanced legs per entity and
-        asset); capital-ratio and loan-health have no subject (no banks, no liquidation
-        thresholds in what the core covers). So none of the three is looked at.
+        asset); capital-ratio has no subject (no banks in what the core covers). So neither
+        is looked at.
         """
         eid = d["id"]
         if self.on_neg:
@@ -1486,6 +1518,83 @@ class Machine:
                 for key in self._repriced_loans(asset, before):
                     targets[loans.get(key) or secured[key]] = None
             self._cover_checks(targets, eid, d, seq)
+        if self.on_health and self.health_index:
+            # loan-health: the threshold loans of the target this event named (and of a pooled
+            # loan's pool), and those a repriced asset is indexed under.
+            health: dict[Loan, None] = {}
+            if loan is not None:
+                health.update(dict.fromkeys(self._health_loans(loan)))
+                if loan.pool is not None:
+                    health.update(dict.fromkeys(self._health_loans(loan.pool)))
+            for asset, _ in repriced:
+                health.update(dict.fromkeys(self.health_index.get(asset, ())))
+            for member in health:
+                self._health_check(member, eid, d, seq)
+
+    def _health_loans(self, target: Loan) -> list[Loan]:
+        """The loans with a liquidation threshold that ``target`` (a loan or a pool) secures."""
+        if target.members is not None:
+            return sorted(
+                (m for m in target.members if m.threshold is not None), key=lambda m: m.id
+            )
+        if target.account is None and target.threshold is not None:
+            return [target]
+        return []
+
+    def _health_check(self, loan: Loan, eid: str, d: dict[str, Any], seq: int) -> None:
+        """loan-health: collateral at market x threshold >= debt (over its pool if pooled)."""
+        ids = loan.health_touch
+        ids.append(eid)
+        target = loan.pool or loan
+        debt = self._debt_v(target)
+        broken = False
+        if debt > 0:
+            market = sum(
+                minor * self.unit[a] for a, minor in (target.collateral or {}).items() if minor
+            )
+            broken = market * loan.thr < debt * 10**H  # both sides at E + H
+        if broken == loan.health_open:
+            return
+        loan.health_open = broken
+        name = "loan-health"
+        if not broken:
+            self._close(name, loan.id, None)
+            return
+        from ledger.invariants import fmt_ratio
+
+        health = self._health(loan)
+        assert health is not None
+        market_v = sum(
+            minor * self.unit[a] for a, minor in (target.collateral or {}).items() if minor
+        )
+        pooled = f" pooled in {target.id[5:]}" if loan.pool is not None else ""
+        self._breach(
+            name,
+            loan.id,
+            None,
+            d,
+            seq,
+            fmt_ratio(health),
+            "1.0000",
+            f"loan {loan.id}: collateral{pooled} worth {self._value(market_v)} at market, at a "
+            f"liquidation threshold of {loan.threshold}, covers {fmt_ratio(health)} of a debt of "
+            f"{self._value(debt)}: it can be liquidated",
+            ids,
+        )
+
+    def _health(self, loan: Loan) -> Decimal | None:
+        """The reference's ``loan_health``: market collateral x threshold / debt (None without
+        a threshold or a debt)."""
+        if loan.threshold is None:
+            return None
+        target = loan.pool or loan
+        debt = _dec(self._debt_v(target), E)
+        if debt <= 0:
+            return None
+        market = _dec(
+            sum(minor * self.unit[a] for a, minor in (target.collateral or {}).items() if minor), E
+        )
+        return VALUE_CONTEXT.divide(VALUE_CONTEXT.multiply(market, Decimal(loan.threshold)), debt)
 
     def _cover_checks(
         self, targets: dict[Loan, None], eid: str, d: dict[str, Any], seq: int
@@ -1895,7 +2004,7 @@ class _Figures:
     ``price``, ``registry.assets[...].scale``, ``unpriced_holdings``), answered from the core's
     state with the reference's Decimal operations on the same exact values, so a comparison's
     figures and words are the reference's. Only for what the core covers: no bank (no
-    risk-weighted assets), no holding at cost (book = market), no liquidation threshold."""
+    risk-weighted assets), no holding at cost (book = market)."""
 
     MEASURES = frozenset(ev.MEASURES)
 
@@ -1949,10 +2058,11 @@ class _Figures:
             outflows = _dec(e.runoff_v, E + H)
             liquid = _dec(e.reserves_v, E + H)
             return VALUE_CONTEXT.divide(liquid, outflows) if outflows > 0 else None
-        if measure in ("capital_ratio", "loan_health"):
-            # No risk-weighted assets (no bank), no liquidation threshold in what the core
-            # covers: no denominator.
-            return None
+        if measure == "loan_health":
+            assert loan is not None
+            return m._health(m.loans[loan])
+        if measure == "capital_ratio":
+            return None  # no risk-weighted assets: no bank in what the core covers
         if measure == "ltv":
             assert loan is not None
             target = m.loans[loan].pool or m.loans[loan]  # a pooled loan: its pool's figures
