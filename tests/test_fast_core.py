@@ -273,6 +273,16 @@ def covered_general_histories(draw: st.DrawFn) -> list[ev.Event]:
         paid_from="bank:vault",
     )
     emit(ev.PriceUpdated, asset="BTC", quote="USD", price=amount(90000, 2))
+    # An insurer (aff) pays the depositor part of its deposit out of the model (cust has no
+    # account to receive it), the claim passing to the insurer.
+    emit(
+        ev.InsurerPayout,
+        insurer="aff",
+        account="bank:dep",
+        asset="USD",
+        amount=amount(300, 2),
+        paid_from="aff:bank",
+    )
     limit = Decimal(draw(st.integers(0, 30000))).scaleb(-2)
     emit(ev.DepositInsurance, insurer="world", venue="bank", asset="USD", limit=limit)
     # A loss allowance; seizures: part of the loan's collateral (settling part of it, which
@@ -419,6 +429,7 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         "trade",
         "deposit_insurance",
         "loan_impaired",
+        "insurer_payout",
         "balance_asserted",
     } <= types
     assert compare_stepwise(history) == len(history)  # the core covered every event

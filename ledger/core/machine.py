@@ -327,6 +327,7 @@ _KEYS: dict[str, frozenset[str]] = {
         "margin_call": "loan pool amount due",
         "loan_impaired": "loan amount",
         "deposit_insurance": "insurer venue asset limit",
+        "insurer_payout": "insurer account asset amount paid_from to",
         "trade": "asset amount price pay_asset paid seller_from seller_to buyer_from buyer_to",
         "bankruptcy_filed": "entity court case",
         "disclosure": "entity title",
@@ -1325,6 +1326,35 @@ class Machine:
             for acct, owed in owing:
                 self._move_deposit(acct, line, 0, owed)
         self._check(d, seq, {venue: None}, [], {}, ())
+
+    def _apply_insurer_payout(self, d: dict[str, Any], seq: int) -> None:
+        """An insurer pays a depositor: the depositor's claim on the venue passes to the insurer
+        for what it paid (subrogation: due-to / due-from between venue and insurer)."""
+        insurer = self._entity(d["insurer"])
+        acct = self._account(d["account"], CUSTOMER)
+        paid = self._account(d["paid_from"], HOLDINGS, CUSTODY)
+        venue = acct.entity
+        if venue is insurer or paid.entity is not insurer:
+            raise Unsupported("insurer accounts (the registry refuses them)")
+        to = None
+        if "to" in d:
+            to = self._account(d["to"], HOLDINGS, CUSTODY, EXTERNAL)
+            if to.entity is not acct.holder:
+                raise Unsupported("to: not the holder's (the registry refuses it)")
+        asset = d["asset"]
+        minor = _minor(d["amount"], self._scale(asset))
+        t: dict[Entity, None] = {}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        holder = self._out(acct, asset, minor, t, c, s)
+        self._post(self._due(venue, "due-to", insurer), asset, -minor, t, c, s)
+        self._post(self._due(insurer, "due-from", venue), asset, minor, t, c, s)
+        self._out(paid, asset, minor, t, c, s)
+        if to is not None:
+            self._in(to, asset, minor, t, c, s)
+        else:
+            self._post(self._external(holder), asset, minor, t, c, s)
+        self._check(d, seq, t, c, s, ())
 
     def _apply_margin_call(self, d: dict[str, Any], seq: int) -> None:
         # The reference records the call (for the views) and looks at the loan's coverage again.
