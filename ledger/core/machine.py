@@ -7,12 +7,18 @@ Reading guide
 ``Loan``; nothing else holds books state):
 
 - ``Entity``: one per registered entity, with its running values in the quote
-  (``assets_v``, ``liabs_v``, ``owed_v``, ``reserves_v``, ``related_v``) as exact integers.
+  (``assets_v``, ``liabs_v``, ``owed_v``, ``reserves_v``, ``related_v``; a deposit-taker's
+  ``insured_v`` and ``runoff_v``) as exact integers, its deposit covers per asset.
 - ``Account``: one per account, opened or implicit (``claim:``, ``loan:``, ``pledged:``,
-  ``equity``, ``external``): its class, its entity and counterparty, balances per asset.
+  ``allowance:``, ``due-from:``/``due-to:``, ``equity``, ``external``): its class, its entity
+  and counterparty, balances per asset; a customer account's credit lines, depositors and
+  run-off rate, and the secured target against it, if any.
 - ``Line``: one per (entity, asset): the reference's aggregates ``pos``, ``neg``, ``custody``,
-  ``owed`` (customer liabilities), ``held``, ``pledged`` and ``related``, in minor units.
-- ``Loan``: outstanding principal, collateral per asset, the break price.
+  ``owed`` (customer liabilities), ``held``, ``pledged``, ``related``, and a deposit-taker's
+  ``insured`` and ``runoff``, in minor units (``runoff`` at exponent ``H``).
+- ``Loan``: a secured target (a loan, a customer account with collateral, or a pool of loans):
+  outstanding principal, loss allowance, liquidation threshold, collateral per asset, the
+  break price, whether its checks are open.
 
 *Values.* A value in the quote is an integer at the fixed exponent ``E`` (value =
 ``v x 10^-E``): ``minor x unit`` where ``unit[asset] = price x 10^(E - scale)``. Haircut
