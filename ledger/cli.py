@@ -1005,9 +1005,9 @@ def _render(
     if fmt == "text" and steps == "none" and not progress.active:
         # No step is printed: Replay.run gives the summary (on the fast core where it covers
         # the history) and gathers the notices and subjects the summary shows; the same text.
+        click.echo(f"Replay of {title} (quote {run.policy.quote})")  # first: a live monitor shows it
         heard = report.Heard()
         run.run(heard=heard)
-        click.echo(f"Replay of {title} (quote {run.policy.quote})")
         for line in report.summary_text(
             run.summary, title=title, quote=run.policy.quote, terminal=tables.is_terminal(), heard=heard
         ):
