@@ -134,8 +134,10 @@ def _frontiers_section(meta: dict[str, Any]) -> str:
     if not grids:
         return ""
     parts = ['<section id="frontiers"><h2>Stress frontiers</h2>',
-             '<p class="lead">Each cell is one replay from the fork with both shocks (red: broke); the line is the '
-             "frontier: per size of the first shock, the smallest size of the second that breaks "
+             '<p class="lead">Each cell is the history forked with both shocks (red: broke). Replayed cells are '
+             "drawn full; paler cells were inferred from their replayed neighbours, since a larger shock "
+             "never mends a breach (<code>--full</code> replays every cell). The line is the frontier: "
+             "per size of the first shock, the smallest size of the second that breaks "
              "(<code>bankrun stress --grid</code>, docs/scenarios.md).</p>"]
     for number, grid in enumerate(grids):
         window = f"from {_e(grid['at'])}" + (f" to {_e(grid['until'])}" if grid.get("until") else "")

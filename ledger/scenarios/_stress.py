@@ -485,7 +485,7 @@ def _stress(
     policy: Policy | None,
     executor: Executor | None,
 ) -> StressResult:
-    started = time.perf_counter()
+    started_s = time.perf_counter()
     case = make_case(
         history,
         at=at,
@@ -539,7 +539,7 @@ def _stress(
             tol,
             lo,
             hi,
-            started,
+            started_s,
         )
     points = [q(lo + (hi - lo) * i / (scan - 1)) for i in range(scan)] if scan >= 2 else [lo, hi]
     results = run(points, pool=True)
@@ -562,7 +562,7 @@ def _stress(
             tol,
             lo,
             hi,
-            started,
+            started_s,
         )
     if not monotone:
         points = [q(lo + (hi - lo) * i / (scan_fallback - 1)) for i in range(scan_fallback)]
@@ -585,7 +585,7 @@ def _stress(
             tol,
             lo,
             hi,
-            started,
+            started_s,
         )
     first = flags.index(True)
     good, good_breach = points[first], results[first]
@@ -622,7 +622,7 @@ def _stress(
         tol,
         lo,
         hi,
-        started,
+        started_s,
     )
 
 
@@ -642,7 +642,7 @@ def _result(
     tol: Decimal,
     lo: Decimal,
     hi: Decimal,
-    started: float,
+    started_s: float,
 ) -> StressResult:
     value: str | None = None
     if found is not None:
@@ -679,7 +679,7 @@ def _result(
         tolerance=tol,
         lo=lo,
         hi=hi,
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started_s,
     )
 
 
@@ -844,7 +844,7 @@ def grid(
     inferred and marked so. Any contradiction: the remaining cells are all replayed and the
     result says ``method="scan"``, with the contradicting cell.
     """
-    started = time.perf_counter()
+    started_s = time.perf_counter()
     if len(shocks) != 2:
         raise InputError("--grid: give two --shock options")
     if method not in ("search", "scan"):
@@ -921,7 +921,7 @@ def grid(
         at=ev.format_instant(watch.start),
         until=ev.format_instant(watch.until) if watch.until else None,
         units=(units[0], units[1]),
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started_s,
         base_breach=results[(0, 0)],
         broke=broke,
         ran=ran,
