@@ -25,7 +25,6 @@ from fractions import Fraction
 from typing import Any
 
 import attrs
-import sqlite_utils
 
 import events as ev
 from ledger.books import BOOKS_STATE_VERSION, CUSTODY, EXTERNAL, HOLDINGS, PLEDGED, Books, Change
@@ -688,6 +687,10 @@ class Investigation:
         a signed 64-bit integer, else its decimal digits as TEXT (see :func:`sql_minor`; the
         ``*_minor`` columns are ``ANY`` in STRICT tables, so SQLite keeps either exactly).
         Returns row counts."""
+        # Imported here, not at the top: sqlite-utils imports numpy when it is installed, a
+        # fifth of every CLI process's start-up, and only this command needs it.
+        import sqlite_utils
+
         db = sqlite_utils.Database(self._writable())
         counts: dict[str, int] = {}
         try:
