@@ -115,6 +115,7 @@ class Entity:
 
     __slots__ = (
         "assets_v",
+        "bank",
         "cover",
         "custodial",
         "customers",
@@ -137,6 +138,7 @@ class Entity:
         "reserves_v",
         "rr_touch",
         "runoff_v",
+        "rwa_v",
         "solvency",
         "touch",
         "venue",
@@ -151,9 +153,12 @@ class Entity:
         self.solvency = _kinds.applies("solvency", kind)
         self.custodial = _kinds.applies("segregation", kind)  # segregation and reserve-ratio
         self.lcr = _kinds.applies("liquidity-coverage", kind)
-        # A deposit-taker (a lender: banks are the reference's) keeps the insured part and the
+        # A deposit-taker (a bank or a lender) keeps the insured part and the
         # run-off-weighted total of what depositors are owed, per asset, as postings move.
         self.deposit_taker = self.family in ("bank", "lender")
+        # A bank weighs its assets for risk (capital-ratio): ``rwa_v`` = sum of rwa x unit.
+        self.bank = _kinds.applies("capital-ratio", kind)
+        self.rwa_v = 0  # risk-weighted assets at market   (E + H)
         self.cover: dict[str, int] = {}  # asset -> deposit insurance limit per depositor (minor)
         self.customers: list[Account] = []  # its customer accounts (a cover moves them all)
         self.insured_v = 0  # sum of insured x unit        (E)
@@ -194,6 +199,7 @@ class Line:
         "pos",
         "related",
         "runoff",
+        "rwa",
         "seg_open",
         "seg_touch",
     )
@@ -207,6 +213,7 @@ class Line:
         self.keep = 0  # 1 - haircut for this owner (H), set by Machine._line
         self.insured = 0  # deposit-takers: the insured part of what depositors are owed (minor)
         self.runoff = 0  # deposit-takers: what they are owed x run-off rate (exponent H)
+        self.rwa = 0  # banks: positive balances x risk weight (exponent H)
 
 
 class Account:
@@ -369,6 +376,9 @@ class Machine:
         self.on_assert = "assertions" in on
         self.on_lcr = "liquidity-coverage" in on
         self.on_health = "loan-health" in on
+        self.on_cap = "capital-ratio" in on
+        self.min_cap = _fixed(policy.min_capital_ratio, H)
+        self.leverage = policy.capital_basis == "leverage"
         self.min_lcr = _fixed(policy.min_liquidity_coverage, H)
         self.rate_insured = _fixed(policy.run_off.get("insured", Decimal(0)), H)
         # Policy ratios as (int at exponent H): x >= y x r  <=>  x x 10^H >= y x r_H.
@@ -394,6 +404,7 @@ class Machine:
         self.cover_index: dict[str, list[tuple[Decimal, str]]] = {}  # asset -> sorted (k, loan)
         self.complex_loans: dict[str, set[str]] = {}  # asset -> loans rechecked on any move
         self._keeps: dict[tuple[str, str | None], int] = {}  # (asset, owner) -> keep (H)
+        self._weights: dict[tuple[int, str], int] = {}  # (class, asset) -> risk weight (H)
         self.halted: set[str] = set()
         self.last_at: str | None = None
         self.last_seq = 0
@@ -582,6 +593,8 @@ class Machine:
             # A contra-asset (<= 0): it lowers the lender's assets, it is not a liability.
             line.pos += delta
             entity.assets_v += delta * unit
+            if entity.bank:  # the reference weighs an allowance's every move (it is <= 0)
+                self._weigh(line, cls, delta, unit)
             return line
         old_pos = old if old > 0 else 0
         new_pos = new if new > 0 else 0
@@ -593,6 +606,8 @@ class Machine:
             if acct.related:
                 line.related += dpos
                 entity.related_v += dpos * unit
+            if entity.bank:
+                self._weigh(line, cls, dpos, unit)
         if dneg:
             line.neg += dneg
             entity.liabs_v += dneg * unit
@@ -621,6 +636,24 @@ class Machine:
         elif cls == PLEDGED:
             line.pledged += delta
         return line
+
+    def _weigh(self, line: Line, cls: int, minor: int, unit: int) -> None:
+        """A bank's risk-weighted assets move with a positive balance (the reference's
+        ``_weigh``): the weight of a loan, an allowance or a customer's debit balance is
+        ``loan_receivable``'s, a claim's or a due-from/to's ``claim``'s, else the asset kind's."""
+        asset = line.asset
+        weight = self._weights.get((cls, asset))
+        if weight is None:
+            if cls == LOAN or cls == ALLOWANCE or cls == CUSTOMER:
+                name = "loan_receivable"
+            elif cls == CLAIM or cls == DUE:
+                name = "claim"
+            else:
+                name = self.assets[asset][1]
+            weight = self._weights[(cls, asset)] = _fixed(self.policy.risk_weight(name), H)
+        if weight:
+            line.rwa += minor * weight
+            line.entity.rwa_v += minor * weight * unit
 
     def _deposit_parts(self, acct: Account, asset: str, owed: int) -> tuple[int, int]:
         """(insured minor units, run-off-weighted minor units at H) of a deposit owing ``owed``:
@@ -684,8 +717,6 @@ class Machine:
         name, kind = d["entity"], d["kind"]
         if name in self.entities or kind not in _kinds.FAMILY:
             raise Unsupported("entity")
-        if _kinds.family(kind) == "bank":
-            raise Unsupported("a bank: risk weights and capital are the reference's")
         self.entities[name] = Entity(name, kind, d.get("group"))
 
     def _apply_asset_listed(self, d: dict[str, Any], seq: int) -> None:
@@ -1024,6 +1055,8 @@ class Machine:
                 entity.insured_v += line.insured * step
             if line.runoff:
                 entity.runoff_v += line.runoff * step
+            if line.rwa:
+                entity.rwa_v += line.rwa * step
 
     def _apply_loan_opened(self, d: dict[str, Any], seq: int) -> None:
         loan_id = d["loan"]
@@ -1523,8 +1556,7 @@ class Machine:
         """The standard invariants over what one event touched (the reference's subjects).
 
         Conservation cannot break here (every apply above posts balanced legs per entity and
-        asset); capital-ratio has no subject (no banks in what the core covers). So neither
-        is looked at.
+        asset), so it is not looked at; capital-ratio is checked with the entity's others.
         """
         eid = d["id"]
         if self.on_neg:
@@ -1758,6 +1790,19 @@ class Machine:
             broken = outflows > 0 and entity.reserves_v * 10**H < outflows * self.min_lcr
             if broken != ("liquidity-coverage" in opened):
                 self._entity_breach("liquidity-coverage", entity, broken, d, seq, ids)
+        if entity.bank and self.on_cap:
+            # equity at book (E; book = market: no holding at cost) against risk-weighted
+            # assets (E + H) x minimum (H), or total assets (E) x minimum: both sides at one
+            # exponent. No base: broken only by negative capital.
+            equity = entity.assets_v - entity.liabs_v
+            if self.leverage:
+                base = entity.assets_v
+                broken = equity * 10**H < base * self.min_cap if base > 0 else equity < 0
+            else:
+                base = entity.rwa_v
+                broken = equity * 10 ** (2 * H) < base * self.min_cap if base > 0 else equity < 0
+            if broken != ("capital-ratio" in opened):
+                self._entity_breach("capital-ratio", entity, broken, d, seq, ids)
 
     def _collateral(self, loan: Loan) -> int:
         """Haircut value of a loan's collateral (exponent E + H)."""
@@ -1935,6 +1980,24 @@ class Machine:
                 f"run (run-off-weighted, of {self._value(entity.owed_v)} "
                 f"owed to depositors, {self._value(entity.insured_v)} insured)"
             )
+        elif name == "capital-ratio":
+            equity_v = entity.assets_v - entity.liabs_v
+            capital = _dec(equity_v, E)
+            leverage = self.leverage
+            base_d = _dec(entity.assets_v, E) if leverage else _dec(entity.rwa_v, E + H)
+            if base_d <= 0:
+                observed, threshold = self._value(equity_v), "0"
+                detail = f"{e} has negative capital ({self._value(equity_v)} at book)"
+            else:
+                ratio = VALUE_CONTEXT.divide(capital, base_d)
+                minimum = fmt_ratio(self.policy.min_capital_ratio)
+                observed, threshold = fmt_ratio(ratio), minimum
+                against = "total assets at book" if leverage else "risk-weighted assets"
+                detail = (
+                    f"{e}: equity at book value ({self._value(equity_v)}) is {fmt_ratio(ratio)} "
+                    f"of its {against} ({self.round(base_d):,f} {self.quote}); the minimum is "
+                    f"{minimum}"
+                )
         else:  # solvency
             equity = entity.assets_v - entity.liabs_v
             observed, threshold = self._value(equity), f"0 {self.quote}"
@@ -2016,8 +2079,7 @@ class Machine:
         family = venue.family
         metrics["family"] = family
         if family in ("bank", "lender", "protocol"):
-            # No holding at cost in what the core covers (book equity = market); no bank (no
-            # capital ratio).
+            # No holding at cost in what the core covers (book equity = market).
             equity = self.round(_dec(venue.assets_v - venue.liabs_v, E))
             metrics["insured"] = ev.format_decimal(self.round(_dec(venue.insured_v, E)))
             metrics["equity"] = ev.format_decimal(equity)
@@ -2025,6 +2087,11 @@ class Machine:
             if venue.runoff_v > 0:
                 liquid, outflows = _dec(venue.reserves_v, E + H), _dec(venue.runoff_v, E + H)
                 metrics["liquidity_coverage"] = fmt_ratio(VALUE_CONTEXT.divide(liquid, outflows))
+            if family == "bank" and venue.rwa_v > 0:
+                capital = _dec(venue.assets_v - venue.liabs_v, E)
+                metrics["capital_ratio"] = fmt_ratio(
+                    VALUE_CONTEXT.divide(capital, _dec(venue.rwa_v, E + H))
+                )
         return metrics
 
 
@@ -2039,8 +2106,8 @@ class _Figures:
     """What ``ledger.invariants.assertion_result`` reads of the books (``measure``, ``quote``,
     ``price``, ``registry.assets[...].scale``, ``unpriced_holdings``), answered from the core's
     state with the reference's Decimal operations on the same exact values, so a comparison's
-    figures and words are the reference's. Only for what the core covers: no bank (no
-    risk-weighted assets), no holding at cost (book = market)."""
+    figures and words are the reference's. Only for what the core covers: no holding at cost
+    (book = market)."""
 
     MEASURES = frozenset(ev.MEASURES)
 
@@ -2098,7 +2165,9 @@ class _Figures:
             assert loan is not None
             return m._health(m.loans[loan])
         if measure == "capital_ratio":
-            return None  # no risk-weighted assets: no bank in what the core covers
+            rwa = _dec(e.rwa_v, E + H)
+            equity = VALUE_CONTEXT.subtract(_dec(e.assets_v, E), _dec(e.liabs_v, E))
+            return VALUE_CONTEXT.divide(equity, rwa) if rwa > 0 else None
         if measure == "ltv":
             assert loan is not None
             target = m.loans[loan].pool or m.loans[loan]  # a pooled loan: its pool's figures
