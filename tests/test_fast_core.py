@@ -441,7 +441,67 @@ def covered_general_histories(draw: st.DrawFn, kind: str = "lender") -> list[ev.
     reprice()
     for index in order[len(order) // 2 :]:
         asserted(*_ASSERTED[index])
-    for measure in ("capital_ratio", "leverage_ratio", "equity_book", "total_assets_book"):
+    # Holdings at cost, every example: the deposit-taker's held-to-maturity (amortized cost)
+    # and available-for-sale accounts; a bond it issues minted into one before any price
+    # (its book value starts at 0, with the notice), TOK bought into the other (the payment is
+    # its book value), BTC moved in at market and partly out (at average book value), each
+    # written down or up, part of the TOK sold (a realised gain or loss, with the notice),
+    # the bond priced; the book measures asserted on it.
+    htm, afs = draw(st.permutations(["amortized_cost", "available_for_sale"]))
+    emit(ev.AssetListed, asset="BND", name="Bond", scale=2, kind="bond", issuer="bank")
+    emit(ev.AccountOpened, account="bank:htm", purpose="corporate", basis=htm)
+    emit(ev.AccountOpened, account="bank:afs", purpose="customer-custody", basis=afs)
+    emit(ev.TokensMinted, asset="BND", amount=amount(1000, 2), to_account="bank:htm")
+    bought = amount(40)
+    emit(
+        ev.Trade,
+        asset="TOK",
+        amount=bought,
+        price=amount(30, 2),
+        pay_asset="USD",
+        seller_from="aff:bank",
+        seller_to="aff:bank",
+        buyer_from="bank:vault",
+        buyer_to="bank:afs",
+    )
+    emit(
+        ev.Transfer,
+        from_account="bank:vault",
+        to_account="bank:htm",
+        asset="BTC",
+        amount=amount(1, 8),
+    )
+    emit(ev.PriceUpdated, asset="BND", quote="USD", price=amount(120, 2))
+    reprice()
+    emit(
+        ev.Transfer,
+        from_account="bank:htm",
+        to_account="bank:vault",
+        asset="BTC",
+        amount=amount(1, 8),
+    )
+    for account, asset in (("bank:htm", "BND"), ("bank:afs", "TOK"), ("bank:htm", "BTC")):
+        emit(ev.HoldingImpaired, account=account, asset=asset, book_price=amount(200, 2))
+    emit(
+        ev.Trade,
+        asset="TOK",
+        amount=Decimal(draw(st.integers(1, int(bought)))),
+        price=amount(30, 2),
+        pay_asset="USD",
+        seller_from="bank:afs",
+        seller_to="bank:vault",
+        buyer_from="aff:bank",
+        buyer_to="aff:bank",
+    )
+    emit(ev.PriceUpdated, asset="BND", quote="USD", price=amount(120, 2))
+    for measure in (
+        "capital_ratio",
+        "leverage_ratio",
+        "equity_book",
+        "total_assets_book",
+        "oci",
+        "unrealised_loss",
+    ):
         asserted(measure, {"quote": "USD"} if "ratio" not in measure else {}, "bank")
     return out
 
@@ -493,6 +553,7 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         "deposit_insurance",
         "loan_impaired",
         "insurer_payout",
+        "holding_impaired",
         "balance_asserted",
     } <= types
     assert compare_stepwise(history) == len(history)  # the core covered every event
@@ -516,6 +577,10 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
     )  # the summary (the assertions with it) is the core's, equal to the reference's
     assert len(run.summary.assertions) >= len(_ASSERTED)
     assert any(e.type == "loan_opened" and e.liquidation_threshold for e in history)
+    assert {e.basis for e in history if e.type == "account_opened"} >= {
+        "amortized_cost",
+        "available_for_sale",
+    }
     assert assert_same_heard(history, policy)._ran_fast
 
 
@@ -723,14 +788,14 @@ def test_books_are_rebuilt_when_read_after_a_fast_run():
 
 def test_an_uncovered_event_hands_over_to_the_reference():
     history = list(workload(800, accounts=10))
-    history.append(  # a holding carried at cost: the reference's
-        ev.AccountOpened(
-            id="at-cost",
+    history.append(  # a resolution: the reference's
+        ev.Resolution(
+            id="resolved",
             at=history[-1].at,
             source=("W",),
-            account="ex:bonds",
-            purpose="corporate",
-            basis="amortized_cost",
+            entity="ex",
+            authority="world",
+            method="receivership",
         )
     )
     history.append(

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import events as ev
 from ledger import kinds as _kinds
-from ledger.books import SUM_CONTEXT, VALUE_CONTEXT
+from ledger.books import SUM_CONTEXT, VALUE_CONTEXT, ZERO
 from ledger.policy import Policy
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ class Entity:
     __slots__ = (
         "assets_v",
         "bank",
+        "cost",
         "cover",
         "custodial",
         "customers",
@@ -159,6 +160,9 @@ class Entity:
         # A bank weighs its assets for risk (capital-ratio): ``rwa_v`` = sum of rwa x unit.
         self.bank = _kinds.applies("capital-ratio", kind)
         self.rwa_v = 0  # risk-weighted assets at market   (E + H)
+        # Holdings carried at cost that have a book value (the reference's ``cost_keys``):
+        # the book measures and, for a bank, the capital ratio read them (Decimal, rare).
+        self.cost: dict[tuple[Account, str], None] = {}
         self.cover: dict[str, int] = {}  # asset -> deposit insurance limit per depositor (minor)
         self.customers: list[Account] = []  # its customer accounts (a cover moves them all)
         self.insured_v = 0  # sum of insured x unit        (E)
@@ -221,6 +225,8 @@ class Account:
 
     __slots__ = (
         "bal",
+        "basis",
+        "book",
         "checked",
         "claim",
         "cls",
@@ -253,6 +259,11 @@ class Account:
         self.secured: Loan | None = None  # customer accounts with collateral against them
         self.depositors = 1  # customer accounts: depositors a pooled account stands for
         self.rate = 0  # customer accounts at a deposit-taker: uninsured run-off rate (H)
+        # Holdings at cost: "amortized_cost" or "available_for_sale" (None: at fair value), and
+        # the book value per asset, a Decimal computed as the reference computes it (units
+        # leave at their average book value, a 150-digit division: not an exact integer).
+        self.basis: str | None = None
+        self.book: dict[str, Decimal] = {}
 
 
 class Loan:
@@ -321,7 +332,7 @@ _KEYS: dict[str, frozenset[str]] = {
     for t, keys in {
         "entity_registered": "entity name kind group",
         "asset_listed": "asset name scale kind issuer",
-        "account_opened": "account purpose holder liability_class depositors",
+        "account_opened": "account purpose holder liability_class depositors basis",
         "deposit": "account asset amount landed owed_by from_account",
         "credit_line_granted": "account asset limit",
         "withdrawal": "account asset amount paid_from to",
@@ -339,6 +350,7 @@ _KEYS: dict[str, frozenset[str]] = {
         "withdrawals_resumed": "venue",
         "margin_call": "loan pool amount due",
         "loan_impaired": "loan amount",
+        "holding_impaired": "account asset book_price",
         "deposit_insurance": "insurer venue asset limit",
         "insurer_payout": "insurer account asset amount paid_from to",
         "trade": "asset amount price pay_asset paid seller_from seller_to buyer_from buyer_to",
@@ -405,6 +417,10 @@ class Machine:
         self.complex_loans: dict[str, set[str]] = {}  # asset -> loans rechecked on any move
         self._keeps: dict[tuple[str, str | None], int] = {}  # (asset, owner) -> keep (H)
         self._weights: dict[tuple[int, str], int] = {}  # (class, asset) -> risk weight (H)
+        # A trade's buyer: the book value of the units about to arrive (the reference's).
+        self._entry_cost: dict[tuple[Account, str], Decimal] = {}
+        self._d: dict[str, Any] = {}  # the event being applied (a carry's notice names it)
+        self._seq = 0
         self.halted: set[str] = set()
         self.last_at: str | None = None
         self.last_seq = 0
@@ -434,6 +450,7 @@ class Machine:
             raise Unsupported(f"event type {data.get('type')}")
         apply = entry[0]
         at = data["at"]
+        self._d, self._seq = data, seq
         last = self.last_at
         if last is not None and at != last:
             if len(at) == _TIME_LEN == len(last):
@@ -633,9 +650,82 @@ class Machine:
             moved = (after if after > 0 else 0) - (before if before > 0 else 0)
             if moved:
                 entity.reserves_v += moved * unit * line.keep
+            if acct.basis is not None:
+                self._carry(acct, asset, old, new)
         elif cls == PLEDGED:
             line.pledged += delta
         return line
+
+    def _carry(self, acct: Account, asset: str, old: int, new: int) -> None:
+        """A holding at cost went from ``old`` to ``new`` units: its book value moves (the
+        reference's ``_carry``, with its Decimal operations, so the figures are its own)."""
+        book = acct.book
+        before = book.get(asset, ZERO)
+        if new > old:
+            cost = self._entry_cost.pop((acct, asset), None)
+            if cost is None:
+                if asset != self.quote and asset not in self.prices:
+                    cost = ZERO
+                    self._notice(
+                        self._d,
+                        self._seq,
+                        f"{acct.ref} took in {asset} with no price: its book value starts at 0",
+                    )
+                else:
+                    cost = SUM_CONTEXT.multiply(new - old, self._unit_price(asset))
+            after = SUM_CONTEXT.add(before, cost)
+        elif new <= 0 or old <= 0:
+            after = ZERO
+        else:
+            after = VALUE_CONTEXT.divide(VALUE_CONTEXT.multiply(before, new), old)
+        if new > 0 or after:
+            book[asset] = after
+            acct.entity.cost[(acct, asset)] = None
+        else:
+            book.pop(asset, None)
+            acct.entity.cost.pop((acct, asset), None)
+
+    def _unit_price(self, asset: str) -> Decimal:
+        """The value of one minor unit of a priced asset, as a Decimal (exact)."""
+        return _dec(self.unit[asset], E)
+
+    def _worth(self, minor: int, asset: str) -> Decimal:
+        """The reference's ``value``: exact market value of ``minor`` units, 0 if unpriced."""
+        if minor == 0 or (asset != self.quote and asset not in self.prices):
+            return Decimal(0)
+        return _dec(minor * self.unit[asset], E)
+
+    def _cost_gap(self, entity: Entity, basis: str | None = None) -> Decimal:
+        """The reference's ``_cost_gap``: over ``entity``'s holdings at cost (of ``basis``, or
+        all), book value - market value, summed in its order with its operations."""
+        total = ZERO
+        for acct, asset in sorted(entity.cost, key=lambda k: (k[0].name, k[1])):
+            if basis is not None and acct.basis != basis:
+                continue
+            market = self._worth(max(acct.bal.get(asset, 0), 0), asset)
+            total = VALUE_CONTEXT.add(
+                total, VALUE_CONTEXT.subtract(acct.book.get(asset, ZERO), market)
+            )
+        return total
+
+    def _book(self, entity: Entity) -> tuple[Decimal, Decimal, Decimal]:
+        """(equity at book, total assets at book, risk-weighted assets) as the reference's
+        ``equity_book``, ``total_assets_book`` and ``risk_weighted_assets`` give them."""
+        assets = _dec(entity.assets_v, E)
+        equity = VALUE_CONTEXT.subtract(assets, _dec(entity.liabs_v, E))
+        rwa = _dec(entity.rwa_v, E + H)
+        if not entity.cost:
+            return equity, assets, rwa
+        gap = self._cost_gap(entity, "amortized_cost")
+        for acct, asset in sorted(entity.cost, key=lambda k: (k[0].name, k[1])):
+            if acct.basis == "amortized_cost":
+                one = VALUE_CONTEXT.subtract(
+                    acct.book.get(asset, ZERO),
+                    self._worth(max(acct.bal.get(asset, 0), 0), asset),
+                )
+                weight = self.policy.risk_weight(self.assets[asset][1])
+                rwa = VALUE_CONTEXT.add(rwa, VALUE_CONTEXT.multiply(one, weight))
+        return VALUE_CONTEXT.add(equity, gap), VALUE_CONTEXT.add(assets, gap), rwa
 
     def _weigh(self, line: Line, cls: int, minor: int, unit: int) -> None:
         """A bank's risk-weighted assets move with a positive balance (the reference's
@@ -742,6 +832,8 @@ class Machine:
             in ("claim", "due-from", "due-to", "loan", "pledged", "allowance")
         ):
             raise Unsupported("a reserved account name")
+        if purpose not in ("corporate", "customer-custody") and "basis" in d:
+            raise Unsupported("basis")  # the registry's refusal, worded by the reference
         if purpose == "customer":
             holder = self._entity(holder_name)
             if holder is entity:
@@ -765,6 +857,11 @@ class Machine:
             acct = Account(entity, name, EXTERNAL)
         else:
             raise Unsupported("purpose")
+        basis = d.get("basis")
+        if basis is not None and basis != "fair_value":
+            if basis not in ("amortized_cost", "available_for_sale"):
+                raise Unsupported("basis")
+            acct.basis = basis
         self.accounts[ref] = acct
 
     def _external(self, entity: Entity) -> Account:
@@ -1312,8 +1409,9 @@ class Machine:
 
     def _apply_trade(self, d: dict[str, Any], seq: int) -> None:
         """Two assets exchanged between two entities' holdings, each side's legs with equity
-        for the value that changed hands (the reference's). Every holding the core covers is
-        at fair value, so no book value is carried and no realised gain is noted."""
+        for the value that changed hands (the reference's). What the buyer paid (when it has a
+        value) is the book value of what it took in, if it carries it at cost; a seller that
+        carried what it sold at cost realises a gain or a loss, with the reference's notice."""
         accounts = [
             self._account(d[k], HOLDINGS, CUSTODY, EXTERNAL)
             for k in ("seller_from", "seller_to", "buyer_from", "buyer_to")
@@ -1333,6 +1431,10 @@ class Machine:
         t: dict[Entity, None] = {}
         c: list[Any] = []
         s: dict[Line, None] = {}
+        paid_priced = pay_asset == self.quote or pay_asset in self.prices
+        if paid_priced:
+            self._entry_cost[(buyer_to, asset)] = self._worth(payment, pay_asset)
+        book_before = seller_from.book.get(asset)
         self._post(seller_from, asset, -minor, t, c, s)
         self._post(buyer_to, asset, minor, t, c, s)
         self._post(self._equity(seller), asset, minor, t, c, s)
@@ -1341,7 +1443,43 @@ class Machine:
         self._post(seller_to, pay_asset, payment, t, c, s)
         self._post(self._equity(buyer), pay_asset, payment, t, c, s)
         self._post(self._equity(seller), pay_asset, -payment, t, c, s)
+        self._entry_cost.clear()
+        if book_before is not None and paid_priced:
+            cost = SUM_CONTEXT.subtract(book_before, seller_from.book.get(asset, ZERO))
+            worth = self._worth(payment, pay_asset)
+            gain = VALUE_CONTEXT.subtract(worth, cost)
+            self._notice(
+                d,
+                seq,
+                f"{seller.name} sold {event.amount:,f} {asset} carried at "
+                f"{self.round(cost):,f} {self.quote} for {self.round(worth):,f}: a realised "
+                f"{'gain' if gain >= 0 else 'loss'} of {self.round(abs(gain)):,f}",
+            )
         self._check(d, seq, t, c, s, ())
+
+    def _apply_holding_impaired(self, d: dict[str, Any], seq: int) -> None:
+        """A holding at cost written down (or up) to ``book_price`` per unit it holds (the
+        reference's; its notice). The account and its entity are checked."""
+        acct = self._account(d["account"], HOLDINGS, CUSTODY)
+        asset = d["asset"]
+        scale = self._scale(asset)
+        if acct.basis is None:
+            raise Unsupported("a holding at fair value: the registry refuses it")
+        event = ev.from_dict(d)
+        assert isinstance(event, ev.HoldingImpaired)
+        units = ev.from_minor(max(acct.bal.get(asset, 0), 0), scale)
+        before = acct.book.get(asset, ZERO)
+        after = SUM_CONTEXT.multiply(units, event.book_price)
+        acct.book[asset] = after
+        acct.entity.cost[(acct, asset)] = None
+        moved = SUM_CONTEXT.subtract(before, after)
+        self._notice(
+            d,
+            seq,
+            f"{acct.ref} {asset} written {'down' if moved >= 0 else 'up'} by "
+            f"{self.round(abs(moved)):,f} {self.quote} to a book value of {self.round(after):,f}",
+        )
+        self._check(d, seq, {acct.entity: None}, [(acct, asset)], {}, ())
 
     def _apply_deposit_insurance(self, d: dict[str, Any], seq: int) -> None:
         """A cover per depositor (0 ends it): a deposit-taker's deposits in the asset are
@@ -1794,11 +1932,19 @@ class Machine:
             # equity at book (E; book = market: no holding at cost) against risk-weighted
             # assets (E + H) x minimum (H), or total assets (E) x minimum: both sides at one
             # exponent. No base: broken only by negative capital.
-            equity = entity.assets_v - entity.liabs_v
-            if self.leverage:
+            if entity.cost:  # holdings at cost: the reference's Decimal figures
+                equity_b, assets_b, rwa_b = self._book(entity)
+                base_b = assets_b if self.leverage else rwa_b
+                minimum = self.policy.min_capital_ratio
+                broken = (
+                    equity_b < SUM_CONTEXT.multiply(base_b, minimum) if base_b > 0 else equity_b < 0
+                )
+            elif self.leverage:
+                equity = entity.assets_v - entity.liabs_v
                 base = entity.assets_v
                 broken = equity * 10**H < base * self.min_cap if base > 0 else equity < 0
             else:
+                equity = entity.assets_v - entity.liabs_v
                 base = entity.rwa_v
                 broken = equity * 10 ** (2 * H) < base * self.min_cap if base > 0 else equity < 0
             if broken != ("capital-ratio" in opened):
@@ -1981,20 +2127,20 @@ class Machine:
                 f"owed to depositors, {self._value(entity.insured_v)} insured)"
             )
         elif name == "capital-ratio":
-            equity_v = entity.assets_v - entity.liabs_v
-            capital = _dec(equity_v, E)
+            capital, assets_b, rwa_b = self._book(entity)
             leverage = self.leverage
-            base_d = _dec(entity.assets_v, E) if leverage else _dec(entity.rwa_v, E + H)
+            base_d = assets_b if leverage else rwa_b
+            at_book = f"{self.round(capital):,f} {self.quote}"
             if base_d <= 0:
-                observed, threshold = self._value(equity_v), "0"
-                detail = f"{e} has negative capital ({self._value(equity_v)} at book)"
+                observed, threshold = at_book, "0"
+                detail = f"{e} has negative capital ({at_book} at book)"
             else:
                 ratio = VALUE_CONTEXT.divide(capital, base_d)
                 minimum = fmt_ratio(self.policy.min_capital_ratio)
                 observed, threshold = fmt_ratio(ratio), minimum
                 against = "total assets at book" if leverage else "risk-weighted assets"
                 detail = (
-                    f"{e}: equity at book value ({self._value(equity_v)}) is {fmt_ratio(ratio)} "
+                    f"{e}: equity at book value ({at_book}) is {fmt_ratio(ratio)} "
                     f"of its {against} ({self.round(base_d):,f} {self.quote}); the minimum is "
                     f"{minimum}"
                 )
@@ -2010,9 +2156,14 @@ class Machine:
                     unpriced.append(f"{asset} held")
                 if line.neg:
                     unpriced.append(f"{asset} owed")
+            at_book = ""
+            if entity.cost:  # holdings at cost: the reference reports book equity beside it
+                book = self._book(entity)[0]
+                at_book = f"; at book value its equity is {self.round(book):,f} {self.quote}"
             detail = (
                 f"{e}: liabilities of {self._value(entity.liabs_v)} exceed its assets at "
                 f"market value ({self._value(entity.assets_v)}): equity {self._value(equity)}"
+                + at_book
                 + (f" (unpriced, not counted: {', '.join(unpriced)})" if unpriced else "")
             )
         self._breach(name, e, entity.open, d, seq, observed, threshold, detail, ids)
@@ -2079,19 +2230,16 @@ class Machine:
         family = venue.family
         metrics["family"] = family
         if family in ("bank", "lender", "protocol"):
-            # No holding at cost in what the core covers (book equity = market).
             equity = self.round(_dec(venue.assets_v - venue.liabs_v, E))
+            equity_b, _, rwa_b = self._book(venue)
             metrics["insured"] = ev.format_decimal(self.round(_dec(venue.insured_v, E)))
             metrics["equity"] = ev.format_decimal(equity)
-            metrics["equity_book"] = ev.format_decimal(equity)
+            metrics["equity_book"] = ev.format_decimal(self.round(equity_b))
             if venue.runoff_v > 0:
                 liquid, outflows = _dec(venue.reserves_v, E + H), _dec(venue.runoff_v, E + H)
                 metrics["liquidity_coverage"] = fmt_ratio(VALUE_CONTEXT.divide(liquid, outflows))
-            if family == "bank" and venue.rwa_v > 0:
-                capital = _dec(venue.assets_v - venue.liabs_v, E)
-                metrics["capital_ratio"] = fmt_ratio(
-                    VALUE_CONTEXT.divide(capital, _dec(venue.rwa_v, E + H))
-                )
+            if family == "bank" and rwa_b > 0:
+                metrics["capital_ratio"] = fmt_ratio(VALUE_CONTEXT.divide(equity_b, rwa_b))
         return metrics
 
 
@@ -2106,8 +2254,7 @@ class _Figures:
     """What ``ledger.invariants.assertion_result`` reads of the books (``measure``, ``quote``,
     ``price``, ``registry.assets[...].scale``, ``unpriced_holdings``), answered from the core's
     state with the reference's Decimal operations on the same exact values, so a comparison's
-    figures and words are the reference's. Only for what the core covers: no holding at cost
-    (book = market)."""
+    figures and words are the reference's (the book measures with its Decimal operations)."""
 
     MEASURES = frozenset(ev.MEASURES)
 
@@ -2164,10 +2311,18 @@ class _Figures:
         if measure == "loan_health":
             assert loan is not None
             return m._health(m.loans[loan])
-        if measure == "capital_ratio":
-            rwa = _dec(e.rwa_v, E + H)
-            equity = VALUE_CONTEXT.subtract(_dec(e.assets_v, E), _dec(e.liabs_v, E))
-            return VALUE_CONTEXT.divide(equity, rwa) if rwa > 0 else None
+        if measure in ("capital_ratio", "leverage_ratio", "equity_book", "total_assets_book"):
+            equity_b, assets_b, rwa_b = m._book(e)
+            if measure == "equity_book":
+                return equity_b
+            if measure == "total_assets_book":
+                return assets_b
+            base = rwa_b if measure == "capital_ratio" else assets_b
+            return VALUE_CONTEXT.divide(equity_b, base) if base > 0 else None
+        if measure == "oci":
+            return -m._cost_gap(e, "available_for_sale")
+        if measure == "unrealised_loss":
+            return m._cost_gap(e)
         if measure == "ltv":
             assert loan is not None
             target = m.loans[loan].pool or m.loans[loan]  # a pooled loan: its pool's figures
@@ -2179,14 +2334,12 @@ class _Figures:
         assets, liabs = _dec(e.assets_v, E), _dec(e.liabs_v, E)
         owed = _dec(e.owed_v, E)
         equity = VALUE_CONTEXT.subtract(assets, liabs)
-        if measure in ("total_assets", "total_assets_book"):
-            return assets  # book = market: no holding at cost
+        if measure == "total_assets":
+            return assets
         if measure == "total_liabilities":
             return liabs
-        if measure in ("equity", "equity_book"):
+        if measure == "equity":
             return equity
-        if measure == "leverage_ratio":
-            return VALUE_CONTEXT.divide(equity, assets) if assets > 0 else None
         if measure in ("customer_liabilities", "uninsured_deposits"):
             return (
                 owed
@@ -2200,8 +2353,4 @@ class _Figures:
             return max(VALUE_CONTEXT.subtract(owed, custody), Decimal(0))
         if measure == "insured_deposits":
             return _dec(e.insured_v, E)
-        if measure == "oci":
-            return -Decimal(0)  # the reference's -(sum over no AFS holding): a negative zero
-        if measure == "unrealised_loss":
-            return Decimal(0)
         raise Unsupported(f"measure {measure}")
