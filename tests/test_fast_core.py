@@ -503,6 +503,51 @@ def covered_general_histories(draw: st.DrawFn, kind: str = "lender") -> list[ev.
         "unrealised_loss",
     ):
         asserted(measure, {"quote": "USD"} if "ratio" not in measure else {}, "bank")
+    # A resolution, every example: the deposit-taker's deposits, vault and holdings at cost
+    # move to an acquirer (a bank or a lender, insured or not before), which then takes a
+    # deposit, pays a withdrawal and sells some of the TOK it took over at its book value;
+    # now and then the affiliate is put into receivership too (no acquirer, nothing moves).
+    emit(
+        ev.EntityRegistered,
+        entity="acq",
+        name="Acquirer",
+        kind=draw(st.sampled_from(["bank", "lender"])),
+    )
+    if draw(st.booleans()):
+        emit(ev.DepositInsurance, insurer="world", venue="acq", asset="USD", limit=amount(100, 2))
+    moved = ["bank:dep", "bank:vault", "bank:afs"] + (["bank:htm"] if draw(st.booleans()) else [])
+    emit(
+        ev.Resolution,
+        entity="bank",
+        authority="world",
+        method=draw(st.sampled_from(["bridge_bank", "purchase_and_assumption"])),
+        to_entity="acq",
+        accounts=tuple(draw(st.permutations(moved))),
+    )
+    emit(ev.Deposit, account="acq:dep", asset="USD", amount=amount(500, 2), landed="acq:vault")
+    emit(
+        ev.Withdrawal, account="acq:dep", asset="USD", amount=amount(500, 2), paid_from="acq:vault"
+    )
+    emit(
+        ev.Trade,
+        asset="TOK",
+        amount=Decimal(draw(st.integers(1, 10))),
+        price=amount(30, 2),
+        pay_asset="USD",
+        seller_from="acq:afs",
+        seller_to="acq:vault",
+        buyer_from="aff:bank",
+        buyer_to="aff:bank",
+    )
+    if draw(st.booleans()):
+        emit(ev.Resolution, entity="aff", authority="world", method="receivership")
+    reprice()
+    for measure in ("capital_ratio", "equity_book", "liquidity_coverage", "insured_deposits"):
+        asserted(
+            measure,
+            {"quote": "USD"} if "ratio" not in measure and "coverage" not in measure else {},
+            "acq",
+        )
     return out
 
 
@@ -554,6 +599,7 @@ def test_covered_general_events_run_on_the_core_and_agree(history, default_polic
         "loan_impaired",
         "insurer_payout",
         "holding_impaired",
+        "resolution",
         "balance_asserted",
     } <= types
     assert compare_stepwise(history) == len(history)  # the core covered every event
@@ -788,16 +834,22 @@ def test_books_are_rebuilt_when_read_after_a_fast_run():
 
 def test_an_uncovered_event_hands_over_to_the_reference():
     history = list(workload(800, accounts=10))
-    history.append(  # a resolution: the reference's
+    at = history[-1].at
+    history += [  # a customer account with a credit line moved by a resolution: the reference's
+        ev.CreditLineGranted(
+            id="line", at=at, source=("W",), account="ex:c000001", asset="USD", limit=Decimal(5)
+        ),
         ev.Resolution(
             id="resolved",
-            at=history[-1].at,
+            at=at,
             source=("W",),
             entity="ex",
             authority="world",
-            method="receivership",
-        )
-    )
+            method="purchase_and_assumption",
+            to_entity="mm",
+            accounts=("ex:c000001",),
+        ),
+    ]
     history.append(
         ev.BalanceAsserted(
             id="check",
@@ -837,8 +889,8 @@ def test_an_impossible_event_is_the_reference_s_error():
     assert str(fast.value) == str(ref.value)
 
 
-#: The bundled timelines whose every event the core covers (the others hand over).
-FAST = {"ftx-2022", "small-example", "voyager-2022"}
+#: The bundled timelines whose every event the core covers (the others hand over): all four.
+FAST = {"ftx-2022", "small-example", "voyager-2022", "first-republic-2023"}
 
 
 @pytest.mark.parametrize("name", BUNDLED)

@@ -16,16 +16,17 @@ metrics and digest) at a fraction of the cost, in pure Python:
 - the stored payload is read straight from the log and decoded once (orjson), with no Event
   object and no generator layer between the cursor and the apply.
 
-The core covers the general model but for resolution: entities of every kind (banks with risk
-weights and the capital ratio), assets, accounts at fair value and at cost (book values, OCI,
-realised gains on a sale, holding impairments), deposits (at venues and at deposit-takers,
-with deposit insurance and insurer payouts), withdrawals, transfers, trades, mints, prices in
-any quote (chained), loans with collateral against a loan, an account or a pool (pledges,
-releases, seizures, margin calls, defaults, impairments, liquidation thresholds), credit
-lines, halts, filings, disclosures and ``balance_asserted``. Whatever it does not cover (a
-resolution, an event the registry would refuse...) makes it stop with :class:`Unsupported`,
-and the replay runs the reference from the first event instead: a result from this package is
-never a guess. ``docs/performance.md`` lists what is covered.
+The core covers the general model: entities of every kind (banks with risk weights and the
+capital ratio), assets, accounts at fair value and at cost (book values, OCI, realised gains
+on a sale, holding impairments), deposits (at venues and at deposit-takers, with deposit
+insurance and insurer payouts), withdrawals, transfers, trades, mints, prices in any quote
+(chained), loans with collateral against a loan, an account or a pool (pledges, releases,
+seizures, margin calls, defaults, impairments, liquidation thresholds), credit lines, halts,
+filings, disclosures, resolutions and ``balance_asserted``. Whatever it does not cover (a
+resolution moving an account with a credit line or collateral against it, an event the
+registry would refuse...) makes it stop with :class:`Unsupported`, and the replay runs the
+reference from the first event instead: a result from this package is never a guess.
+``docs/performance.md`` lists what is covered.
 """
 
 from ledger.core.machine import Machine, Unsupported, covers

@@ -351,6 +351,7 @@ _KEYS: dict[str, frozenset[str]] = {
         "margin_call": "loan pool amount due",
         "loan_impaired": "loan amount",
         "holding_impaired": "account asset book_price",
+        "resolution": "entity authority method to_entity accounts",
         "deposit_insurance": "insurer venue asset limit",
         "insurer_payout": "insurer account asset amount paid_from to",
         "trade": "asset amount price pay_asset paid seller_from seller_to buyer_from buyer_to",
@@ -422,6 +423,7 @@ class Machine:
         self._d: dict[str, Any] = {}  # the event being applied (a carry's notice names it)
         self._seq = 0
         self.halted: set[str] = set()
+        self.failed: dict[str, str] = {}  # entity -> resolution method
         self.last_at: str | None = None
         self.last_seq = 0
         self.events = 0
@@ -1488,6 +1490,11 @@ class Machine:
         venue = self._entity(d["venue"])
         asset = d["asset"]
         limit = _minor(d["limit"], self._scale(asset), zero=True)
+        self._set_cover(venue, asset, limit)
+        self._check(d, seq, {venue: None}, [], {}, ())
+
+    def _set_cover(self, venue: Entity, asset: str, limit: int) -> None:
+        """Set (0: end) ``venue``'s cover in ``asset``; its deposits' parts move with it."""
         owing = []
         if venue.deposit_taker:
             owing = [(a, -a.bal[asset]) for a in venue.customers if a.bal.get(asset, 0) < 0]
@@ -1502,7 +1509,97 @@ class Machine:
         if line is not None:
             for acct, owed in owing:
                 self._move_deposit(acct, line, 0, owed)
-        self._check(d, seq, {venue: None}, [], {}, ())
+
+    def _apply_resolution(self, d: dict[str, Any], seq: int) -> None:
+        """An authority resolves a failed entity (the reference's ``_on_resolution``): it is
+        marked failed; the accounts named move whole to ``to_entity`` (each balance leaves the
+        failed entity's books and opens in the acquirer's, each side's equity taking the
+        difference; a customer account's holder's claim moves with it; a holding at cost keeps
+        its book value); its deposit covers pass to the acquirer where it has none."""
+        entity = self._entity(d["entity"])
+        authority = self._entity(d["authority"])
+        method, to_name, refs = d["method"], d.get("to_entity"), d.get("accounts")
+        if method not in ev.RESOLUTION_METHODS or (refs is not None and to_name is None):
+            raise Unsupported("resolution")
+        to = self._entity(to_name) if to_name is not None else None
+        if to is entity:
+            raise Unsupported("resolution")
+        self.failed[entity.name] = method
+        t: dict[Entity, None] = {entity: None}
+        c: list[Any] = []
+        s: dict[Line, None] = {}
+        if to is None:
+            self._check(d, seq, t, c, s, ())
+            return
+        if type(refs) is not list and refs is not None:
+            raise Unsupported("accounts")
+        for ref in refs or ():
+            acct = self.accounts.get(ref)
+            if (
+                type(ref) is not str
+                or acct is None
+                or acct.entity is not entity
+                or acct.cls == EXTERNAL
+                or acct.holder is to
+                # What the core does not move (the reference does): a credit line, collateral
+                # against the account.
+                or acct.limit is not None
+                or acct.secured is not None
+            ):
+                raise Unsupported("accounts")
+            name = acct.name
+            new_ref = f"{to.name}:{name}"
+            moved = self.accounts.get(new_ref)
+            if moved is None:
+                moved = self._copy_account(acct, to)
+                self.accounts[new_ref] = moved
+            elif (moved.cls, moved.holder) != (acct.cls, acct.holder) or moved.limit is not None:
+                raise Unsupported("accounts")
+            for asset in sorted(entity.lines):
+                raw = acct.bal.get(asset, 0)
+                if not raw:
+                    continue
+                book = acct.book.get(asset)
+                if book is not None:
+                    self._entry_cost[(moved, asset)] = book
+                self._post(acct, asset, -raw, t, c, s)
+                self._post(self._equity(entity), asset, raw, t, c, s)
+                self._post(moved, asset, raw, t, c, s)
+                self._post(self._equity(to), asset, -raw, t, c, s)
+                if acct.cls == CUSTOMER:
+                    assert acct.claim is not None and moved.claim is not None
+                    self._post(acct.claim, asset, raw, t, c, s)
+                    self._post(moved.claim, asset, -raw, t, c, s)
+        for asset, limit in list(entity.cover.items()):
+            if asset not in to.cover:
+                self._set_cover(to, asset, limit)
+                t[to] = None  # its insured part and run-off moved: its liquidity is looked at
+        self._entry_cost.clear()
+        self._notice(
+            d,
+            seq,
+            f"{entity.name} resolved by {authority.name} ({method.replace('_', ' ')}): "
+            f"{len(refs or ())} account(s) moved to {to.name}",
+        )
+        self._check(d, seq, t, c, s, ())
+
+    def _copy_account(self, acct: Account, to: Entity) -> Account:
+        """``acct`` opened at ``to`` (the registry's copy of its record: purpose, holder,
+        liability class, depositors, basis)."""
+        if acct.cls == CUSTOMER:
+            holder = acct.holder
+            assert holder is not None
+            moved = Account(to, acct.name, CUSTOMER, self._affiliated(to, holder))
+            moved.holder = holder
+            moved.depositors = acct.depositors
+            moved.rate = acct.rate
+            to.customers.append(moved)
+            claim = moved.claim = self._implicit(holder, f"claim:{moved.ref}", CLAIM, to)
+            claim.checked = False
+        else:
+            moved = Account(to, acct.name, acct.cls)
+        moved.basis = acct.basis
+        return moved
 
     def _apply_insurer_payout(self, d: dict[str, Any], seq: int) -> None:
         """An insurer pays a depositor: the depositor's claim on the venue passes to the insurer
@@ -2197,13 +2294,28 @@ class Machine:
     # -- the summary's figures ----------------------------------------------------------------
     def final_metrics(self) -> dict[str, str]:
         """The reference's ``Replay._key_metrics(None)`` from this state."""
-        from ledger.invariants import fmt_ratio
-
         metrics: dict[str, str] = {}
         venues = [e for e in self.entities.values() if e.venue]
-        if not venues:
-            return metrics
-        venue = min(venues, key=lambda e: (-e.owed_v, e.name))
+        if venues:
+            self._venue_metrics(metrics, min(venues, key=lambda e: (-e.owed_v, e.name)))
+        if self.failed:
+            metrics["failed"] = ", ".join(
+                f"{name} ({method.replace('_', ' ')}; equity at market "
+                f"{self.round(self._equity_of(name)):,f} "
+                f"{self.quote})"
+                for name, method in sorted(self.failed.items())
+            )
+        return metrics
+
+    def _equity_of(self, name: str) -> Decimal:
+        """The reference's ``equity``: total assets - total liabilities at market."""
+        e = self.entities[name]
+        return VALUE_CONTEXT.subtract(_dec(e.assets_v, E), _dec(e.liabs_v, E))
+
+    def _venue_metrics(self, metrics: dict[str, str], venue: Entity) -> None:
+        """The focus venue's part of the final metrics (the reference's ``_key_metrics``)."""
+        from ledger.invariants import fmt_ratio
+
         owed = _dec(venue.owed_v, E)
         custody_v = sum(
             line.custody * self.unit[a] for a, line in venue.lines.items() if line.custody
@@ -2240,7 +2352,6 @@ class Machine:
                 metrics["liquidity_coverage"] = fmt_ratio(VALUE_CONTEXT.divide(liquid, outflows))
             if family == "bank" and rwa_b > 0:
                 metrics["capital_ratio"] = fmt_ratio(VALUE_CONTEXT.divide(equity_b, rwa_b))
-        return metrics
 
 
 class _Scale:
