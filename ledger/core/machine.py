@@ -8,14 +8,17 @@ Reading guide
 
 - ``Entity``: one per registered entity, with its running values in the quote
   (``assets_v``, ``liabs_v``, ``owed_v``, ``reserves_v``, ``related_v``; a deposit-taker's
-  ``insured_v`` and ``runoff_v``) as exact integers, its deposit covers per asset.
+  ``insured_v`` and ``runoff_v``; a bank's ``rwa_v``) as exact integers, its deposit covers
+  per asset, its holdings at cost (``cost``).
 - ``Account``: one per account, opened or implicit (``claim:``, ``loan:``, ``pledged:``,
   ``allowance:``, ``due-from:``/``due-to:``, ``equity``, ``external``): its class, its entity
   and counterparty, balances per asset; a customer account's credit lines, depositors and
-  run-off rate, and the secured target against it, if any.
+  run-off rate, and the secured target against it, if any; a holding at cost's ``basis`` and
+  ``book`` value per asset (Decimals, as the reference computes them).
 - ``Line``: one per (entity, asset): the reference's aggregates ``pos``, ``neg``, ``custody``,
   ``owed`` (customer liabilities), ``held``, ``pledged``, ``related``, and a deposit-taker's
-  ``insured`` and ``runoff``, in minor units (``runoff`` at exponent ``H``).
+  ``insured`` and ``runoff``, a bank's ``rwa``, in minor units (``runoff`` and ``rwa`` at
+  exponent ``H``).
 - ``Loan``: a secured target (a loan, a customer account with collateral, or a pool of loans):
   outstanding principal, loss allowance, liquidation threshold, collateral per asset, the
   break price, whether its checks are open.
