@@ -567,7 +567,7 @@ _BANK_POLICY = st.builds(  # policies that move a bank's capital ratio and its r
 )
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None)
 @given(covered_general_histories(kind="bank"), _BANK_POLICY)
 def test_a_bank_runs_on_the_core_and_agrees(history, policy):
     # The cast's deposit-taker is a bank in every example: its loans, allowance, collateral,
@@ -583,7 +583,7 @@ def test_a_bank_runs_on_the_core_and_agrees(history, policy):
     assert assert_same_heard(history, policy)._ran_fast
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], deadline=None)
 @given(covered_general_histories(), st.booleans())
 def test_covered_general_events_run_on_the_core_and_agree(history, default_policy):
     types = {e.type for e in history}
