@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import sqlite3
@@ -11,6 +10,7 @@ from itertools import islice
 from typing import Any
 
 import events as ev
+from benchmarks.raw_process import raw_loop
 from ledger.replay import Replay
 from ledger.store import Head, Log, is_url, open_log
 from ledger.synthetic import workload
@@ -108,39 +108,6 @@ def _append_batches(db: str, n: int, accounts: int, clock: _Clock | None = None)
             with clock:
                 log.append(chunk)
         return log.head().seq, clock.wall
-
-
-def raw_loop(conn: sqlite3.Connection) -> tuple[int, dict[tuple[str, str], int]]:
-    """The raw replay: read each row, json.loads it, add integer minor units into a dict.
-
-    The true floor of a replay: no validation, no invariant, no object per event. Amounts
-    become integer minor units at the asset's scale (read from the asset_listed rows), as the
-    books keep them (adding Decimals instead would make the floor slower and flatter us)."""
-    balances: dict[tuple[str, str], int] = {}
-    scales: dict[str, int] = {}
-    count = 0
-    for (payload,) in conn.execute("SELECT payload FROM events ORDER BY seq"):
-        data = json.loads(payload)
-        count += 1
-        kind = data["type"]
-        if kind == "deposit" or kind == "withdrawal" or kind == "transfer":
-            asset = data["asset"]
-            whole, _, frac = data["amount"].partition(".")
-            units = int(whole + frac.ljust(scales[asset], "0"))
-            if kind == "deposit":
-                key = (data["account"], asset)
-                balances[key] = balances.get(key, 0) + units
-            elif kind == "withdrawal":
-                key = (data["account"], asset)
-                balances[key] = balances.get(key, 0) - units
-            else:
-                src = (data["from_account"], asset)
-                dst = (data["to_account"], asset)
-                balances[src] = balances.get(src, 0) - units
-                balances[dst] = balances.get(dst, 0) + units
-        elif kind == "asset_listed":
-            scales[data["asset"]] = data["scale"]
-    return count, balances
 
 
 def _eventsourcing_replay(db: str, n: int, accounts: int) -> dict[str, Any]:

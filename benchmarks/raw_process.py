@@ -2,8 +2,9 @@
 integer minor units into a dict, print the count. The floor a CLI replay is compared with
 (``benchmarks/cli_process.py``).
 
-The loop is ``benchmarks.cases.raw_loop``'s, written here with the standard library alone: that
-module imports the ledger, and the floor process must not pay our start-up.
+The loop (``raw_loop``) is written with the standard library alone, so that the floor process
+does not pay our start-up; ``benchmarks.cases`` imports the same function for its in-process
+raw replay.
 
     python benchmarks/raw_process.py LOG.db
 """
@@ -13,10 +14,15 @@ import sqlite3
 import sys
 
 
-def main(path: str) -> None:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    balances: dict = {}
-    scales: dict = {}
+def raw_loop(conn: sqlite3.Connection) -> tuple[int, dict[tuple[str, str], int]]:
+    """The raw replay: read each row, json.loads it, add integer minor units into a dict.
+
+    The true floor of a replay: no validation, no invariant, no object per event. Amounts
+    become integer minor units at the asset's scale (read from the asset_listed rows), as the
+    books keep them (adding Decimals instead would make the floor slower and flatter us).
+    ``benchmarks.cases`` times this same function inside its process."""
+    balances: dict[tuple[str, str], int] = {}
+    scales: dict[str, int] = {}
     count = 0
     for (payload,) in conn.execute("SELECT payload FROM events ORDER BY seq"):
         data = json.loads(payload)
@@ -39,6 +45,12 @@ def main(path: str) -> None:
                 balances[dst] = balances.get(dst, 0) + units
         elif kind == "asset_listed":
             scales[data["asset"]] = data["scale"]
+    return count, balances
+
+
+def main(path: str) -> None:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    count, balances = raw_loop(conn)
     print(json.dumps({"events": count, "balances": len(balances)}))
 
 
