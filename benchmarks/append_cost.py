@@ -22,8 +22,7 @@ import sys
 import tempfile
 from itertools import islice
 
-import events as ev
-from benchmarks.cases import _NO_HASH, _STAMP, _raw_connection, _rows
+from benchmarks.cases import _raw_connection, _rows, raw_commit_each, raw_insert_chunk
 from ledger.store import Log
 from ledger.synthetic import workload
 
@@ -36,14 +35,7 @@ def main(argv: list[str]) -> None:
             batch = list(workload(n, accounts=100))
             if case == "single-raw":
                 conn = _raw_connection(db)
-                for seq, event in enumerate(batch, 1):
-                    text, at_text = ev.log_record(event)
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.execute(
-                        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (seq, event.id, event.type, at_text, _STAMP, text, _NO_HASH, _NO_HASH),
-                    )
-                    conn.execute("COMMIT")
+                raw_commit_each(conn, batch)
                 conn.close()
             elif case == "single-ours":
                 with Log.open(db, create=True) as log:
@@ -61,9 +53,7 @@ def main(argv: list[str]) -> None:
             for chunk in chunks:
                 rows = _rows(chunk, seq)
                 seq += len(rows)
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
+                raw_insert_chunk(conn, rows)
             conn.close()
         elif case == "ours":
             with Log.open(db, create=True) as log:

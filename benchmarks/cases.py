@@ -59,6 +59,26 @@ def _rows(chunk: list[ev.Event], start: int) -> list[tuple[Any, ...]]:
     return rows
 
 
+def raw_insert_chunk(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The raw batch writer: one transaction, one ``executemany`` of the rows."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+
+
+def raw_commit_each(conn: sqlite3.Connection, batch: list[ev.Event]) -> None:
+    """The raw durable writer: per event, its row encoded (as ``_rows`` does), one ``INSERT``
+    and one ``COMMIT``."""
+    for seq, event in enumerate(batch, 1):
+        text, at_text = ev.log_record(event)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, event.id, event.type, at_text, _STAMP, text, _NO_HASH, _NO_HASH),
+        )
+        conn.execute("COMMIT")
+
+
 def size_breakdown(db: str) -> dict[str, Any]:
     """Bytes on disk of the file at ``db`` (the ``-wal`` folded in: the connection is closed),
     and by table and index (SQLite's ``dbstat``), with the average stored length of each
@@ -135,9 +155,7 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
             with clock:
                 if rows is None:
                     rows = _rows(chunk, seq)
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
+                raw_insert_chunk(conn, rows)
             seq += len(rows)
         conn.close()
         return clock.result(seq - 1, size=size_breakdown(db))
@@ -175,14 +193,7 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
         batch = list(workload(single, accounts=min(accounts, 100)))
         conn = _raw_connection(db)
         with _Clock() as clock:
-            for seq, event in enumerate(batch, 1):
-                text, at_text = ev.log_record(event)
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute(
-                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (seq, event.id, event.type, at_text, _STAMP, text, _NO_HASH, _NO_HASH),
-                )
-                conn.execute("COMMIT")
+            raw_commit_each(conn, batch)
         return clock.result(len(batch))
     if name == "raw_single_commits_prebuilt":
         batch = list(workload(single, accounts=min(accounts, 100)))
