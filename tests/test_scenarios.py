@@ -485,32 +485,39 @@ def test_stress_cli_json_and_text():
     assert bad.exit_code == 2 and "unknown invariant 'solvent'" in bad.output
 
 
+# A small FTX grid (an FTT fall against a USDC run on 2022-11-06), shared by the page and
+# report tests.
+_FTX_GRID = (
+    "stress",
+    "ftx-2022",
+    "--at",
+    "2022-11-06",
+    "--until",
+    "2022-11-06T01:00:00Z",
+    "--shock",
+    "price:FTT=0:0.1",
+    "--shock",
+    "withdrawals:ftx/USDC=0:4000000000",
+    "--invariant",
+    "collateral-coverage",
+    "--invariant",
+    "withdrawals-honoured",
+    "--subject",
+    "ftx:alameda",
+    "--subject",
+    "ftx",
+    "--grid",
+    "3x5",
+    "--jobs",
+    "1",
+)
+
+
 def test_stress_grid_cli_writes_the_frontier_page(tmp_path):
     pytest.importorskip("vl_convert")
     page = tmp_path / "frontier.html"
     out = run(
-        "stress",
-        "ftx-2022",
-        "--at",
-        "2022-11-06",
-        "--until",
-        "2022-11-06T01:00:00Z",
-        "--shock",
-        "price:FTT=0:0.1",
-        "--shock",
-        "withdrawals:ftx/USDC=0:4000000000",
-        "--invariant",
-        "collateral-coverage",
-        "--invariant",
-        "withdrawals-honoured",
-        "--subject",
-        "ftx:alameda",
-        "--subject",
-        "ftx",
-        "--grid",
-        "3x5",
-        "--jobs",
-        "1",
+        *_FTX_GRID,
         "--html",
         str(page),
     )
@@ -604,28 +611,7 @@ def test_the_report_draws_a_stress_frontier(tmp_path):
     pytest.importorskip("vl_convert")
     grid_json = tmp_path / "grid.json"
     out = run(
-        "stress",
-        "ftx-2022",
-        "--at",
-        "2022-11-06",
-        "--until",
-        "2022-11-06T01:00:00Z",
-        "--shock",
-        "price:FTT=0:0.1",
-        "--shock",
-        "withdrawals:ftx/USDC=0:4000000000",
-        "--invariant",
-        "collateral-coverage",
-        "--invariant",
-        "withdrawals-honoured",
-        "--subject",
-        "ftx:alameda",
-        "--subject",
-        "ftx",
-        "--grid",
-        "3x5",
-        "--jobs",
-        "1",
+        *_FTX_GRID,
         "--format",
         "json",
     )
