@@ -28,21 +28,24 @@ GENESIS_HASH = bytes(32)
 LOG_FORMAT = "1"
 
 
+def _row_digest(prev_hash: bytes, seq: int, stamp: bytes, payload: bytes) -> bytes:
+    """The row hash's one layout: SHA-256(tag || prev_hash || seq (8 bytes, big-endian) ||
+    stamp || payload), where ``stamp`` is recorded_at in ASCII and a 0 byte."""
+    return hashlib.sha256(b"".join((HASH_TAG, prev_hash, seq.to_bytes(8, "big"), stamp, payload))).digest()
+
+
 def chain_hash(prev_hash: bytes, seq: int, recorded_at: str, payload: bytes) -> bytes:
     """The row hash: SHA-256(tag || prev_hash || seq (8 bytes, big-endian) || recorded_at || 0 || payload)."""
-    return hashlib.sha256(
-        b"".join((HASH_TAG, prev_hash, seq.to_bytes(8, "big"), recorded_at.encode("ascii"), b"\x00", payload))
-    ).digest()
+    return _row_digest(prev_hash, seq, recorded_at.encode("ascii") + b"\x00", payload)
 
 
 def chain_hasher(recorded_at: str) -> Callable[[bytes, int, bytes], bytes]:
-    """``chain_hash`` for the rows of one append, which share ``recorded_at``: the same bytes
-    (a test holds the two equal), with the time encoded once rather than once a row."""
+    """``chain_hash`` for the rows of one append, which share ``recorded_at``: the same
+    layout (``_row_digest``), with the time encoded once rather than once a row."""
     stamp = recorded_at.encode("ascii") + b"\x00"
-    sha256, join, tag = hashlib.sha256, b"".join, HASH_TAG
 
     def digest(prev_hash: bytes, seq: int, payload: bytes) -> bytes:
-        return sha256(join((tag, prev_hash, seq.to_bytes(8, "big"), stamp, payload))).digest()
+        return _row_digest(prev_hash, seq, stamp, payload)
 
     return digest
 
