@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -479,3 +479,22 @@ def test_two_log_objects_on_one_file_see_each_others_appends(log_path):
             a.append([deposit("d0", minute=0)])
         assert a.append([deposit("d2", minute=2)]).appended == [(13, "d2")]
         assert a.verify().events_checked == 13
+
+
+@given(st.datetimes(timezones=st.just(UTC)) | st.datetimes(timezones=st.timezones()))
+def test_the_recorded_time_is_the_canonical_instant(now):
+    # The append formats its recorded time with datetime.isoformat (C) where it can: the
+    # text must be events.format_instant's, digit for digit, for every instant.
+    from ledger.store._shared import recorded_stamp
+
+    assert recorded_stamp(lambda: now) == ev.format_instant(now)
+
+
+@pytest.mark.parametrize("micro", [0, 7, 999_999])
+def test_rows_carry_the_clock_s_instant_and_verify(tmp_path, micro):
+    at = START.replace(year=2026, microsecond=micro)
+    with Log.open(tmp_path / "l.db", create=True, clock=lambda: at) as log:
+        log.append(base_history())
+        log.append([deposit("late1", minute=500)])
+        assert {r.recorded_at for r in log.iter_records()} == {ev.format_instant(at)}
+        assert log.verify().events_checked == log.head().seq

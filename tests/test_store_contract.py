@@ -259,6 +259,27 @@ def test_expected_head_refuses_a_stale_writer(location):
         assert log.append([deposit("y", minute=51)], expected_head=seen + 1).head.seq == seen + 2
 
 
+def test_writers_taking_turns_chain_every_row_to_the_real_head(location):
+    # The SQLite log does not read the head when its own connection wrote it last: another
+    # writer's rows must still be found (the table refuses the stale seq) and chained onto.
+    with _seeded(location, deposits=1) as one, open_log(location) as two:
+        minute = 100
+        for turn in range(6):
+            writer = (one, two)[turn % 2]
+            for _ in range(turn % 3 + 1):  # one, two or three appends in a row
+                minute += 1
+                before = writer.head()
+                result = writer.append([deposit(f"turn{minute}", minute=minute)])
+                assert result.appended == [(before.seq + 1, f"turn{minute}")]
+                assert result.head == writer.head() == two.head()
+        assert one.append([deposit("batch1", minute=200), deposit("batch2", minute=201)]).head == two.head()
+        checked = two.verify().events_checked
+        assert checked == one.head().seq == CAST + 1 + 12 + 2
+        assert [r.prev_hash for r in one.iter_records(from_seq=2)] == [
+            r.hash for r in one.iter_records(to_seq=checked - 1)
+        ]
+
+
 def test_a_jsonl_stream_is_one_transaction(location, tmp_path):
     from ledger.synthetic import workload
 

@@ -28,7 +28,7 @@ GENESIS_HASH = bytes(32)
 LOG_FORMAT = "1"
 
 
-def _row_digest(prev_hash: bytes, seq: int, stamp: bytes, payload: bytes) -> bytes:
+def row_digest(prev_hash: bytes, seq: int, stamp: bytes, payload: bytes) -> bytes:
     """The row hash's one layout: SHA-256(tag || prev_hash || seq (8 bytes, big-endian) ||
     stamp || payload), where ``stamp`` is recorded_at in ASCII and a 0 byte."""
     return hashlib.sha256(b"".join((HASH_TAG, prev_hash, seq.to_bytes(8, "big"), stamp, payload))).digest()
@@ -36,16 +36,16 @@ def _row_digest(prev_hash: bytes, seq: int, stamp: bytes, payload: bytes) -> byt
 
 def chain_hash(prev_hash: bytes, seq: int, recorded_at: str, payload: bytes) -> bytes:
     """The row hash: SHA-256(tag || prev_hash || seq (8 bytes, big-endian) || recorded_at || 0 || payload)."""
-    return _row_digest(prev_hash, seq, recorded_at.encode("ascii") + b"\x00", payload)
+    return row_digest(prev_hash, seq, recorded_at.encode("ascii") + b"\x00", payload)
 
 
 def chain_hasher(recorded_at: str) -> Callable[[bytes, int, bytes], bytes]:
     """``chain_hash`` for the rows of one append, which share ``recorded_at``: the same
-    layout (``_row_digest``), with the time encoded once rather than once a row."""
+    layout (``row_digest``), with the time encoded once rather than once a row."""
     stamp = recorded_at.encode("ascii") + b"\x00"
 
     def digest(prev_hash: bytes, seq: int, payload: bytes) -> bytes:
-        return _row_digest(prev_hash, seq, stamp, payload)
+        return row_digest(prev_hash, seq, stamp, payload)
 
     return digest
 

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import events as ev
-from events import Event
+from events import Event, EventValueError
 from ledger.errors import (
     BusyError,
     FormatError,
+    HeadMismatchError,
     InputError,
     LedgerError,
     NotALedgerError,
@@ -96,6 +97,13 @@ CREATE TABLE IF NOT EXISTS registry (
 """
 
 
+_INSERT_EVENT = (
+    "INSERT INTO events (seq, event_id, type, occurred_at, recorded_at, payload, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_REGISTRY = "INSERT OR REPLACE INTO registry (kind, key, value) VALUES (?, ?, ?)"
+
+
 class _NotAllNew(Exception):
     """An append that assumed its events new found otherwise (see :meth:`Log.append`)."""
 
@@ -143,6 +151,10 @@ class Log:
         self._registry: Registry | None = None
         self._registry_seq = -1
         self._registry_checked = False
+        # The head this connection's own last append committed (None: unknown). Another
+        # writer may have appended since: the fast append path relies on the table to notice
+        # (see _append_fresh), every other path reads the head inside its transaction.
+        self._head_written: Head | None = None
         self.ledger_id: str = _ledger_identity(conn, path)
 
     # -- opening -------------------------------------------------------------------------------
@@ -457,14 +469,11 @@ class Log:
             # transaction is rolled back and the append runs again the careful way below,
             # which skips the stored ids, reports conflicts and names the problems exactly
             # as before. (Not with a guard: enforce mode must see only the new events, once.)
-            try:
-                head = self._append_chunks(
-                    chunks, expected_head=expected_head, guard=None, appended=appended,
-                    assume_new=True,
-                )
-                return AppendResult(appended, existing, head)
-            except _NotAllNew:
-                appended.clear()
+            if not self.readonly:
+                try:
+                    return self._append_fresh(batch, where_list, expected_head)
+                except _NotAllNew:
+                    pass
         head = self._append_chunks(
             chunks, expected_head=expected_head, guard=guard,
             appended=appended, existing=existing,
@@ -490,6 +499,76 @@ class Log:
         head = self._append_chunks(chunks, expected_head=expected_head, guard=None, counts=counts)
         return StreamResult(counts[0], counts[1], head)
 
+    def _append_fresh(
+        self, batch: list[Event], where: list[str] | None, expected_head: int | None
+    ) -> AppendResult:
+        """The append of events assumed new, as one short path: what ``_append_chunks`` with
+        ``extend_locked`` and ``check_chunk`` do for one chunk without a guard, less their
+        general bookkeeping. Raises :class:`_NotAllNew`, having written nothing, whenever the
+        assumption or a check fails, for :meth:`append` to run the careful path, which names
+        every problem and reads everything afresh.
+
+        The head is not read when this connection wrote it last (``_head_written``): if
+        another writer appended since, the first row's seq is already stored, its PRIMARY KEY
+        (or, for a log shortened outside the ledger, the gapless trigger) refuses the insert
+        and the careful path reads the real head. A row is thus never chained to a stale head.
+        """
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        registry = self._registry
+        try:
+            try:
+                head = self._head_written
+                if head is None:
+                    head = self.head()
+                elif expected_head is not None and expected_head != head.seq:
+                    raise _NotAllNew  # the cached head may be stale: let the careful path judge
+                self._head_written = None
+                if expected_head is not None and expected_head != head.seq:
+                    raise HeadMismatchError(expected_head, head.seq)
+                if registry is None or self._registry_seq != head.seq:
+                    self._refresh_registry(head.seq)
+                    registry = self._registry
+                    assert registry is not None
+                if not self._registry_checked:
+                    self._check_before_extending(head)
+                registry.begin()
+                if len(batch) > 1:
+                    _shared.check_batch_ids(batch, where)
+                log_record, apply = ev.log_record, registry.apply
+                records = [log_record(e) for e in batch]
+                for event in batch:
+                    apply(event)  # the first problem sends the batch to the careful path
+                recorded_at = _shared.recorded_stamp(self._clock)
+                rows, appended, last = _shared.chain_new_rows(head, batch, records, recorded_at)
+                if len(rows) == 1:
+                    conn.execute(_INSERT_EVENT, rows[0])
+                else:
+                    conn.executemany(_INSERT_EVENT, rows)
+                if registry._dirty:
+                    conn.executemany(_UPSERT_REGISTRY, dirty_registry_rows(registry))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.IntegrityError, InputError, EventValueError, _NotAllNew):
+            _shared.roll_back(self)
+            raise _NotAllNew from None
+        except sqlite3.Error as exc:
+            _shared.roll_back(self)
+            raise _translate(exc, self.path) from None
+        except BaseException:
+            _shared.roll_back(self)
+            raise
+        registry.commit()
+        self._registry_seq = last.seq
+        self._head_written = last
+        return AppendResult(appended, [], last)
+
     def _append_chunks(
         self,
         chunks: Iterable[tuple[list[Event], list[str] | None]],
@@ -506,6 +585,7 @@ class Log:
         ``assume_new`` (see :meth:`append`): raises :class:`_NotAllNew`, having written
         nothing, when an insert or a check fails, for the caller to run the careful append."""
         conn = self._conn
+        self._head_written = None
         retry: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, InputError) if assume_new else ()
         try:
             try:
@@ -519,9 +599,7 @@ class Log:
                 )
                 changed = dirty_registry_rows(registry)
                 if changed:
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO registry (kind, key, value) VALUES (?, ?, ?)", changed
-                    )
+                    conn.executemany(_UPSERT_REGISTRY, changed)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -538,6 +616,7 @@ class Log:
             raise
         registry.commit()
         self._registry_seq = head.seq
+        self._head_written = head
         return head
 
     def _find(self, batch: list[Event]) -> dict[str, tuple[int, str]]:
@@ -556,12 +635,8 @@ class Log:
     def _insert(
         self, head: Head, items: list[tuple[Event, tuple[str, str]]]
     ) -> list[tuple[int, str, bytes]]:
-        rows, out = chain_rows(head, items, ev.format_instant(self._clock()))
-        self._conn.executemany(
-            "INSERT INTO events (seq, event_id, type, occurred_at, recorded_at, payload, "
-            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        rows, out = chain_rows(head, items, _shared.recorded_stamp(self._clock))
+        self._conn.executemany(_INSERT_EVENT, rows)
         return out
 
     # -- copying -------------------------------------------------------------------------------
@@ -580,6 +655,7 @@ class Log:
         (``bankrun copy``): one transaction, each row checked to continue this log's chain
         (:class:`VerificationError` if not; nothing is written)."""
         conn = self._conn
+        self._head_written = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
