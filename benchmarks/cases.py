@@ -239,27 +239,43 @@ def run_case(name: str, *, n: int, single: int, accounts: int, db: str) -> dict[
 
         with Log.open(db) as log:
             inv = Investigation(log)
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             inv.build_snapshots(rebuild=True)
-            build = time.perf_counter() - t
+            build, build_cpu = time.perf_counter() - t, time.process_time() - cpu
             head = log.head().seq
+            deltas = len(inv.deltas())
             rng = random.Random(1)
-            latencies = []
+            latencies, cpus = [], []
             for _ in range(20):
                 seq = rng.randint(1, head)
-                t = time.perf_counter()
-                inv.as_of(seq=seq)
+                t, cpu = time.perf_counter(), time.process_time()
+                books = inv.as_of(seq=seq)
                 latencies.append(time.perf_counter() - t)
+                cpus.append(time.process_time() - cpu)
+                if books.last_seq != seq:
+                    raise AssertionError(f"as_of({seq}) gave the books at {books.last_seq}")
+            warnings = list(inv.warnings)
+        # The snapshot tables' pages on disk (full snapshots, deltas and their indexes).
+        sizes = size_breakdown(db)["objects_bytes"]
+        snapshot_bytes = sum(v for k, v in sizes.items() if "snapshot" in k)
         latencies.sort()
+        cpus.sort()
         return {
             "events": head,
             "seconds": sum(latencies),
             "peak_mb": _peak_mb(),
             "snapshot_every": inv.every,
+            "delta_every": inv.delta_every,
+            "deltas": deltas,
             "snapshot_build_s": round(build, 3),
+            "snapshot_build_cpu_s": round(build_cpu, 3),
+            "snapshot_mb": round(snapshot_bytes / 2**20, 1),
             "as_of_median_s": round(latencies[len(latencies) // 2], 4),
             "as_of_max_s": round(latencies[-1], 4),
+            "as_of_median_cpu_s": round(cpus[len(cpus) // 2], 4),
+            "as_of_max_cpu_s": round(cpus[-1], 4),
             "queries": len(latencies),
+            "warnings": warnings[:3],
         }
     if name == "scale":
         # The end-to-end target: append N events (batches of CHUNK, as a loader would) and

@@ -649,8 +649,22 @@ class Books:
         decimal strings beyond (``"-1000000000000000000000000000002"``): orjson refuses to
         encode larger ints and decodes them as floats, and other JSON readers may too.
         """
+        state = self.small_state(Registry.KINDS)
+        state["balances"] = [[e, a, s, _int_out(m)] for (e, a, s), m in sorted(self.balances.items())]
+        state["limits"] = [[r, a, _int_out(m)] for (r, a), m in sorted(self.limits.items())]
+        state["collateral"] = {
+            t: {a: _int_out(m) for a, m in sorted(c.items())} for t, c in sorted(self.collateral.items())
+        }
+        state["book_value"] = [[e, a, s, str(v)] for (e, a, s), v in sorted(self.book_value.items())]
+        return state
+
+    def small_state(self, registry_kinds: tuple[str, ...]) -> dict[str, Any]:
+        """:meth:`to_state` without its four large tables (``balances``, ``limits``,
+        ``collateral``, ``book_value``) and with the registry rows of ``registry_kinds`` only:
+        the part of the state that snapshots (``ledger.snapshot_format``) store whole, beside
+        their own layout of the large tables and of the registry's accounts, loans and pledges."""
         registry_rows = []
-        for kind in Registry.KINDS:
+        for kind in registry_kinds:
             for key in sorted(self.registry._table(kind)):
                 value = self.registry.encode(kind, key)
                 if value is not None:
@@ -667,14 +681,9 @@ class Books:
             "last_seq": self.last_seq,
             "last_at": ev.format_instant(self.last_at) if self.last_at is not None else None,
             "registry": registry_rows,
-            "balances": [[e, a, s, _int_out(m)] for (e, a, s), m in sorted(self.balances.items())],
             "prices": {a: ev.format_decimal(p) for a, p in sorted(self.prices.items())},
-            "limits": [[r, a, _int_out(m)] for (r, a), m in sorted(self.limits.items())],
             "halted": sorted(self.halted),
             "bankrupt": sorted(self.bankrupt),
-            "collateral": {
-                t: {a: _int_out(m) for a, m in sorted(c.items())} for t, c in sorted(self.collateral.items())
-            },
             "venues": sorted(self.venues),
             "entity_assets": {e: sorted(a) for e, a in sorted(self.entity_assets.items())},
             # The running aggregates are derivable from the balances; storing them makes a
@@ -687,7 +696,6 @@ class Books:
             # rebuilt from the balances on load; what cannot be derived is kept here.
             "kinds": dict(sorted(self.kinds.items())),
             "quotes": {a: [q, ev.format_decimal(p)] for a, (q, p) in sorted(self.quotes.items())},
-            "book_value": [[e, a, s, str(v)] for (e, a, s), v in sorted(self.book_value.items())],
             "insurance": [[v, a, i, _int_out(m)] for (v, a), (i, m) in sorted(self.insurance.items())],
             "pool_loans": {p: sorted(loans) for p, loans in sorted(self.pool_loans.items()) if loans},
             "margin_calls": {
@@ -704,44 +712,59 @@ class Books:
         Raises ``ValueError`` naming the table for a minor amount that is not an exact integer
         (an int, or the decimal string :meth:`to_state` writes beyond 64 bits).
         """
-        if state.get("version") != BOOKS_STATE_VERSION:
-            # Version 2 (before the general model) has no entity kinds, so the invariants that
-            # depend on a kind could not be told apart: such a snapshot is rebuilt, not read.
-            raise ValueError(
-                f"unsupported books state version {state.get('version')!r} (expected 3; "
-                "rebuild the snapshots with 'snapshot --rebuild')"
-            )
+        check_state_version(state)
         registry = Registry()
-        rows = []
-        for kind, key, value in state["registry"]:
-            if kind == "pledge":
-                value = _int_in(value, "registry pledge")
-            elif kind == "loan":
-                value = {**value, "outstanding": _int_in(value["outstanding"], "registry loan")}
-                if "impaired" in value:
-                    value["impaired"] = _int_in(value["impaired"], "registry loan")
-            rows.append((kind, key, value))
-        registry.load_values(rows)
+        registry.load_values(registry_values(state["registry"]))
+        balances = {}
+        for entity, account, asset, minor in state["balances"]:
+            balances[(entity, account, asset)] = _int_in(minor, "balances")
+        return cls.continued(
+            state,
+            policy,
+            registry=registry,
+            balances=balances,
+            limits={(r, a): _int_in(m, "limits") for r, a, m in state["limits"]},
+            collateral={
+                t: {a: _int_in(m, "collateral") for a, m in c.items()} for t, c in state["collateral"].items()
+            },
+            book_value={(e, a, s): Decimal(v) for e, a, s, v in state["book_value"]},
+        )
+
+    @classmethod
+    def continued(
+        cls,
+        small: dict[str, Any],
+        policy: Policy | None,
+        *,
+        registry: Registry,
+        balances: dict[Key, int],
+        limits: dict[tuple[str, str], int],
+        collateral: dict[str, dict[str, int]],
+        book_value: dict[Key, Decimal],
+    ) -> Books:
+        """Books continued from a :meth:`small_state` and the large tables as the books hold
+        them (taken over, not copied): what :meth:`from_state` and the snapshot reader share.
+        Everything derivable is rebuilt here, under ``policy``."""
         books = cls(policy, registry=registry)
-        books.kinds = dict(state["kinds"])
-        for asset, (quote, price) in state["quotes"].items():
+        books.kinds = dict(small["kinds"])
+        for asset, (quote, price) in small["quotes"].items():
             books.quotes[asset] = (quote, Decimal(price))
             books.dependents[quote].add(asset)
         for asset in books.quotes:
             why = books._resolve(asset)[1]
             if why is not None:
                 books.unpriced_why[asset] = why
-        for entity, account, asset, value in state["book_value"]:
-            books.book_value[(entity, account, asset)] = Decimal(value)
-            books.cost_keys[entity].add((entity, account, asset))
-        books.insurance = {(v, a): (i, _int_in(m, "insurance")) for v, a, i, m in state["insurance"]}
-        for pool, loans in state["pool_loans"].items():
+        books.book_value = book_value
+        for key in book_value:
+            books.cost_keys[key[0]].add(key)
+        books.insurance = {(v, a): (i, _int_in(m, "insurance")) for v, a, i, m in small["insurance"]}
+        for pool, loans in small["pool_loans"].items():
             books.pool_loans[pool] = set(loans)
         books.margin_calls = {
             t: (c, None if a is None else Decimal(a), None if d is None else ev.parse_instant(d))
-            for t, (c, a, d) in state["margin_calls"].items()
+            for t, (c, a, d) in small["margin_calls"].items()
         }
-        books.failed = dict(state["failed"])
+        books.failed = dict(small["failed"])
         for ref, info in registry.accounts.items():
             if info.purpose == "customer":
                 books.customer_names[info.entity].add(ref.partition(":")[2])
@@ -752,48 +775,69 @@ class Books:
             for loan in books.health_loans(f"pool:{pool}"):
                 for member in members:
                     books.health_index[registry.loans[member].asset].add(loan)
-        books.last_seq = state["last_seq"]
-        books.last_at = ev.parse_instant(state["last_at"]) if state["last_at"] else None
-        books.prices = {a: Decimal(p) for a, p in state["prices"].items()}
-        books.limits = {(r, a): _int_in(m, "limits") for r, a, m in state["limits"]}
-        books.halted = set(state["halted"])
-        books.bankrupt = set(state["bankrupt"])
-        books.collateral = {
-            t: {a: _int_in(m, "collateral") for a, m in c.items()} for t, c in state["collateral"].items()
-        }
-        aggregates = state.get("aggregates")
-        for entity, account, asset, minor in state["balances"]:
-            minor = _int_in(minor, "balances")
-            books.balances[(entity, account, asset)] = minor
-            if aggregates is None:
+        books.last_seq = small["last_seq"]
+        books.last_at = ev.parse_instant(small["last_at"]) if small["last_at"] else None
+        books.prices = {a: Decimal(p) for a, p in small["prices"].items()}
+        books.limits = limits
+        books.halted = set(small["halted"])
+        books.bankrupt = set(small["bankrupt"])
+        books.collateral = collateral
+        books.balances = balances
+        aggregates = small.get("aggregates")
+        if aggregates is None:
+            for (entity, account, asset), minor in balances.items():
                 books._aggregate(entity, account, asset, 0, minor)
-        if aggregates is not None:
+        else:
             for name in _AGGREGATES:
                 table = getattr(books, name)
                 for entity, asset, minor in aggregates[name]:
                     table[(entity, asset)] = _int_in(minor, name)
 
-        # The insured and run-off parts of deposits and the risk weights: from the balances.
-        for (entity, account, asset), minor in books.balances.items():
+        # The insured and run-off parts of deposits and the risk weights, from the balances of
+        # the entities whose family keeps them: a deposit-taker's customer accounts, a bank's
+        # every balance (both sums are exact, so their order does not matter).
+        banks = set()
+        for entity in books.kinds:
             family = books._family_of(entity)
-            if family not in _DEPOSIT_TAKERS and family != "bank":
-                continue
-            account_cls = books.classify(entity, account)[0]
-            if account_cls == CUSTOMER and family in _DEPOSIT_TAKERS and minor < 0:
-                books._move_deposit(entity, account, asset, 0, -minor)
-            if family == "bank" and account_cls not in _OFF_SHEET:
-                if account_cls == ALLOWANCE or minor > 0:
+            if family == "bank":
+                banks.add(entity)
+            elif family in _DEPOSIT_TAKERS:
+                for name in books.customer_names.get(entity, ()):
+                    for asset in small["entity_assets"].get(entity, ()):
+                        minor = balances.get((entity, name, asset), 0)
+                        if minor < 0:
+                            books._move_deposit(entity, name, asset, 0, -minor)
+        if banks:
+            for (entity, account, asset), minor in balances.items():
+                if entity not in banks:
+                    continue
+                account_cls = books.classify(entity, account)[0]
+                if account_cls == CUSTOMER and minor < 0:
+                    books._move_deposit(entity, account, asset, 0, -minor)
+                if account_cls not in _OFF_SHEET and (account_cls == ALLOWANCE or minor > 0):
                     books._weigh((entity, asset), account_cls, asset, minor)
-        books.venues |= set(state["venues"])
-        for entity, assets in state["entity_assets"].items():
+        books.venues |= set(small["venues"])
+        for entity, assets in small["entity_assets"].items():
             for asset in assets:
                 books._note_asset(entity, asset)
         books._rebuild_values()
-        for target in books.collateral:
-            books._reindex_cover(target)
-            for loan in books.health_loans(target):
-                for asset in books.collateral[target]:
-                    books.health_index[asset].add(loan)
+        loans = registry.loans
+        health_index = books.health_index
+        for target, held in collateral.items():
+            secured_loan = loans.get(target)
+            if secured_loan is None:  # a pool or a secured account
+                books._reindex_cover(target)
+                for secured in books.health_loans(target):
+                    for asset in held:
+                        health_index[asset].add(secured)
+                continue
+            # A settled loan (nothing outstanding, no collateral left: most loans of a long
+            # history) has no entry in the coverage index: _reindex_cover would add none.
+            if secured_loan.outstanding or any(held.values()):
+                books._reindex_cover(target)
+            if secured_loan.threshold is not None:  # health_loans(target), for a loan
+                for asset in held:
+                    health_index[asset].add(target)
         return books
 
     def _move_out(self, change: Change, ref: str, asset: str, minor: int) -> str:
@@ -1801,6 +1845,32 @@ def _int_in(value: Any, table: str) -> int:
         f"books state: {table}: expected an integer number of minor units (an int, or its "
         f"decimal digits in a string), got {value!r}"
     )
+
+
+def check_state_version(state: dict[str, Any]) -> None:
+    """Refuse (``ValueError``) a books state of another version than :data:`BOOKS_STATE_VERSION`."""
+    if state.get("version") != BOOKS_STATE_VERSION:
+        # Version 2 (before the general model) has no entity kinds, so the invariants that
+        # depend on a kind could not be told apart: such a snapshot is rebuilt, not read.
+        raise ValueError(
+            f"unsupported books state version {state.get('version')!r} (expected {BOOKS_STATE_VERSION}; "
+            "rebuild the snapshots with 'snapshot --rebuild')"
+        )
+
+
+def registry_values(rows: Any) -> list[tuple[str, str, Any]]:
+    """The registry rows of a books state (``[kind, key, value]``), minor amounts checked, as
+    :meth:`ledger.registry.Registry.load_values` takes them."""
+    values = []
+    for kind, key, value in rows:
+        if kind == "pledge":
+            value = _int_in(value, "registry pledge")
+        elif kind == "loan":
+            value = {**value, "outstanding": _int_in(value["outstanding"], "registry loan")}
+            if "impaired" in value:
+                value["impaired"] = _int_in(value["impaired"], "registry loan")
+        values.append((kind, key, value))
+    return values
 
 
 def _line_name(cls: str, account: str, other: str | None) -> str:

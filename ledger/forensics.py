@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import json
 import sqlite3
-import zlib
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -27,7 +26,8 @@ from typing import Any
 import attrs
 
 import events as ev
-from ledger.books import BOOKS_STATE_VERSION, CUSTODY, EXTERNAL, HOLDINGS, PLEDGED, Books, Change
+from ledger import snapshot_format as fmt
+from ledger.books import CUSTODY, EXTERNAL, HOLDINGS, PLEDGED, Books, Change
 from ledger.derived import Derived
 from ledger.errors import InputError, StorageError
 from ledger.policy import Policy
@@ -44,6 +44,17 @@ CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY,
     event_hash BLOB NOT NULL,
     state BLOB NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT
+"""
+#: Between full snapshots: deltas, each against one full snapshot (``base_seq``; 0 is the empty
+#: books, never stored), so that a point costs at most ``delta_every`` events of replay.
+DELTA_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshot_deltas (
+    seq INTEGER PRIMARY KEY,
+    base_seq INTEGER NOT NULL,
+    event_hash BLOB NOT NULL,
+    delta BLOB NOT NULL,
     created_at TEXT NOT NULL
 ) STRICT
 """
@@ -204,16 +215,25 @@ class Investigation:
         policy: Policy | None = None,
         *,
         every: int = DEFAULT_SNAPSHOT_EVERY,
+        delta_every: int | None = None,
         derived: Derived | None = None,
     ) -> None:
         """``derived``: where snapshots are read from and where snapshots and projection
         tables are written (a :class:`ledger.derived.Derived`: a derived file tied to this log,
-        or the log itself). Default: the log's own file."""
+        or the log itself). Default: the log's own file.
+
+        ``every``: events between full snapshots; ``delta_every``: events between the deltas
+        stored between them (default ``every // 10``; 0 for none)."""
         if every < 1:
             raise InputError("snapshot interval must be >= 1")
+        if delta_every is None:
+            delta_every = every // 10
+        if delta_every < 0:
+            raise InputError("delta interval must be >= 0")
         self.log = log
         self.policy = policy or Policy()
         self.every = every
+        self.delta_every = delta_every if 0 < delta_every < every else 0
         self._derived = derived
         if derived is None and isinstance(getattr(log, "connection", None), sqlite3.Connection):
             self._derived = Derived.in_log(log)  # an SQLite log's own file
@@ -241,117 +261,270 @@ class Investigation:
 
     # -- snapshots ---------------------------------------------------------------------------------
     def _has_snapshots(self) -> bool:
+        return self._has_table("snapshots")
+
+    def _has_table(self, name: str) -> bool:
         if self._derived is None:
             return False
         row = self._store.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         ).fetchone()
         return row is not None
 
     def snapshots(self) -> list[int]:
-        """Seqs that have a stored snapshot."""
+        """Seqs that have a stored full snapshot (the deltas between them: :meth:`deltas`)."""
         if not self._has_snapshots():
             return []
         return [r[0] for r in self._store.execute("SELECT seq FROM snapshots ORDER BY seq")]
+
+    def deltas(self) -> list[int]:
+        """Seqs that have a stored delta (against a full snapshot before it)."""
+        if not self._has_table("snapshot_deltas"):
+            return []
+        return [r[0] for r in self._store.execute("SELECT seq FROM snapshot_deltas ORDER BY seq")]
 
     def _event_hash(self, seq: int) -> bytes | None:
         return self.log.hash_at(seq)
 
     def _load_snapshot(self, at_most: int) -> Books | None:
-        """The newest valid snapshot at or before ``at_most`` (invalid ones are skipped, noted)."""
-        if not self._has_snapshots():
+        """Books from the newest valid snapshot at or before ``at_most`` (invalid ones are
+        skipped, noted in :attr:`warnings`)."""
+        found = self._load_tables(at_most)
+        if found is None:
             return None
-        # The candidates newest first, without their states; a state is read only when its
-        # snapshot is tried, so the older ones' blobs (megabytes each on a large log) are not.
-        rows = self._store.execute(
-            "SELECT seq, event_hash FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (at_most,)
-        ).fetchall()
-        for seq, event_hash in rows:
-            if self._event_hash(seq) != bytes(event_hash):
-                self.warnings.append(
-                    f"snapshot at seq {seq} does not match the hash chain; ignored (rebuild with 'bankrun snapshot --rebuild')"
+        _, tables, _, _ = found
+        with fmt.no_collection():
+            books = fmt.books_from_tables(tables, self.policy)
+        return books
+
+    def _load_tables(self, at_most: int) -> tuple[int, fmt.Tables, int, fmt.Tables] | None:
+        """``(seq, tables, base seq, base tables)`` of the newest valid snapshot at or before
+        ``at_most``: a full one (then it is its own base) or a delta over one. Only the records
+        tried are read (a full one is megabytes on a large log)."""
+        fulls: list[tuple[int, bytes | None]] = []
+        if self._has_snapshots():
+            fulls = [
+                (seq, bytes(event_hash))
+                for seq, event_hash in self._store.execute(
+                    "SELECT seq, event_hash FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (at_most,)
                 )
-                continue
-            try:
-                (blob,) = self._store.execute("SELECT state FROM snapshots WHERE seq = ?", (seq,)).fetchone()
-                state = json.loads(zlib.decompress(blob))
-                books = Books.from_state(state, self.policy)
-            except (ValueError, KeyError, TypeError, zlib.error) as exc:
-                self.warnings.append(f"snapshot at seq {seq} is unreadable ({exc}); ignored")
-                continue
-            if books.last_seq != seq:
-                self.warnings.append(f"snapshot at seq {seq} claims seq {books.last_seq}; ignored")
-                continue
-            return books
+            ]
+        fulls.append((0, None))  # the empty books: the base of the deltas before the first full
+        has_deltas = self._has_table("snapshot_deltas")
+        for full_seq, event_hash in fulls:
+            base: fmt.Tables | None = None
+            if full_seq:
+                base = self._read_full(full_seq, event_hash)
+                if base is None:
+                    continue
+            if has_deltas:
+                for seq, delta_hash in self._store.execute(
+                    "SELECT seq, event_hash FROM snapshot_deltas WHERE base_seq = ? AND seq <= ? "
+                    "ORDER BY seq DESC LIMIT 3",
+                    (full_seq, at_most),
+                ).fetchall():
+                    if base is None:
+                        base = fmt.tables_of(Books(self.policy))
+                    tables = self._read_delta(seq, bytes(delta_hash), base)
+                    if tables is not None:
+                        return seq, tables, full_seq, base
+            if base is not None and full_seq:
+                return full_seq, base, full_seq, base
+            if not full_seq:
+                return None
         return None
 
+    def _read_full(self, seq: int, event_hash: bytes | None) -> fmt.Tables | None:
+        if self._event_hash(seq) != event_hash:
+            self.warnings.append(
+                f"snapshot at seq {seq} does not match the hash chain; ignored (rebuild with 'bankrun snapshot --rebuild')"
+            )
+            return None
+        (blob,) = self._store.execute("SELECT state FROM snapshots WHERE seq = ?", (seq,)).fetchone()
+        try:
+            with fmt.no_collection():
+                tables = fmt.full_tables(fmt.read_record(blob))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            self.warnings.append(f"snapshot at seq {seq} is unreadable ({exc}); ignored")
+            return None
+        if tables["small"].get("last_seq") != seq:
+            self.warnings.append(f"snapshot at seq {seq} claims seq {tables['small'].get('last_seq')}; ignored")
+            return None
+        return tables
+
+    def _read_delta(self, seq: int, event_hash: bytes, base: fmt.Tables) -> fmt.Tables | None:
+        if self._event_hash(seq) != event_hash:
+            self.warnings.append(
+                f"snapshot delta at seq {seq} does not match the hash chain; ignored (rebuild with 'bankrun snapshot --rebuild')"
+            )
+            return None
+        (blob,) = self._store.execute("SELECT delta FROM snapshot_deltas WHERE seq = ?", (seq,)).fetchone()
+        try:
+            with fmt.no_collection():
+                tables = fmt.apply_delta(base, fmt.read_record(blob))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            self.warnings.append(f"snapshot delta at seq {seq} is unreadable ({exc}); ignored")
+            return None
+        if tables["small"].get("last_seq") != seq:
+            self.warnings.append(f"snapshot delta at seq {seq} claims seq {tables['small'].get('last_seq')}; ignored")
+            return None
+        return tables
+
     def build_snapshots(self, *, rebuild: bool = False) -> int:
-        """Store a snapshot every ``every`` events up to the head; return how many were written."""
+        """Store a full snapshot every ``every`` events up to the head, and a delta every
+        ``delta_every`` events between them; return how many full snapshots were written.
+
+        Streams: the books, the tables of the last full snapshot and one record at a time are
+        all it holds (memory flat in the log's length)."""
         conn = self._writable()
         try:
             conn.execute(SNAPSHOT_SCHEMA)
+            conn.execute(DELTA_SCHEMA)
             if rebuild:
                 conn.execute("DELETE FROM snapshots")
+                conn.execute("DELETE FROM snapshot_deltas")
             head = self.log.head().seq
-            books = self._load_snapshot(head) or Books(self.policy)
+            found = self._load_tables(head)
+            base: fmt.Tables | None
+            if found is None:
+                books, base, base_seq = Books(self.policy), None, 0
+            else:
+                _, tables, base_seq, base = found
+                # The books take the tables over: a shallow copy keeps the base's as they were.
+                books = fmt.books_from_tables({name: dict(table) for name, table in tables.items()}, self.policy)
+            if base is None:
+                base = fmt.tables_of(Books(self.policy))
             written = 0
             for record in self.log.iter_records(from_seq=books.last_seq + 1):
                 books.apply(record.event, seq=record.seq)
                 if record.seq % self.every == 0:
-                    blob = zlib.compress(json.dumps(books.to_state(), separators=(",", ":")).encode(), 6)
+                    base, base_seq = fmt.tables_of(books), record.seq
                     conn.execute(
                         "INSERT OR REPLACE INTO snapshots (seq, event_hash, state, created_at) VALUES (?, ?, ?, ?)",
-                        (record.seq, record.hash, blob, ev.format_instant(datetime.now().astimezone())),
+                        (record.seq, record.hash, fmt.encode_full(base), _now()),
                     )
+                    conn.execute("DELETE FROM snapshot_deltas WHERE seq = ?", (record.seq,))
                     written += 1
+                elif self.delta_every and record.seq % self.delta_every == 0:
+                    delta = fmt.encode_delta(base, fmt.tables_of(books), base_seq)
+                    conn.execute(
+                        "INSERT OR REPLACE INTO snapshot_deltas (seq, base_seq, event_hash, delta, created_at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (record.seq, base_seq, record.hash, delta, _now()),
+                    )
             self.derived.stamp(self.log.head())
             return written
         except sqlite3.Error as exc:
             raise StorageError(f"{self.derived.path}: cannot write snapshots ({exc})") from None
 
     def check_snapshots(self) -> list[str]:
-        """Prove every stored snapshot against the events: replay the books once and compare
-        each snapshot's state with the books at its seq. Returns the problems (empty if every
-        snapshot is what the events say). A snapshot is a cache: this is what ``bankrun verify``
-        runs so that one edited outside the ledger is found, not used."""
-        if not self._has_snapshots():
-            return []
-        stored = self._store.execute("SELECT seq, event_hash, state FROM snapshots ORDER BY seq").fetchall()
-        problems: list[str] = []
-        wanted = {seq: (bytes(event_hash), blob) for seq, event_hash, blob in stored}
-        books = Books(self.policy)
-        last = max(wanted)
-        for record in self.log.iter_records(to_seq=last):
-            books.apply(record.event, seq=record.seq)
-            if record.seq not in wanted:
-                continue
-            event_hash, blob = wanted.pop(record.seq)
-            if event_hash != record.hash:
-                problems.append(f"snapshot at seq {record.seq} is tied to another event hash (not this log's history)")
-                continue
-            try:
-                state = json.loads(zlib.decompress(blob))
-            except (ValueError, zlib.error) as exc:
-                problems.append(f"snapshot at seq {record.seq} is unreadable ({exc})")
-                continue
-            version = state.get("version") if isinstance(state, dict) else None
-            if isinstance(version, int) and version < BOOKS_STATE_VERSION:
-                # Written by an earlier release, in a state format readers no longer load (they
-                # skip it, with a warning): stale derived data, not a changed one.
-                self.warnings.append(
-                    f"snapshot at seq {record.seq} was written in books state version {version} "
-                    f"(this release writes {BOOKS_STATE_VERSION}); readers skip it: rebuild with "
-                    "'bankrun snapshot --rebuild'"
+        """Prove every stored snapshot (full or delta) against the events: replay the books
+        once and compare each snapshot's tables with the books' at its seq. Returns the
+        problems (empty if every snapshot is what the events say). A snapshot is a cache: this
+        is what ``bankrun verify`` runs so that one edited outside the ledger is found, not used."""
+        fulls = {}
+        if self._has_snapshots():
+            fulls = {
+                seq: (bytes(event_hash), blob)
+                for seq, event_hash, blob in self._store.execute("SELECT seq, event_hash, state FROM snapshots")
+            }
+        deltas = {}
+        if self._has_table("snapshot_deltas"):
+            deltas = {
+                seq: (base_seq, bytes(event_hash))
+                for seq, base_seq, event_hash in self._store.execute(
+                    "SELECT seq, base_seq, event_hash FROM snapshot_deltas"
                 )
-                continue
-            if state != json.loads(json.dumps(books.to_state())):
-                problems.append(f"snapshot at seq {record.seq} differs from the books the events give at that seq")
-        problems += [f"snapshot at seq {seq} is beyond the end of the log" for seq in sorted(wanted)]
+            }
+        if not fulls and not deltas:
+            return []
+        problems: list[str] = []
+        # The tables of each full snapshot (and of the empty books, base 0) that a later delta
+        # is over, kept while needed; None for one that is stale or does not match.
+        needed = {base for base, _ in deltas.values()}
+        last_use = {base: max(s for s, (b, _) in deltas.items() if b == base) for base in needed}
+        bases: dict[int, fmt.Tables | None] = {0: fmt.tables_of(Books(self.policy))} if 0 in needed else {}
+        stale_deltas = 0
+        books = Books(self.policy)
+        last = max([*fulls, *deltas])
+        head = self.log.head().seq
+        for record in self.log.iter_records(to_seq=min(last, head)):
+            books.apply(record.event, seq=record.seq)
+            if record.seq in fulls:
+                event_hash, blob = fulls.pop(record.seq)
+                tables = None
+                if event_hash != record.hash:
+                    problems.append(f"snapshot at seq {record.seq} is tied to another event hash (not this log's history)")
+                else:
+                    tables = self._check_full(record.seq, blob, books, problems)
+                if record.seq in needed:
+                    bases[record.seq] = tables
+            if record.seq in deltas:
+                base_seq, event_hash = deltas.pop(record.seq)
+                if event_hash != record.hash:
+                    problems.append(f"snapshot delta at seq {record.seq} is tied to another event hash (not this log's history)")
+                elif base_seq not in bases:
+                    problems.append(
+                        f"snapshot delta at seq {record.seq} is over seq {base_seq}, which has no full snapshot before it"
+                    )
+                elif bases[base_seq] is None:
+                    stale_deltas += 1  # over a full snapshot that is stale or was found changed
+                else:
+                    base = bases[base_seq]
+                    assert base is not None
+                    self._check_delta(record.seq, base, books, problems)
+            for base_seq in [b for b in bases if last_use.get(b, -1) <= record.seq]:
+                del bases[base_seq]
+        problems += [f"snapshot at seq {seq} is beyond the end of the log" for seq in sorted(fulls)]
+        problems += [f"snapshot delta at seq {seq} is beyond the end of the log" for seq in sorted(deltas)]
+        if stale_deltas:
+            self.warnings.append(
+                f"{stale_deltas} snapshot delta(s) are over full snapshots that are stale or changed; "
+                "readers skip them: rebuild with 'bankrun snapshot --rebuild'"
+            )
         return problems
 
+    def _check_full(self, seq: int, blob: bytes, books: Books, problems: list[str]) -> fmt.Tables | None:
+        try:
+            record = fmt.read_record(blob)
+        except ValueError as exc:
+            problems.append(f"snapshot at seq {seq} is unreadable ({exc})")
+            return None
+        version = record.get("version")
+        if isinstance(version, int) and version < fmt.SNAPSHOT_VERSION:
+            # Written by an earlier release, in a state format readers no longer load (they
+            # skip it, with a warning): stale derived data, not a changed one.
+            self.warnings.append(
+                f"snapshot at seq {seq} was written in books state version {version} "
+                f"(this release writes {fmt.SNAPSHOT_VERSION}); readers skip it: rebuild with "
+                "'bankrun snapshot --rebuild'"
+            )
+            return None
+        try:
+            tables = fmt.full_tables(record)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            problems.append(f"snapshot at seq {seq} is unreadable ({exc})")
+            return None
+        if tables != fmt.tables_of(books):
+            problems.append(f"snapshot at seq {seq} differs from the books the events give at that seq")
+            return None
+        return tables
+
+    def _check_delta(self, seq: int, base: fmt.Tables, books: Books, problems: list[str]) -> None:
+        (blob,) = self._store.execute("SELECT delta FROM snapshot_deltas WHERE seq = ?", (seq,)).fetchone()
+        try:
+            tables = fmt.apply_delta(base, fmt.read_record(blob))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            problems.append(f"snapshot delta at seq {seq} is unreadable ({exc})")
+            return
+        if tables != fmt.tables_of(books):
+            problems.append(f"snapshot delta at seq {seq} differs from the books the events give at that seq")
+
     def drop_snapshots(self) -> None:
-        """Delete every snapshot (they are a cache)."""
-        self._writable().execute("DROP TABLE IF EXISTS snapshots")
+        """Delete every snapshot and delta (they are a cache)."""
+        conn = self._writable()
+        conn.execute("DROP TABLE IF EXISTS snapshots")
+        conn.execute("DROP TABLE IF EXISTS snapshot_deltas")
 
     # -- point in time ---------------------------------------------------------------------------
     def resolve(self, *, seq: int | None = None, at: datetime | None = None, recorded: datetime | None = None) -> int:
@@ -746,6 +919,10 @@ class Investigation:
 
 NEW_ISSUE = "(new issue)"  # where newly minted units come from
 GONE = "(gone)"  # where units go that leave the places with no physical counterpart
+
+
+def _now() -> str:
+    return ev.format_instant(datetime.now().astimezone())
 
 
 def _counterparty(postings: Iterable[Any], posting: Any) -> str:

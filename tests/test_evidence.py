@@ -218,9 +218,10 @@ def test_a_forged_snapshot_is_found_by_verify(evidence):
     (blob,) = conn.execute("SELECT state FROM snapshots WHERE seq = 100").fetchone()
     state = json.loads(zlib.decompress(blob))
     # One more cent in alameda's bank: the snapshot still decodes and is still tied to the chain.
-    entity, account, asset, minor = state["balances"][0]
-    assert (entity, account, asset) == ("alameda", "bank", "USD")
-    state["balances"][0][3] = minor + 1
+    # (ledger/snapshot_format.py: balances as key columns of name indexes and a value column.)
+    balances, names = state["put"]["balances"], state["names"]
+    assert tuple(names[column[0]] for column in balances["keys"]) == ("alameda", "bank", "USD")
+    balances["values"][0] += 1
     forged = json.dumps(state)
     conn.execute("UPDATE snapshots SET state = ? WHERE seq = 100", (zlib.compress(forged.encode()),))
     conn.commit()
