@@ -289,7 +289,7 @@ class Investigation:
     def _load_snapshot(self, at_most: int) -> Books | None:
         """Books from the newest valid snapshot at or before ``at_most`` (invalid ones are
         skipped, noted in :attr:`warnings`)."""
-        found = self._load_tables(at_most)
+        found = self._load_tables(at_most, keep_base=False)
         if found is None:
             return None
         _, tables, _, _ = found
@@ -297,9 +297,12 @@ class Investigation:
             books = fmt.books_from_tables(tables, self.policy)
         return books
 
-    def _load_tables(self, at_most: int) -> tuple[int, fmt.Tables, int, fmt.Tables] | None:
+    def _load_tables(
+        self, at_most: int, *, keep_base: bool = True
+    ) -> tuple[int, fmt.Tables, int, fmt.Tables] | None:
         """``(seq, tables, base seq, base tables)`` of the newest valid snapshot at or before
-        ``at_most``: a full one (then it is its own base) or a delta over one. Only the records
+        ``at_most``: a full one (then it is its own base) or a delta over one (with
+        ``keep_base=False`` the base's tables are the delta's, changed). Only the records
         tried are read (a full one is megabytes on a large log)."""
         fulls: list[tuple[int, bytes | None]] = []
         if self._has_snapshots():
@@ -325,7 +328,7 @@ class Investigation:
                 ).fetchall():
                     if base is None:
                         base = fmt.tables_of(Books(self.policy))
-                    tables = self._read_delta(seq, bytes(delta_hash), base)
+                    tables = self._read_delta(seq, bytes(delta_hash), base, keep_base=keep_base)
                     if tables is not None:
                         return seq, tables, full_seq, base
             if base is not None and full_seq:
@@ -352,7 +355,7 @@ class Investigation:
             return None
         return tables
 
-    def _read_delta(self, seq: int, event_hash: bytes, base: fmt.Tables) -> fmt.Tables | None:
+    def _read_delta(self, seq: int, event_hash: bytes, base: fmt.Tables, *, keep_base: bool) -> fmt.Tables | None:
         if self._event_hash(seq) != event_hash:
             self.warnings.append(
                 f"snapshot delta at seq {seq} does not match the hash chain; ignored (rebuild with 'bankrun snapshot --rebuild')"
@@ -361,14 +364,15 @@ class Investigation:
         (blob,) = self._store.execute("SELECT delta FROM snapshot_deltas WHERE seq = ?", (seq,)).fetchone()
         try:
             with fmt.no_collection():
-                tables = fmt.apply_delta(base, fmt.read_record(blob))
+                record = fmt.read_record(blob)
+                claimed = record.get("small", {}).get("last_seq") if isinstance(record.get("small"), dict) else None
+                if claimed != seq:  # checked before the base is changed (keep_base=False)
+                    self.warnings.append(f"snapshot delta at seq {seq} claims seq {claimed}; ignored")
+                    return None
+                return fmt.apply_delta(base, record, keep_base=keep_base)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             self.warnings.append(f"snapshot delta at seq {seq} is unreadable ({exc}); ignored")
             return None
-        if tables["small"].get("last_seq") != seq:
-            self.warnings.append(f"snapshot delta at seq {seq} claims seq {tables['small'].get('last_seq')}; ignored")
-            return None
-        return tables
 
     def build_snapshots(self, *, rebuild: bool = False) -> int:
         """Store a full snapshot every ``every`` events up to the head, and a delta every

@@ -184,9 +184,11 @@ def full_tables(record: dict[str, Any]) -> Tables:
     return tables
 
 
-def apply_delta(base: Tables, record: dict[str, Any]) -> Tables:
-    """The tables of a delta record over ``base`` (the tables of its full record), as new
-    dicts: ``base`` is left as it was."""
+def apply_delta(base: Tables, record: dict[str, Any], *, keep_base: bool = True) -> Tables:
+    """The tables of a delta record over ``base`` (the tables of its full record): new dicts,
+    ``base`` left as it was; with ``keep_base=False`` ``base``'s own dicts, changed (a reader
+    that needs the base no more saves copying it). Everything is decoded and checked before
+    anything changes, so a record that raises leaves ``base`` as it was either way."""
     check_version(record)
     if record.get("kind") != "delta":
         raise ValueError(f"expected a delta snapshot, found kind {record.get('kind')!r}")
@@ -198,17 +200,20 @@ def apply_delta(base: Tables, record: dict[str, Any]) -> Tables:
     unknown = (set(put) | set(gone)) - set(TABLES)
     if unknown:
         raise ValueError(f"snapshot delta: unknown table(s) {sorted(unknown)}")
+    removed = {name: _decode_keys(name, keys, names) for name, keys in gone.items()}
+    for name, keys in removed.items():
+        table = base[name]
+        missing = [key for key in keys if key not in table]
+        if missing:
+            raise ValueError(f"snapshot delta: {name}: takes out {missing[0]!r}, which its base does not hold")
+    rows = {name: _decode_rows(name, data, names) for name, data in put.items()}
     tables: Tables = {"small": {**base["small"], **small}}
     for name in TABLES:
-        if name not in put and name not in gone:
-            tables[name] = dict(base[name])
-            continue
-        table = dict(base[name])
-        if name in gone:
-            for key in _decode_keys(name, gone[name], names):
-                del table[key]
-        if name in put:
-            table.update(_decode_rows(name, put[name], names))
+        table = dict(base[name]) if keep_base else base[name]
+        for key in removed.get(name, ()):
+            table.pop(key, None)  # (a key named twice: checked present above, gone once)
+        if name in rows:
+            table.update(rows[name])
         tables[name] = table
     return tables
 
