@@ -155,6 +155,7 @@ class Log:
         # writer may have appended since: the fast append path relies on the table to notice
         # (see _append_fresh), every other path reads the head inside its transaction.
         self._head_written: Head | None = None
+        self._write_cursor: sqlite3.Cursor | None = None
         self.ledger_id: str = _ledger_identity(conn, path)
 
     # -- opening -------------------------------------------------------------------------------
@@ -228,9 +229,10 @@ class Log:
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
         self._conn.close()
-        self._conn, self._frozen = conn, frozen
+        self._conn, self._frozen, self._write_cursor = conn, frozen, None
 
     def close(self) -> None:
+        self._write_cursor = None
         self._conn.close()
 
     def __enter__(self) -> Log:
@@ -514,8 +516,12 @@ class Log:
         and the careful path reads the real head. A row is thus never chained to a stale head.
         """
         conn = self._conn
+        # One cursor for the path's statements: Connection.execute makes a cursor a call.
+        cursor = self._write_cursor
+        if cursor is None:
+            cursor = self._write_cursor = conn.cursor()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            cursor.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from None
         registry = self._registry
@@ -545,12 +551,12 @@ class Log:
                 recorded_at = _shared.recorded_stamp(self._clock)
                 rows, appended, last = _shared.chain_new_rows(head, batch, records, recorded_at)
                 if len(rows) == 1:
-                    conn.execute(_INSERT_EVENT, rows[0])
+                    cursor.execute(_INSERT_EVENT, rows[0])
                 else:
-                    conn.executemany(_INSERT_EVENT, rows)
+                    cursor.executemany(_INSERT_EVENT, rows)
                 if registry._dirty:
-                    conn.executemany(_UPSERT_REGISTRY, dirty_registry_rows(registry))
-                conn.execute("COMMIT")
+                    cursor.executemany(_UPSERT_REGISTRY, dirty_registry_rows(registry))
+                cursor.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
