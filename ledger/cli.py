@@ -2,39 +2,40 @@
 
 Exit status: 0 success; 1 an invariant broke (replay, check); 2 bad input or usage; 3 the log
 does not verify.
+
+Start-up: this module imports click and nothing heavy; each command imports what it uses when
+it runs, and the command groups of the subpackages (``report``, ``proof``, ``whatif``,
+``stress``) are imported only when named (``bankrun --help`` lists them from
+:data:`LAZY_COMMANDS`). So ``bankrun --help`` pays for click alone and ``bankrun check`` for the
+log, the replay and the report, not for forensics, scenarios, proofs or the HTML report
+(``tests/test_cli_startup.py`` holds it so in a fresh process).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
-import json
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
 import click
 
-import events as ev
-import replays
-from ledger import report, tables
 from ledger.cli_options import db_option, format_option, policy_option
-from ledger.derived import Derived
-from ledger.derived import default_path_for as default_derived_path
-from ledger.errors import InputError, LedgerError, VerificationError
-from ledger.forensics import DEFAULT_SNAPSHOT_EVERY, Investigation, did_you_mean
-from ledger.html.cli import report as report_command
-from ledger.policy import Policy
 from ledger.progress import Watched, counted, reporter
-from ledger.replay import Replay, books_at, enforcing_guard
-from ledger.store import Checkpoint, EventLog, Following, is_url, open_log
-from ledger.when import parse_when
+
+if TYPE_CHECKING:
+    import events as ev
+    import replays
+    from ledger.derived import Derived
+    from ledger.forensics import Investigation
+    from ledger.policy import Policy
+    from ledger.replay import Replay
+    from ledger.store import Checkpoint, EventLog
 
 #: The console script's name (pyproject.toml): not ``ledger``, which is ledger-cli's command.
 PROG = "bankrun"
@@ -44,6 +45,9 @@ EXIT_BREACH, EXIT_INPUT, EXIT_VERIFY, EXIT_OUTPUT = 1, 2, 3, 4
 LARGE_LOG = 10_000
 #: A reader that closed the pipe early (``bankrun log | head``): quiet, as a shell reports SIGPIPE.
 EXIT_CLOSED_PIPE = 128 + signal.SIGPIPE
+#: ``snapshot --every``'s default: ``ledger.forensics.DEFAULT_SNAPSHOT_EVERY``, written here so
+#: that ``--help`` does not import forensics (a test holds the two equal).
+DEFAULT_SNAPSHOT_EVERY = 5_000
 
 
 def _fail(message: str, code: int) -> None:
@@ -71,14 +75,19 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except VerificationError as exc:
-            _fail(f"verification failed: {exc}", EXIT_VERIFY)
-        except LedgerError as exc:
-            _fail(str(exc), EXIT_INPUT)
-        except BrokenPipeError:
-            _closed_pipe()
-        except OSError as exc:  # an output that cannot be written: -o into a missing folder, a full disk
-            _fail(_output_problem(exc), EXIT_OUTPUT)
+        except Exception as exc:
+            # The error types are imported only when one is raised (start-up stays light).
+            from ledger.errors import LedgerError, VerificationError
+
+            if isinstance(exc, VerificationError):
+                _fail(f"verification failed: {exc}", EXIT_VERIFY)
+            elif isinstance(exc, LedgerError):
+                _fail(str(exc), EXIT_INPUT)
+            elif isinstance(exc, BrokenPipeError):
+                _closed_pipe()
+            elif isinstance(exc, OSError):  # an output that cannot be written: -o into a missing folder, a full disk
+                _fail(_output_problem(exc), EXIT_OUTPUT)
+            raise
 
     return wrapper
 
@@ -107,7 +116,7 @@ invariant_option = click.option(
 
 def load_invariants(paths: tuple[str, ...]) -> list[Any]:
     """Import user invariants given as ``module:attribute`` (a class is instantiated)."""
-    import importlib
+    from ledger.errors import InputError
 
     found = []
     for path in paths:
@@ -134,7 +143,62 @@ fail_on_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: The subpackages' commands, imported only when named: name -> (module, attribute, the first
+#: paragraph of the command's help, which ``bankrun --help`` lists without importing it; a test
+#: holds each equal to the command's own).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "proof": (
+        "ledger.proofs.cli", "proof",
+        "Proof of liabilities and reserves at any point: Merkle-sum trees (docs/proofs.md).",
+    ),
+    "report": (
+        "ledger.html.cli", "report",
+        "Write a replay report: one HTML page with charts, the breaches and their sources.",
+    ),
+    "stress": (
+        "ledger.scenarios.cli", "stress_command",
+        "Reverse stress test: the smallest shock at which an invariant breaks at or after --at.",
+    ),
+    "whatif": (
+        "ledger.scenarios.cli", "whatif_command",
+        "Replay a SCENARIO file's derived history and compare it with its base.",
+    ),
+}
+
+
+class _Commands(click.Group):
+    """``bankrun``'s group: the commands of this module, and those of :data:`LAZY_COMMANDS`,
+    imported when a command line names them (to run them or to show their own help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute, _ = LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with the one-line help of a command not imported yet taken from
+        :data:`LAZY_COMMANDS` (the same words, cut to the same width)."""
+        from click.utils import make_default_short_help
+
+        listed = [(name, self.commands.get(name)) for name in self.list_commands(ctx)]
+        listed = [(name, command) for name, command in listed if command is None or not command.hidden]
+        if not listed:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in listed)
+        rows = [
+            (name, command.get_short_help_str(limit) if command is not None
+             else make_default_short_help(LAZY_COMMANDS[name][2], limit))
+            for name, command in listed
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ftx-ledger")
 def cli() -> None:
     """An event-sourced, tamper-evident ledger that replays histories and checks invariants.
@@ -148,6 +212,8 @@ def cli() -> None:
 @handle_errors
 def init(db: str) -> None:
     """Create an empty log (does nothing to an existing one)."""
+    from ledger.store import is_url, open_log
+
     existed = not is_url(db) and os.path.lexists(db)
     # An existing file is only looked at (read-only): a ledger is reported, anything else refused.
     with open_log(db, readonly=existed, create=not existed) as log:
@@ -179,6 +245,12 @@ def append(file: str, db: str, expected_head: int | None, policy_file: str | Non
     Events already recorded with the same content are skipped, so appending the same file twice
     appends nothing the second time. Creates the log if it does not exist.
     """
+    import replays
+    from ledger.errors import LedgerError
+    from ledger.policy import Policy
+    from ledger.replay import enforcing_guard
+    from ledger.store import is_url, open_log
+
     policy = Policy.from_toml(policy_file) if policy_file else None
     path = replays.resolve(file)
     created = not is_url(db) and not os.path.lexists(db)
@@ -218,6 +290,9 @@ def _count_lines(path: Path) -> int:
 
 def _remove_empty_log(db: str) -> None:
     """Remove a log this command created, if it is still empty (nothing was appended)."""
+    from ledger.errors import LedgerError
+    from ledger.store import open_log
+
     with contextlib.suppress(LedgerError, OSError):
         with open_log(db, readonly=True) as log:
             if log.head().seq != 0:
@@ -246,6 +321,14 @@ def log_(
 
     json, jsonl and csv give each event in its canonical form with its seq and recorded_at.
     """
+    import json
+
+    import events as ev
+    from ledger import report
+    from ledger.errors import InputError, LedgerError
+    from ledger.forensics import did_you_mean
+    from ledger.store import open_log
+
     unknown = sorted(set(types) - set(ev.EVENT_TYPES))
     if unknown:
         raise LedgerError(
@@ -286,20 +369,20 @@ def log_(
             for record in selected():
                 click.echo(json.dumps(row(record), sort_keys=True, ensure_ascii=False))
         elif fmt == "csv":
-            report.write_rows((row(r) for r in selected()), sys.stdout, "csv", columns=LOG_CSV_COLUMNS)
+            # The seq and record time, then the events' fixed columns.
+            columns = ("seq", "recorded_at", *report.EVENT_CSV_COLUMNS)
+            report.write_rows((row(r) for r in selected()), sys.stdout, "csv", columns=columns)
         else:
             for record in selected():
                 event = record.event
                 click.echo(f"{record.seq:>7}  {ev.format_instant(event.at)}  {event.type:<20} {event.id}  {describe(event)}")
 
 
-#: ``log --format csv``: the seq and record time, then the events' fixed columns.
-LOG_CSV_COLUMNS = ("seq", "recorded_at", *report.EVENT_CSV_COLUMNS)
-
-
 def _names(event: ev.Event, registry: Any, *, account: str | None, entity: str | None) -> bool:
     """Whether ``event`` names ``account`` (as one of its references) and ``entity`` (itself,
     one of its accounts, or an account it holds at a venue)."""
+    import attrs
+
     refs = [
         value
         for field in attrs.fields(type(event))
@@ -320,6 +403,8 @@ def _names(event: ev.Event, registry: Any, *, account: str | None, entity: str |
 
 def describe(event: ev.Event) -> str:
     """A short human description of an event's main fields."""
+    import events as ev
+
     data = ev.to_dict(event)
     for key in ("type", "v", "id", "at", "source", "note"):
         data.pop(key, None)
@@ -327,6 +412,8 @@ def describe(event: ev.Event) -> str:
 
 
 def _instant(text: str | None, option: str, *, end: bool = False) -> Any:
+    from ledger.when import parse_when
+
     return parse_when(text, option, end=end)
 
 
@@ -348,6 +435,12 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool, fmt: str, qui
     Also checks the append-only triggers, the registry table against the events, and (unless
     --no-snapshots) every stored snapshot against the books the events give at its seq.
     """
+    from ledger import report
+    from ledger.derived import Derived
+    from ledger.errors import VerificationError
+    from ledger.forensics import Investigation
+    from ledger.store import Checkpoint, is_url, open_log
+
     cps = [Checkpoint.read(path) for path in checkpoints]
     # What it says waits for the progress bar to end (on a terminal the two would tear), and
     # is said even when a later check fails.
@@ -422,6 +515,8 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool, fmt: str, qui
 @handle_errors
 def checkpoint(db: str, output: str | None) -> None:
     """Print the head as a checkpoint (ledger_id, seq, head_hash, time) to keep elsewhere."""
+    from ledger.store import open_log
+
     with open_log(db, readonly=True) as log:
         cp = log.checkpoint()
     text = cp.to_json()
@@ -436,6 +531,9 @@ def checkpoint(db: str, output: str | None) -> None:
 @handle_errors
 def timelines(check: bool, fmt: str) -> None:
     """List the bundled timelines (name, events, title)."""
+    import replays
+    from ledger import report
+
     rows = []
     for timeline in replays.bundled():
         if check:
@@ -470,6 +568,9 @@ def export(db: str, what: str, fmt: str, output: str, policy_file: str | None, q
     `--what events --format jsonl` is the canonical form, re-importable with `bankrun append`.
     Money stays exact: decimal strings, and integer minor units with the scale for postings.
     """
+    from ledger import report
+    from ledger.store import open_log
+
     with open_log(db, readonly=True) as log, click.open_file(output, "w", encoding="utf-8") as out:
         with reporter(quiet) as progress:
             count = report.export(Watched(log, progress, f"exporting {what}"), what, fmt, out, _policy(policy_file, log))
@@ -493,6 +594,11 @@ in_place_option = click.option(
 
 def _derived_for_writing(log_path: str, out: str | None, in_place: bool) -> tuple[EventLog, Derived]:
     """The log and where its derived data is written: a derived file (default) or the log."""
+    from ledger.derived import Derived
+    from ledger.derived import default_path_for as default_derived_path
+    from ledger.errors import InputError
+    from ledger.store import open_log
+
     if in_place:
         if out is not None:
             raise InputError("--in-place writes into the log; --out names another file: give one")
@@ -513,6 +619,8 @@ def _derived_for_writing(log_path: str, out: str | None, in_place: bool) -> tupl
 @contextlib.contextmanager
 def _investigation(log: EventLog, policy: Policy | None = None) -> Iterator[Investigation]:
     """An investigation of a log opened read-only, using its derived file's snapshots if any."""
+    from ledger.forensics import Investigation
+
     derived = _derived_for_reading(log)
     try:
         yield Investigation(log, policy, derived=derived)
@@ -524,6 +632,10 @@ def _investigation(log: EventLog, policy: Policy | None = None) -> Iterator[Inve
 def _derived_for_reading(log: EventLog) -> Derived | None:
     """Snapshots to read: the log's default derived file if there is one (checked to be this
     log's), else the log's own snapshots table, if any."""
+    from ledger.derived import Derived
+    from ledger.derived import default_path_for as default_derived_path
+    from ledger.errors import LedgerError
+
     path = default_derived_path(log)
     if not os.path.lexists(path):
         return None
@@ -550,6 +662,8 @@ def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in
     log's ledger_id and the head it was built from and is refused against another log; the
     log itself is only read. `bankrun verify` proves every snapshot against the events.
     """
+    from ledger.forensics import Investigation
+
     log, derived = _derived_for_writing(db, out, in_place)
     try:
         if drop:
@@ -587,6 +701,12 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
     account and not paid are listed too, as refused. Customer accounts are shown from the
     holder's side (negative: the holder owes the venue).
     """
+    import itertools
+
+    from ledger import report, tables
+    from ledger.forensics import Investigation
+    from ledger.store import open_log
+
     with open_log(db, readonly=True) as log:
         inv = Investigation(log)
         start = from_seq if from_seq is not None else (log.seq_before(_instant(from_, "--from")) + 1 if from_ else 1)
@@ -603,7 +723,7 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
         if first is None:
             click.echo(f"(no postings to {account} in that range)")
             return
-        table = tables.Stream(HISTORY_COLUMNS)
+        table = tables.Stream(_history_columns())
         click.echo(table.header())
         for line in lines:
             click.echo(table.row([
@@ -613,17 +733,25 @@ def history(account: str, db: str, asset: str | None, from_: str | None, to: str
             ]))
 
 
-_C = tables.Column
-#: ``history``'s text table: exact amounts, grouped, in the asset's decimals.
-HISTORY_COLUMNS = [
-    _C("seq", right=True, width=7), _C("effective", width=20), _C("event", width=30, shrink=True),
-    _C("counterparty", width=40, shrink=True), _C("asset", width=6),
-    _C("change", right=True, width=24), _C("balance", right=True, width=24), _C("source; refused: why"),
-]
-TRACE_COLUMNS = [
-    _C("seq", right=True, width=7), _C("effective", width=20), _C("from", width=30, shrink=True), _C("to", width=30, shrink=True),
-    _C("traced amount", right=True, width=22), _C("event [sources]"),
-]
+def _history_columns() -> list[Any]:
+    """``history``'s text table: exact amounts, grouped, in the asset's decimals."""
+    from ledger.tables import Column as _C
+
+    return [
+        _C("seq", right=True, width=7), _C("effective", width=20), _C("event", width=30, shrink=True),
+        _C("counterparty", width=40, shrink=True), _C("asset", width=6),
+        _C("change", right=True, width=24), _C("balance", right=True, width=24), _C("source; refused: why"),
+    ]
+
+
+def _trace_columns() -> list[Any]:
+    """``trace``'s table of flows."""
+    from ledger.tables import Column as _C
+
+    return [
+        _C("seq", right=True, width=7), _C("effective", width=20), _C("from", width=30, shrink=True), _C("to", width=30, shrink=True),
+        _C("traced amount", right=True, width=22), _C("event [sources]"),
+    ]
 
 
 @cli.command()
@@ -641,6 +769,12 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
     Rules: fifo (first in, first out), pro-rata (each outflow carries the traced share), libr
     (lowest intermediate balance; the holder spends its own money first). csv writes the flows.
     """
+    from decimal import Decimal
+
+    from ledger import report, tables
+    from ledger.forensics import Investigation
+    from ledger.store import open_log
+
     with open_log(db, readonly=True) as log:
         result = Investigation(log).trace(
             asset=asset, deposits_into=deposits_into, rule=rule,
@@ -657,7 +791,7 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
         f"up to seq {result.until_seq} (re-deposits of money already traced are not counted twice)"
     )
     click.echo("")
-    table = tables.Stream(TRACE_COLUMNS)
+    table = tables.Stream(_trace_columns())
     click.echo(table.header())
     for f in result.flows:
         click.echo(table.row([
@@ -694,6 +828,9 @@ def trace(db: str, asset: str, deposits_into: str, rule: str, since: str | None,
 def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str) -> None:
     """What changed between two points (each a seq number or a time): balances, loans, prices,
     open violations, and the events that caused each balance change."""
+    from ledger import report, tables
+    from ledger.store import open_log
+
     with open_log(db, readonly=True) as log, _investigation(log, _policy(policy_file, log)) as inv:
         a, b = (_point(inv, p) for p in (point_a, point_b))
         result = inv.diff(a, b)
@@ -707,6 +844,8 @@ def diff(point_a: str, point_b: str, db: str, policy_file: str | None, fmt: str)
 def diff_text(result: Any, *, terminal: bool = False) -> list[str]:
     """``diff`` for people: a table for each kind of change, exact amounts in one form, ``-``
     where a side has none, breaches opened ``!`` and closed ``+`` as in a replay."""
+    from ledger import tables
+
     Column = tables.Column
     out = [f"From seq {result.seq_a} to seq {result.seq_b}:", "", f"Balances changed ({len(result.balances)}):"]
 
@@ -774,6 +913,8 @@ def materialize(db: str, policy_file: str | None, out: str | None, in_place: boo
     They go into the derived file beside the log (LOG.derived.db, or --out; tied to this log),
     or with --in-place into the log's own file.
     """
+    from ledger.forensics import Investigation
+
     log, derived = _derived_for_writing(db, out, in_place)
     try:
         with reporter(quiet) as progress:
@@ -787,6 +928,8 @@ def materialize(db: str, policy_file: str | None, out: str | None, in_place: boo
 
 def _policy(policy_file: str | None, log: EventLog | None = None) -> Policy:
     """The policy file's policy, or the defaults valued in the log's recorded quote asset."""
+    from ledger.policy import Policy
+
     if policy_file:
         return Policy.from_toml(policy_file)
     quote = log.meta("quote") if log is not None else None
@@ -795,6 +938,8 @@ def _policy(policy_file: str | None, log: EventLog | None = None) -> Policy:
 
 def _check_prefix(log: EventLog, timeline: replays.Timeline) -> None:
     """Refuse to mix histories: the stored log must be a prefix of the timeline."""
+    from ledger.errors import InputError
+
     head = log.head().seq
     if head == 0:
         return
@@ -886,6 +1031,15 @@ def replay(
     reads the payloads as stored: with --verify (or --checkpoint) the log is first proved intact.
     With --follow it keeps watching the log as other writers append (a live monitor).
     """
+    import attrs
+
+    import replays
+    from ledger import report
+    from ledger.errors import InputError
+    from ledger.policy import Policy
+    from ledger.replay import Replay
+    from ledger.store import Checkpoint, open_log
+
     if (verify_first or checkpoints) and no_record:
         raise InputError("--verify/--checkpoint check the log; --no-record replays without one")
     if follow and no_record:
@@ -967,6 +1121,8 @@ def _head_line(cp: Checkpoint, *, verified: bool) -> str:
 @contextlib.contextmanager
 def _stopped_by_signals(source: object) -> Iterator[None]:
     """While following a log, Ctrl-C and SIGTERM end the stream (the summary still prints)."""
+    from ledger.store import Following
+
     if not isinstance(source, Following):
         yield
         return
@@ -981,6 +1137,8 @@ def _stopped_by_signals(source: object) -> Iterator[None]:
 
 
 def _check_fail_on(fail_on: tuple[str, ...], run: Replay) -> None:
+    from ledger.errors import InputError
+
     known = [inv.name for inv in run.invariants]
     unknown = sorted(set(fail_on) - set(known))
     if unknown:
@@ -988,6 +1146,9 @@ def _check_fail_on(fail_on: tuple[str, ...], run: Replay) -> None:
 
 
 def _length(source: object) -> int | None:
+    import replays
+    from ledger.store import EventLog
+
     if isinstance(source, replays.Timeline):
         return len(source.events)
     if isinstance(source, EventLog):
@@ -1001,6 +1162,8 @@ def _render(
     """Print a replay in ``fmt``, with a progress bar on stderr when it is a terminal. When
     standard output is that terminal too, the output waits for the bar to end (a bar and rows
     written at once tear each other); a live monitor (--follow) has no bar and never waits."""
+    from ledger import report, tables
+
     progress = reporter(quiet or follow)
     if fmt == "text" and steps == "none" and not progress.active:
         # No step is printed: Replay.run gives the summary (on the fast core where it covers
@@ -1026,6 +1189,8 @@ def _render(
 
 
 def _replay_lines(run: Replay, stepped: Iterator[Any], *, fmt: str, steps: str | None, title: str, total: int | None) -> Iterator[str]:
+    from ledger import report, tables
+
     if fmt == "jsonl":
         for step in stepped:
             yield report.dumps({"kind": "step", **step.to_dict()})
@@ -1090,6 +1255,12 @@ def check(db: str, policy_file: str | None, fmt: str, fail_on: tuple[str, ...], 
 
     Exit status 1 if a (--fail-on) invariant broke at any point.
     """
+    import attrs
+
+    from ledger import report
+    from ledger.replay import Replay
+    from ledger.store import open_log
+
     with open_log(db, readonly=True) as log:
         run = Replay(log, _policy(policy_file, log), extra_invariants=load_invariants(extra))
         _check_fail_on(fail_on, run)
@@ -1126,6 +1297,14 @@ def balances(db: str, timeline: str | None, entity: str | None, at: str | None, 
 
     Uses stored snapshots (see `bankrun snapshot`) so that any point costs at most K events.
     """
+    import events as ev
+    import replays
+    from ledger import report, tables
+    from ledger.errors import InputError
+    from ledger.policy import Policy
+    from ledger.replay import books_at
+    from ledger.store import open_log
+
     when = _instant(at, "--at")
     known = _instant(recorded, "--recorded")
     if timeline is not None:
@@ -1166,6 +1345,7 @@ def copy_(source: str, destination: str, checkpoints: tuple[str, ...]) -> None:
     missing, keeps SRC's ledger_id, and verifies against SRC's checkpoints; an existing DST
     must be a prefix of SRC (an interrupted copy resumes). Rows go over in chunks of 5,000.
     """
+    from ledger.store import Checkpoint
     from ledger.store.copy import copy_log
 
     cps = tuple(Checkpoint.read(path) for path in checkpoints)
@@ -1174,24 +1354,13 @@ def copy_(source: str, destination: str, checkpoints: tuple[str, ...]) -> None:
 
 
 def _display(location: str) -> str:
+    from ledger.store import is_url
+
     if is_url(location):
         from ledger.store.postgres import redact
 
         return redact(location)
     return location
-
-
-cli.add_command(report_command)
-
-
-from ledger.proofs.cli import proof  # noqa: E402 - after cli: the group joins it
-
-cli.add_command(proof)
-
-from ledger.scenarios.cli import stress_command, whatif_command  # noqa: E402 - after cli, like proof
-
-cli.add_command(whatif_command)
-cli.add_command(stress_command)
 
 
 def reference_markdown() -> str:
@@ -1204,9 +1373,9 @@ def reference_markdown() -> str:
     def sections(group: click.Group, parent: click.Context, path: str) -> None:
         # Each command's help exactly as `--help` prints it (info_name is the command's own
         # name: its parents' names come from the context chain), groups' subcommands too.
-        for name in sorted(group.commands):
-            command = group.commands[name]
-            if command.hidden:
+        for name in sorted(group.list_commands(parent)):
+            command = group.get_command(parent, name)
+            if command is None or command.hidden:
                 continue
             sub = click.Context(command, info_name=name, parent=parent, **settings)
             lines.extend([f"## {path} {name}", "", "```", command.get_help(sub), "```", ""])

@@ -245,7 +245,9 @@ def test_usage_errors_exit_2():
 
 # -- documentation ----------------------------------------------------------------------------
 def _commands():
-    return sorted(cli.commands.items())
+    """Every command, those imported only when named (``LAZY_COMMANDS``) too."""
+    ctx = click.Context(cli, info_name="bankrun")
+    return sorted((name, cli.get_command(ctx, name)) for name in cli.list_commands(ctx))
 
 
 @pytest.mark.parametrize(("name", "command"), _commands(), ids=[n for n, _ in _commands()])
