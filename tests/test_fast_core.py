@@ -867,6 +867,64 @@ def test_an_uncovered_event_hands_over_to_the_reference():
     assert run.summary.assertions
 
 
+def _core_after(history: list[ev.Event]) -> core.Machine:
+    names = [inv.name for inv in standard_invariants()]
+    machine = core.Machine(Policy(), names, _fast_violation)
+    for seq, event in enumerate(history, start=1):
+        machine.step(ev.to_dict(event), seq)
+    return machine
+
+
+def test_settled_loans_shrink_so_memory_follows_the_live_ones():
+    # W(N) keeps at most 200 loans open at once but opens a new one every few dozen events:
+    # the core must hold the live ones, not every loan ever made (issue 20's memory target).
+    history = list(workload(20_000, accounts=50))
+    opened = {e.loan for e in history if isinstance(e, ev.LoanOpened)}
+    machine = _core_after(history)
+    assert len(opened) > 400
+    assert len(machine.loans) <= 200
+    assert set(machine.retired) | set(machine.loans) == opened
+    assert not set(machine.retired) & set(machine.loans)
+    for loan in machine.retired:  # only what was settled and emptied shrinks
+        repaid = sum(e.amount for e in history if isinstance(e, ev.LoanRepaid) and e.loan == loan)
+        opening = next(e for e in history if isinstance(e, ev.LoanOpened) and e.loan == loan)
+        assert repaid == opening.principal
+    assert_same_run(history)
+
+
+def test_a_settled_loan_named_again_is_the_same_loan():
+    history = list(workload(3_000, accounts=30))
+    settled = sorted(_core_after(history).retired)[0]
+    at = history[-1].at
+    opening = next(e for e in history if isinstance(e, ev.LoanOpened) and e.loan == settled)
+    again = [  # collateral pledged against it again, priced, called, asserted on, released
+        ev.CollateralPledged(
+            id="again", at=at, source=("W",), loan=settled, asset="TOK", amount=Decimal(7), from_account="mm:bank"
+        ),
+        ev.PriceUpdated(id="tok", at=at, source=("W",), asset="TOK", quote="USD", price=Decimal("0.01")),
+        ev.MarginCall(id="call", at=at, source=("W",), loan=settled),
+        ev.BalanceAsserted(
+            id="ltv", at=at, source=("W",), entity=opening.lender, measure="ltv", loan=settled,
+            expected=Decimal(0), tolerance=Decimal(0),
+        ),
+        ev.CollateralReleased(
+            id="back", at=at, source=("W",), loan=settled, asset="TOK", amount=Decimal(7), to_account="mm:bank"
+        ),
+    ]
+    assert compare_stepwise([*history, *again]) == len(history) + len(again)
+    run = assert_same_run([*history, *again])
+    assert run._ran_fast
+    # A second loan under a settled id is refused, in the reference's words.
+    reopened = attrs.evolve(opening, id="reopened", at=at)
+    from ledger.errors import InputError
+
+    with pytest.raises(InputError) as fast:
+        Replay([*history, reopened]).run()
+    with pytest.raises(InputError) as ref:
+        _reference([*history, reopened]).run()
+    assert str(fast.value) == str(ref.value)
+
+
 def test_an_impossible_event_is_the_reference_s_error():
     history = list(workload(200, accounts=5))
     history.append(

@@ -407,6 +407,14 @@ class Machine:
         self.assets: dict[str, tuple[int, str, str | None]] = {}  # asset -> (scale, kind, issuer)
         self.accounts: dict[str, Account] = {}  # "entity:name" -> Account (opened ones)
         self.loans: dict[str, Loan] = {}
+        # Loans settled and emptied (nothing outstanding, no allowance, no collateral, no check
+        # open), each as the few fields that make it again when an event names it (``_loan``),
+        # so that the core's memory follows the live loans, not every loan ever made (W(10M)
+        # opens ~250,000): (lender, borrower, asset, liquidation threshold, pledged to).
+        self.retired: dict[str, tuple[Entity, Entity, str, str | None, bool]] = {}
+        # Their entries, each kept once: most loans share parties, asset and terms, so a
+        # retired loan costs its id and a dict slot (~100 bytes), not a tuple of its own.
+        self._shapes: dict[tuple[Entity, Entity, str, str | None, bool], Any] = {}
         self.secured: dict[str, Loan] = {}  # "entity:account" / "pool:ID" -> its secured target
         self.pools: dict[str, Loan] = {}  # pool id -> its target (made by its first loan)
         # asset -> loans with a liquidation threshold whose debt or collateral is in it
@@ -1162,7 +1170,7 @@ class Machine:
 
     def _apply_loan_opened(self, d: dict[str, Any], seq: int) -> None:
         loan_id = d["loan"]
-        if loan_id in self.loans:
+        if loan_id in self.loans or loan_id in self.retired:
             raise Unsupported("loan")
         lender, borrower = self._entity(d["lender"]), self._entity(d["borrower"])
         src = self._account(d["disbursed_from"], HOLDINGS, CUSTODY)
@@ -1214,7 +1222,21 @@ class Machine:
     def _loan(self, d: dict[str, Any]) -> Loan:
         loan = self.loans.get(d["loan"])
         if loan is None:
-            raise Unsupported("loan")
+            entry = self.retired.pop(d["loan"], None)
+            if entry is None:
+                raise Unsupported("loan")  # unknown: the registry refuses it
+            # A settled loan named again (a pledge, a call, an assertion): made again as it
+            # was when it settled (see ``_retire``).
+            lender, borrower, asset, threshold, pledged = entry
+            loan = self.loans[d["loan"]] = Loan(d["loan"], lender, borrower, asset, 0)
+            loan.lender_acct = self._implicit(lender, f"loan:{loan.id}", LOAN, borrower)
+            loan.borrower_acct = self._implicit(borrower, f"loan:{loan.id}", LOAN, lender)
+            if threshold is not None:
+                loan.threshold = threshold
+                loan.thr = _fixed(Decimal(threshold), H)
+                self.health_index.setdefault(asset, set()).add(loan)
+            if pledged:
+                loan.collateral = {}
         return loan
 
     def _apply_loan_repaid(self, d: dict[str, Any], seq: int) -> None:
@@ -1818,6 +1840,13 @@ class Machine:
                 targets[pool] = None
         for target in targets:
             self._reindex(target)
+        retire = (
+            loan is not None
+            and not loan.outstanding
+            and loan.account is None
+            and loan.members is None
+            and loan.pool is None
+        )
         if self.on_cc:
             loans, secured = self.loans, self.secured
             for asset, before in repriced:  # (asset, price before): a price update's
@@ -1836,6 +1865,43 @@ class Machine:
                 health.update(dict.fromkeys(self.health_index.get(asset, ())))
             for member in health:
                 self._health_check(member, eid, d, seq)
+        if retire:
+            assert loan is not None
+            self._retire(loan)
+
+    def _retire(self, loan: Loan) -> None:
+        """Shrink a plain loan that is settled and empty, once its checks have looked at it, to
+        its entry in ``retired``. Its postings have all been undone (its ``loan:``, ``pledged:``
+        and ``allowance:`` accounts are zero), so no figure reads its records. Its debt can
+        never come back (nothing adds to a loan's principal), so neither collateral-coverage
+        nor loan-health can break for it again, and the contributing ids they kept for it
+        are never reported: a loan made again from the entry (``_loan``) is the same loan to
+        every later event."""
+        if (
+            loan.impaired
+            or loan.open
+            or loan.health_open
+            or loan.cover is not None
+            or loan.complex
+            or any(loan.collateral.values() if loan.collateral else ())
+            or loan.lender_acct.bal
+            or loan.borrower_acct.bal
+            or (loan.pledged_acct is not None and loan.pledged_acct.bal)
+            or (loan.allowance is not None and loan.allowance.bal)
+        ):
+            return
+        del self.loans[loan.id]
+        shape = (
+            loan.lender,
+            loan.borrower,
+            loan.asset,
+            loan.threshold,
+            loan.collateral is not None,
+        )
+        self.retired[loan.id] = self._shapes.setdefault(shape, shape)
+        if loan.threshold is not None:
+            for indexed in self.health_index.values():
+                indexed.discard(loan)
 
     def _health_loans(self, target: Loan) -> list[Loan]:
         """The loans with a liquidation threshold that ``target`` (a loan or a pool) secures."""
