@@ -410,7 +410,7 @@ class Investigation:
                     conn.execute("DELETE FROM snapshot_deltas WHERE seq = ?", (record.seq,))
                     written += 1
                 elif self.delta_every and record.seq % self.delta_every == 0:
-                    delta = fmt.encode_delta(base, fmt.tables_of(books), base_seq)
+                    delta = fmt.encode_delta(base, fmt.tables_of(books, copy=False), base_seq)
                     conn.execute(
                         "INSERT OR REPLACE INTO snapshot_deltas (seq, base_seq, event_hash, delta, created_at) "
                         "VALUES (?, ?, ?, ?, ?)",
@@ -509,7 +509,7 @@ class Investigation:
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             problems.append(f"snapshot at seq {seq} is unreadable ({exc})")
             return None
-        if tables != fmt.tables_of(books):
+        if tables != fmt.tables_of(books, copy=False):
             problems.append(f"snapshot at seq {seq} differs from the books the events give at that seq")
             return None
         return tables
@@ -521,7 +521,7 @@ class Investigation:
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             problems.append(f"snapshot delta at seq {seq} is unreadable ({exc})")
             return
-        if tables != fmt.tables_of(books):
+        if tables != fmt.tables_of(books, copy=False):
             problems.append(f"snapshot delta at seq {seq} differs from the books the events give at that seq")
 
     def drop_snapshots(self) -> None:

@@ -53,11 +53,14 @@ _LOAN_FIELDS = ("lender", "borrower", "asset", "outstanding", "defaulted", "thre
 Tables = dict[str, Any]  # "small" -> dict, and one dict per name in TABLES
 
 
-def tables_of(books: Books) -> Tables:
+def tables_of(books: Books, *, copy: bool = True) -> Tables:
     """The books as tables: copies of their large dicts (so later events do not move them) and
     the small part. Values are the books' own (ints, :class:`AccountInfo`, :class:`LoanInfo`),
-    except book values, kept as their decimal text so that equal tables mean equal digits."""
+    except book values, kept as their decimal text so that equal tables mean equal digits.
+    ``copy=False`` hands out the books' own balances, limits, accounts, loans and pledges: for
+    reading at once (a delta's diff, verify's comparison), before the next event moves them."""
     registry = books.registry
+    same = (lambda table: table) if not copy else dict
     collateral: dict[tuple[str, str | None], int] = {}
     for target, held in books.collateral.items():
         if not held:
@@ -66,13 +69,13 @@ def tables_of(books: Books) -> Tables:
             collateral[(target, asset)] = minor
     return {
         "small": books.small_state(_SMALL_KINDS),
-        "balances": dict(books.balances),
-        "limits": dict(books.limits),
+        "balances": same(books.balances),
+        "limits": same(books.limits),
         "collateral": collateral,
         "book_value": {key: str(value) for key, value in books.book_value.items()},
-        "accounts": dict(registry.accounts),
-        "loans": dict(registry.loans),
-        "pledges": dict(registry.pledges),
+        "accounts": same(registry.accounts),
+        "loans": same(registry.loans),
+        "pledges": same(registry.pledges),
     }
 
 
