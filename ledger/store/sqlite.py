@@ -210,9 +210,10 @@ class Log:
                         kind="schema",
                     )
             else:
+                _create_whole(path, ledger_id, busy_timeout_ms)
                 conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
                 configure(conn, busy_timeout_ms=busy_timeout_ms)
-                _ensure_schema(conn, ledger_id)
+                _ensure_schema(conn, ledger_id)  # (a no-op: the file came whole)
             return cls(conn, path, clock=clock, busy_timeout_ms=busy_timeout_ms)
         except sqlite3.Error as exc:
             raise _translate(exc, path) from None
@@ -933,6 +934,51 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int, readonly: bool 
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     assert conn.execute("PRAGMA recursive_triggers").fetchone()[0] == 1
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def _create_whole(path: str, ledger_id: str | None, busy_timeout_ms: int) -> None:
+    """Make a new, empty log at ``path`` that appears whole or not at all: the schema is
+    written and committed in a file beside it, which is then linked to ``path`` (a link fails
+    where a file already is, so a log another process made first is kept, not replaced). A
+    process killed while creating leaves no file at ``path``, never an empty or schema-less
+    one that no later open could take (at worst an unfinished ``.PATH.creating-*`` beside it)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    temp = os.path.join(folder, f".{name}.creating-{uuid.uuid4().hex[:12]}")
+    try:
+        conn = sqlite3.connect(temp, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        try:
+            configure(conn, busy_timeout_ms=busy_timeout_ms)
+            _ensure_schema(conn, ledger_id)
+        finally:
+            conn.close()  # the last connection: its WAL is checkpointed into the file and removed
+        descriptor = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # made by another process meanwhile: open that one
+        except OSError:
+            # A file system without hard links: a rename, after one more look (the window
+            # in which another creator's log could be replaced is this one call).
+            if not os.path.lexists(path):
+                os.replace(temp, path)
+        try:  # the new name itself made durable (best effort: not every system opens folders)
+            descriptor = os.open(folder, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(descriptor)
+        except OSError:
+            pass
+        finally:
+            os.close(descriptor)
+    finally:
+        for leftover in (temp, temp + "-wal", temp + "-shm"):
+            if os.path.lexists(leftover):
+                os.unlink(leftover)
 
 
 def _ensure_schema(conn: sqlite3.Connection, ledger_id: str | None = None) -> None:

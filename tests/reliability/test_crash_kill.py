@@ -113,3 +113,51 @@ def test_killed_replay_cli_appends_all_or_nothing_and_rerun_completes(tmp_path):
         expected = "appended 0 event(s), 1000 already recorded" if count else "appended 1000 event(s)"
         assert expected in rerun.stdout
     assert outcomes <= {0, 1_000}
+
+
+def test_a_log_being_created_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A creation that stops half-way (here: the schema's commit fails, as a kill would stop
+    it) leaves no file at the path, so the next open creates the log afresh; before, SQLite's
+    0-byte file stayed and every later open refused it as "an empty file"."""
+    import sqlite3
+
+    from ledger.store import sqlite as store_sqlite
+
+    db = tmp_path / "new.db"
+    real = store_sqlite._ensure_schema
+
+    def stops_half_way(conn, ledger_id=None):
+        conn.execute("CREATE TABLE half (x)")
+        raise sqlite3.OperationalError("killed")
+
+    monkeypatch.setattr(store_sqlite, "_ensure_schema", stops_half_way)
+    from ledger.errors import LedgerError
+
+    with pytest.raises(LedgerError, match="killed"):
+        Log.open(db, create=True)
+    assert sorted(os.listdir(tmp_path)) == []
+    monkeypatch.setattr(store_sqlite, "_ensure_schema", real)
+    with Log.open(db, create=True) as log:
+        assert log.head().seq == 0
+        log.verify()
+
+
+def test_processes_creating_one_log_at_once_all_open_the_same_one(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "shared.db"
+    code = (
+        "import sys; from ledger.store import Log\n"
+        "with Log.open(sys.argv[1], create=True) as log:\n"
+        "    print(log.connection.execute(\"SELECT value FROM meta WHERE key = 'ledger_id'\").fetchone()[0])\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err for _, err in outs]
+    ids = {out.strip() for out, _ in outs}
+    assert len(ids) == 1 and ids != {""}
+    assert not [name for name in os.listdir(tmp_path) if ".creating-" in name]
