@@ -182,16 +182,15 @@ class _Commands(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's listing, with the one-line help of a command not imported yet taken from
         :data:`LAZY_COMMANDS` (the same words, cut to the same width)."""
-        from click.utils import make_default_short_help
-
         listed = [(name, self.commands.get(name)) for name in self.list_commands(ctx)]
         listed = [(name, command) for name, command in listed if command is None or not command.hidden]
         if not listed:
             return
         limit = formatter.width - 6 - max(len(name) for name, _ in listed)
         rows = [
-            (name, command.get_short_help_str(limit) if command is not None
-             else make_default_short_help(LAZY_COMMANDS[name][2], limit))
+            # A command not imported yet: click's own cut of its help text, through a stand-in
+            # command (click.utils.make_default_short_help is deprecated since click 8.2).
+            (name, (command or click.Command(name, help=LAZY_COMMANDS[name][2])).get_short_help_str(limit))
             for name, command in listed
         ]
         with formatter.section("Commands"):
