@@ -490,10 +490,17 @@ def verify(db: str, checkpoints: tuple[str, ...], snapshots: bool, fmt: str, qui
                     for warning in stale:
                         click.echo(f"warning: {source.path}: {warning}", err=True)
                     matched = len(stored) - len(stale)
-                    document["snapshots"].append({"file": str(source.path), "matched": matched, "stale": len(stale)})
+                    # Deltas are proven with the full snapshots; over a stale one they are stale
+                    # too (check_snapshots says so), so they are counted only when none is.
+                    deltas = 0 if stale else len(inv.deltas())
+                    document["snapshots"].append(
+                        {"file": str(source.path), "matched": matched, "deltas_matched": deltas, "stale": len(stale)}
+                    )
                     if fmt == "text":
                         say(
-                            f"{source.path}: {matched} snapshot(s) match the events"
+                            f"{source.path}: {matched} snapshot(s)"
+                            + (f" and {deltas} delta(s)" if deltas else "")
+                            + " match the events"
                             + (f", {len(stale)} stale (rebuild with 'bankrun snapshot --rebuild')" if stale else "")
                         )
             finally:
@@ -676,7 +683,8 @@ def snapshot(db: str, every: int, rebuild: bool, drop: bool, out: str | None, in
             click.echo(f"warning: {warning}", err=True)
         click.echo(
             f"{derived.path}: wrote {written} snapshot(s); {len(inv.snapshots())} stored, "
-            f"every {every} events (log {db}, head seq {log.head().seq})"
+            f"every {every} events, and {len(inv.deltas())} delta(s) between them "
+            f"(log {db}, head seq {log.head().seq})"
         )
     finally:
         derived.close()

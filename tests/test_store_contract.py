@@ -539,7 +539,10 @@ def test_the_cli_works_on_the_log_by_location(location, tmp_path, monkeypatch):
     result = runner.invoke(cli, ["balances", "--db", location, "--seq", "120", "--format", "json"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["verify", "--db", location])
-    assert result.exit_code == 0 and "3 snapshot(s) match the events" in result.output, result.output
+    deltas = len([seq for seq in range(5, 191, 5) if seq % 50])  # --every 50: a delta every 5
+    assert result.exit_code == 0 and f"3 snapshot(s) and {deltas} delta(s) match the events" in result.output, (
+        result.output
+    )
     if _is_pg(location):
         with open_log(location, readonly=True) as log:
             assert os.path.exists(tmp_path / f"ledger-{log.ledger_id}.derived.db")
