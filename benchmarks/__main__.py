@@ -91,7 +91,7 @@ def main() -> None:
         return
     results = {}
     try:
-        import eventsourcing  # noqa: F401 - the optional peer (pip install eventsourcing)
+        import eventsourcing  # noqa: F401 - the optional peer (pip install -e '.[bench]')
 
         cases = CASES
     except ImportError:

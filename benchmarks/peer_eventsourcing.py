@@ -1,11 +1,12 @@
 """The eventsourcing library's replay of the benchmark workload (a peer row, optional).
 
-``pip install eventsourcing`` to include it in ``python -m benchmarks``. The log's payloads are
-recorded (untimed) as one aggregate's domain events in the library's SQLite application
-recorder; the timed replay reads its notification log in pages, turns each notification back
-into a domain event object with the library's mapper (topic, JSON transcoder, timestamp) and
-adds integer minor units into a dict of balances, as the raw loop does: what a user of the
-library would write to replay the same history.
+``pip install -e '.[bench]'`` (or ``pip install eventsourcing``) to include it in
+``python -m benchmarks``. The log's payloads are recorded (untimed) as one aggregate's domain
+events in the library's SQLite application recorder; the timed replay reads its notification
+log in pages, turns each notification back into a domain event object with the library's
+mapper (topic, JSON transcoder, timestamp) and adds integer minor units into a dict of
+balances, as the raw loop does: what a user of the library would write to replay the same
+history.
 """
 
 from __future__ import annotations
