@@ -22,6 +22,7 @@ read the fast core's layout (``docs/performance.md``, "as_of: full snapshots and
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sqlite3
 import statistics
@@ -58,22 +59,22 @@ def _pack(record: dict[str, Any]) -> tuple[bytes, list[int], list[tuple[str, int
 
 def _load(blob: bytes, sizes: list[int], layout: list[tuple[str, int, bool]]) -> dict[str, Any]:
     raw = memoryview(zlib.decompress(blob))
-    offset = sizes[0]
-    tables: dict[str, Any] = {"head": orjson.loads(raw[:offset])}
-    part = 1
+    bounds = iter(zip(itertools.accumulate(sizes, initial=0), itertools.accumulate(sizes)))
+
+    def part() -> memoryview:
+        start, end = next(bounds)
+        return raw[start:end]
+
+    def ints() -> array[int]:
+        column = array("q")
+        column.frombytes(part())
+        return column
+
+    tables: dict[str, Any] = {"head": orjson.loads(part())}
     for name, columns, packed in layout:
-        got = []
-        for _ in range(columns + 1):
-            chunk = raw[offset : offset + sizes[part]]
-            offset += sizes[part]
-            part += 1
-            if len(got) < columns or packed:
-                column = array("q")
-                column.frombytes(chunk)
-                got.append(column)
-            else:
-                got.append(orjson.loads(chunk))
-        tables[name] = got
+        tables[name] = [ints() for _ in range(columns)] + [
+            ints() if packed else orjson.loads(part())
+        ]
     return tables
 
 
